@@ -1,0 +1,62 @@
+//! cgroup filesystem access (the IO shell for pod cgroups), rooted at an injectable path.
+
+use std::path::PathBuf;
+
+use crate::core::node::{CgroupDriver, CgroupVersion};
+use crate::core::plan::{PodCgroupValues, PodCgroupWrite};
+use crate::core::resources::QosClass;
+
+/// Identifies a pod cgroup (spec §11.4); the path comes from the driver's naming.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodCgroupId {
+    pub uid: String,
+    pub qos: QosClass,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup file {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unexpected content {value:?} in {path}")]
+    Parse { path: PathBuf, value: String },
+    #[error("wrote {written:?} to {path} but read back {read:?}")]
+    Verify {
+        path: PathBuf,
+        written: String,
+        read: String,
+    },
+    #[error("cannot detect cgroup layout from {path}: {reason}")]
+    Detect { path: PathBuf, reason: String },
+    #[error("container {id} has no cgroup under {path}")]
+    NoContainerCgroup { id: String, path: PathBuf },
+}
+
+/// Pod and container cgroup access. Never creates a file that should exist; never touches hugetlb.
+pub trait CgroupFs: Send + Sync {
+    fn version(&self) -> CgroupVersion;
+    fn driver(&self) -> CgroupDriver;
+    /// Current pod cgroup values (quota/limit −1 = max; v2 weight converted back to shares, lossy).
+    fn read_pod(&self, pod: &PodCgroupId) -> Result<PodCgroupValues, CgroupError>;
+    fn write_pod(&self, pod: &PodCgroupId, write: &PodCgroupWrite) -> Result<(), CgroupError>;
+    /// v1 `memory.usage_in_bytes`, v2 `memory.current` of the pod cgroup.
+    fn pod_memory_usage(&self, pod: &PodCgroupId) -> Result<u64, CgroupError>;
+    /// Memory usage of a container's cgroup (named by the runtime) below the pod cgroup.
+    fn container_memory_usage(&self, pod: &PodCgroupId, container_id: &str)
+        -> Result<u64, CgroupError>;
+    /// Container cgroup values (for tests, `check` and the status fallback).
+    fn read_container(&self, pod: &PodCgroupId, container_id: &str)
+        -> Result<PodCgroupValues, CgroupError>;
+}

@@ -1,0 +1,1 @@
+//! `resizelet check`: can in-place resize work on this host?

@@ -1,0 +1,12 @@
+//! The functional core: pure functions and data, no tokio, tonic, kube or `std::fs`.
+
+pub mod admission;
+pub mod conversions;
+pub mod plan;
+pub mod quantity;
+pub mod queue;
+pub mod node;
+pub mod runtime;
+pub mod resources;
+pub mod state;
+pub mod status;

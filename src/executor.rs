@@ -1,0 +1,1 @@
+//! Applies a [`crate::core::plan::Plan`] through the runtime, cgroup and checkpoint traits.

@@ -1,0 +1,12 @@
+//! resizelet: a node agent that enacts Kubernetes in-place pod resizes (KEP-1287).
+//!
+//! `core` is the functional core (pure, no IO); `cri`, `cgroup` and `checkpoint` are the IO shells,
+//! each behind a small trait with a real and an in-memory implementation; `executor` applies a
+//! [`core::plan::Plan`] through those traits. See `docs/ARCHITECTURE.md`.
+
+pub mod cgroup;
+pub mod check;
+pub mod checkpoint;
+pub mod core;
+pub mod cri;
+pub mod executor;
