@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use resizelet::core::node::CgroupDriver;
 
 #[derive(Parser, Debug)]
-#[command(name = "resizelet", version, about = "Enacts Kubernetes in-place pod resizes on this node")]
+#[command(
+    name = "resizelet",
+    version,
+    about = "Enacts Kubernetes in-place pod resizes on this node"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,12 @@ struct HostArgs {
     #[arg(long, env = "RESIZELET_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
     cgroup_root: PathBuf,
     /// The kubelet's cgroup driver (pod cgroup naming).
-    #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum, default_value = "cgroupfs")]
+    #[arg(
+        long,
+        env = "RESIZELET_CGROUP_DRIVER",
+        value_enum,
+        default_value = "cgroupfs"
+    )]
     cgroup_driver: DriverArg,
     /// Deadline of each CRI call, in milliseconds.
     #[arg(long, env = "RESIZELET_CRI_TIMEOUT_MS", default_value_t = 2000)]
@@ -67,7 +76,11 @@ enum Command {
         #[arg(long, env = "RESIZELET_ROOT_DIR", default_value = "/var/lib/resizelet")]
         root_dir: PathBuf,
         /// Address of the admin endpoint (metrics, health).
-        #[arg(long, env = "RESIZELET_ADMIN_ADDRESS", default_value = "127.0.0.1:10258")]
+        #[arg(
+            long,
+            env = "RESIZELET_ADMIN_ADDRESS",
+            default_value = "127.0.0.1:10258"
+        )]
         admin_address: String,
     },
     /// Report whether in-place resize will work on this host; exits non-zero with reasons if not.

@@ -405,7 +405,10 @@ mod tests {
         assert_eq!(qos_class(&b), QosClass::Burstable);
         let only_limits_cpu = pod("b2", vec![container("c", "cpu=1", "cpu=1")]);
         assert_eq!(qos_class(&only_limits_cpu), QosClass::Burstable);
-        let be = pod("e", vec![container("c", "", ""), container("d", "cpu=0", "")]);
+        let be = pod(
+            "e",
+            vec![container("c", "", ""), container("d", "cpu=0", "")],
+        );
         assert_eq!(qos_class(&be), QosClass::BestEffort);
         // An init container without limits makes the pod Burstable.
         let mut gi = g.clone();
@@ -485,10 +488,7 @@ mod tests {
     #[test]
     fn allocation_overlay_round_trips() {
         let mut p = pod("u", vec![container("a", "cpu=100m", "cpu=200m")]);
-        p.init_containers = vec![
-            sidecar("s", "cpu=10m", ""),
-            container("init", "cpu=1", ""),
-        ];
+        p.init_containers = vec![sidecar("s", "cpu=10m", ""), container("init", "cpu=1", "")];
         let state = p.resource_state();
         assert_eq!(
             state.container_resources.keys().collect::<Vec<_>>(),

@@ -48,8 +48,10 @@ pub enum CriError {
 pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion, CriError>;
     /// Containers of one pod (label filter `io.kubernetes.pod.uid`), or all when `pod_uid` is `None`.
-    async fn list_containers(&self, pod_uid: Option<&str>)
-        -> Result<Vec<RuntimeContainer>, CriError>;
+    async fn list_containers(
+        &self,
+        pod_uid: Option<&str>,
+    ) -> Result<Vec<RuntimeContainer>, CriError>;
     async fn container_status(&self, id: &str) -> Result<RuntimeContainerStatus, CriError>;
     async fn update_container_resources(
         &self,
