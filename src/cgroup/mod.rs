@@ -54,9 +54,15 @@ pub trait CgroupFs: Send + Sync {
     /// v1 `memory.usage_in_bytes`, v2 `memory.current` of the pod cgroup.
     fn pod_memory_usage(&self, pod: &PodCgroupId) -> Result<u64, CgroupError>;
     /// Memory usage of a container's cgroup (named by the runtime) below the pod cgroup.
-    fn container_memory_usage(&self, pod: &PodCgroupId, container_id: &str)
-        -> Result<u64, CgroupError>;
+    fn container_memory_usage(
+        &self,
+        pod: &PodCgroupId,
+        container_id: &str,
+    ) -> Result<u64, CgroupError>;
     /// Container cgroup values (for tests, `check` and the status fallback).
-    fn read_container(&self, pod: &PodCgroupId, container_id: &str)
-        -> Result<PodCgroupValues, CgroupError>;
+    fn read_container(
+        &self,
+        pod: &PodCgroupId,
+        container_id: &str,
+    ) -> Result<PodCgroupValues, CgroupError>;
 }

@@ -2,11 +2,11 @@
 
 pub mod admission;
 pub mod conversions;
+pub mod node;
 pub mod plan;
 pub mod quantity;
 pub mod queue;
-pub mod node;
-pub mod runtime;
 pub mod resources;
+pub mod runtime;
 pub mod state;
 pub mod status;

@@ -42,7 +42,9 @@ pub enum Step {
         pod_limit: Option<i64>,
         containers: Vec<ContainerLimitCheck>,
     },
-    WritePodCgroup { write: PodCgroupWrite },
+    WritePodCgroup {
+        write: PodCgroupWrite,
+    },
     /// `UpdateContainerResources`; on success `actuated` becomes the container's actuated record.
     UpdateContainer {
         name: String,

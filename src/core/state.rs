@@ -12,7 +12,11 @@ use super::resources::ResourceRequirements;
 pub struct PodResourceState {
     #[serde(rename = "ContainerResources", default)]
     pub container_resources: BTreeMap<String, ResourceRequirements>,
-    #[serde(rename = "PodLevelResources", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PodLevelResources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pod_level_resources: Option<ResourceRequirements>,
 }
 

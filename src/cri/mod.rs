@@ -7,6 +7,10 @@ pub mod proto {
     tonic::include_proto!("runtime.v1");
 }
 
+pub mod client;
+pub mod convert;
+pub mod fake;
+
 use async_trait::async_trait;
 
 use crate::core::runtime::{LinuxResources, RuntimeContainer, RuntimeContainerStatus};
@@ -48,8 +52,10 @@ pub enum CriError {
 pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion, CriError>;
     /// Containers of one pod (label filter `io.kubernetes.pod.uid`), or all when `pod_uid` is `None`.
-    async fn list_containers(&self, pod_uid: Option<&str>)
-        -> Result<Vec<RuntimeContainer>, CriError>;
+    async fn list_containers(
+        &self,
+        pod_uid: Option<&str>,
+    ) -> Result<Vec<RuntimeContainer>, CriError>;
     async fn container_status(&self, id: &str) -> Result<RuntimeContainerStatus, CriError>;
     async fn update_container_resources(
         &self,
