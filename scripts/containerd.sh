@@ -109,17 +109,22 @@ start() {
 # Kill and delete every task still running (pods the tests failed to remove), so no shim or
 # container outlives containerd.
 remove_leftover_tasks() {
-  local ns task
+  local ns task c
   for ns in $(ctr_ namespaces ls -q 2>/dev/null); do
     for task in $(ctr_ -n "$ns" tasks ls -q 2>/dev/null); do
-      ctr_ -n "$ns" tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true
+      ctr_ -n "$ns" tasks kill -a -s SIGKILL "$task" >/dev/null 2>&1 || true
     done
-    for task in $(ctr_ -n "$ns" tasks ls -q 2>/dev/null); do
-      local deadline=$((SECONDS + 10))
-      until ctr_ -n "$ns" tasks rm -f "$task" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { log "task $task would not go away"; break; }
-        sleep 0.1
+    # The CRI plugin deletes exited tasks itself; delete whatever it has not, until none is left.
+    local deadline=$((SECONDS + 10)) left
+    while left="$(ctr_ -n "$ns" tasks ls -q 2>/dev/null)" && [[ -n "$left" ]]; do
+      if ((SECONDS >= deadline)); then
+        log "tasks still present in namespace $ns: $left"
+        break
+      fi
+      for task in $left; do
+        ctr_ -n "$ns" tasks rm -f "$task" >/dev/null 2>&1 || true
       done
+      sleep 0.1 # poll interval, bounded by the deadline above
     done
     for c in $(ctr_ -n "$ns" containers ls -q 2>/dev/null); do
       ctr_ -n "$ns" containers rm "$c" >/dev/null 2>&1 || true
