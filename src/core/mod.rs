@@ -8,5 +8,6 @@ pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod runtime;
+pub mod seed;
 pub mod state;
 pub mod status;
