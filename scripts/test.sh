@@ -72,6 +72,7 @@ export RESIZELET_TEST_CRI_ENDPOINT="unix://$dir/containerd.sock"
 log "containerd ready at $RESIZELET_TEST_CRI_ENDPOINT, image $RESIZELET_TEST_IMAGE"
 
 rc=0
-cargo test --all-targets "${cargo_flags[@]}" "$@" || rc=$?
+# --no-fail-fast: report every failing test binary, not just the first.
+cargo test --all-targets --no-fail-fast "${cargo_flags[@]}" "$@" || rc=$?
 log "cargo test exit status $rc after $((SECONDS - started))s"
 exit "$rc"
