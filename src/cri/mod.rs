@@ -7,6 +7,10 @@ pub mod proto {
     tonic::include_proto!("runtime.v1");
 }
 
+pub mod client;
+pub mod convert;
+pub mod fake;
+
 use async_trait::async_trait;
 
 use crate::core::runtime::{LinuxResources, RuntimeContainer, RuntimeContainerStatus};

@@ -1,0 +1,75 @@
+//! Shared harness for the integration tests that run against a real containerd
+//! (started by `scripts/test.sh`).
+
+#![allow(dead_code)]
+
+pub mod kubelet;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Environment variable naming the CRI socket of the test containerd.
+pub const ENDPOINT_ENV: &str = "RESIZELET_TEST_CRI_ENDPOINT";
+/// Environment variable naming the workload image imported into that containerd.
+pub const IMAGE_ENV: &str = "RESIZELET_TEST_IMAGE";
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: these tests need a real containerd; run them with `scripts/test.sh` \
+             (as root), which starts a private containerd, imports the test images and exports \
+             {ENDPOINT_ENV} and {IMAGE_ENV}"
+        ),
+    }
+}
+
+/// The CRI endpoint (`unix:///…/containerd.sock`); panics with instructions when unset.
+/// These tests must never skip silently.
+pub fn cri_endpoint() -> String {
+    required_env(ENDPOINT_ENV)
+}
+
+/// The busybox workload image reference; panics with instructions when unset.
+pub fn test_image() -> String {
+    required_env(IMAGE_ENV)
+}
+
+/// A fresh, UUID-shaped pod UID (unique per process and call).
+pub fn unique_uid() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (nanos >> 32) as u32,
+        (nanos >> 16) as u16,
+        n & 0xfff,
+        pid & 0xfff,
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes (no blind sleeps: the interval only
+/// paces the polling).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
