@@ -9,4 +9,5 @@ pub mod check;
 pub mod checkpoint;
 pub mod core;
 pub mod cri;
+pub mod engine;
 pub mod executor;

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use resizelet::core::node::CgroupDriver;
@@ -137,12 +136,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
-    let _ = host;
-    todo!()
+    use resizelet::check::{HostFacts, RuntimeFacts};
+    use resizelet::cri::Runtime;
+    let timeout = std::time::Duration::from_millis(host.cri_timeout_ms);
+    let runtime = match resizelet::cri::client::CriClient::connect_with_timeout(
+        &host.container_runtime_endpoint,
+        timeout,
+    )
+    .await
+    {
+        Ok(client) => client.version().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+    .map(|v| RuntimeFacts {
+        endpoint: host.container_runtime_endpoint.clone(),
+        name: v.runtime_name,
+        version: v.runtime_version,
+        cri_version: v.runtime_api_version,
+    });
+    HostFacts {
+        cgroup: detect_cgroups(&host.cgroup_root),
+        cgroup_driver: host.cgroup_driver.into(),
+        runtime,
+    }
 }
 
-#[allow(dead_code)]
-fn context_example() -> anyhow::Result<()> {
-    std::fs::metadata("/").context("stat /")?;
-    Ok(())
+fn detect_cgroups(root: &std::path::Path) -> Result<resizelet::check::CgroupFacts, String> {
+    let _ = root;
+    Err("TODO".into())
 }
