@@ -162,6 +162,15 @@ async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
 }
 
 fn detect_cgroups(root: &std::path::Path) -> Result<resizelet::check::CgroupFacts, String> {
-    let _ = root;
-    Err("TODO".into())
+    let layout = resizelet::cgroup::detect::detect_host().map_err(|e| e.to_string())?;
+    if !root.is_dir() {
+        return Err(format!(
+            "--cgroup-root {} is not a directory",
+            root.display()
+        ));
+    }
+    Ok(resizelet::check::CgroupFacts {
+        version: layout.version,
+        description: layout.describe(),
+    })
 }

@@ -1,5 +1,10 @@
 //! cgroup filesystem access (the IO shell for pod cgroups), rooted at an injectable path.
 
+pub mod detect;
+pub mod fs;
+pub mod memory;
+pub mod naming;
+
 use std::path::PathBuf;
 
 use crate::core::node::{CgroupDriver, CgroupVersion};
