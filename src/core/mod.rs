@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod conversions;
+pub mod cri_values;
 pub mod node;
 pub mod plan;
 pub mod quantity;

@@ -1,0 +1,352 @@
+//! Container `LinuxResources` (spec §10) and pod cgroup values (spec §11.2), pure.
+
+use super::conversions::{milli_cpu_to_quota, milli_cpu_to_shares, systemd_round_quota};
+use super::node::{CgroupDriver, CgroupVersion, NodeConfig};
+use super::plan::PodCgroupValues;
+use super::quantity::Quantity;
+use super::resources::{
+    limits_declared, pod_limits, pod_requests, Container, PodSpec, QosClass, ResourceRequirements,
+    CPU, MEMORY,
+};
+use super::runtime::LinuxResources;
+
+/// A container's resources reduced to the four values a resize compares (spec §7.1).
+/// 0 = not set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reduced {
+    pub memory_limit: i64,
+    pub memory_request: i64,
+    pub cpu_limit: i64,
+    pub cpu_request: i64,
+}
+
+impl Reduced {
+    pub fn of(r: &ResourceRequirements) -> Self {
+        let value =
+            |l: &super::resources::ResourceList, n: &str| l.get(n).map_or(0, Quantity::value);
+        let milli =
+            |l: &super::resources::ResourceList, n: &str| l.get(n).map_or(0, Quantity::milli_value);
+        Reduced {
+            memory_limit: value(&r.limits, MEMORY),
+            memory_request: value(&r.requests, MEMORY),
+            cpu_limit: milli(&r.limits, CPU),
+            cpu_request: milli(&r.requests, CPU),
+        }
+    }
+
+    /// The actuated record of these values: cpu and memory only, explicit zeros kept (spec §6.1).
+    pub fn to_requirements(self) -> ResourceRequirements {
+        let mut r = ResourceRequirements::default();
+        r.requests
+            .insert(CPU.into(), Quantity::from_milli(self.cpu_request));
+        r.requests
+            .insert(MEMORY.into(), Quantity::from_bytes(self.memory_request));
+        r.limits
+            .insert(CPU.into(), Quantity::from_milli(self.cpu_limit));
+        r.limits
+            .insert(MEMORY.into(), Quantity::from_bytes(self.memory_limit));
+        r
+    }
+}
+
+/// `GetContainerOOMScoreAdjust` (spec §10): Guaranteed or node-critical −997, BestEffort 1000,
+/// Burstable `1000 − 1000·memRequest/machineMemory` clamped to [3, 999].
+fn burstable_oom_score_adj(memory_request: i64, machine_memory: i64) -> i64 {
+    if machine_memory <= 0 {
+        return 999;
+    }
+    let adj = 1000 - (1000 * memory_request as i128 / machine_memory as i128) as i64;
+    adj.clamp(3, 999)
+}
+
+pub fn oom_score_adj(pod: &PodSpec, container: &Container, machine_memory: i64) -> i64 {
+    if pod.critical {
+        return -997;
+    }
+    match pod.effective_qos() {
+        QosClass::Guaranteed => -997,
+        QosClass::BestEffort => 1000,
+        QosClass::Burstable => {
+            let own = burstable_oom_score_adj(
+                Reduced::of(&container.resources).memory_request,
+                machine_memory,
+            );
+            if !container.sidecar {
+                return own;
+            }
+            // sidecars are capped at the regular containers' minimum
+            pod.containers
+                .iter()
+                .map(|c| {
+                    burstable_oom_score_adj(
+                        Reduced::of(&c.resources).memory_request,
+                        machine_memory,
+                    )
+                })
+                .min()
+                .map_or(own, |m| own.min(m))
+        }
+    }
+}
+
+/// Page size in bytes → CRI page size name (`2MB`, `1GB`, `64KB`).
+fn page_size_name(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut v = bytes;
+    let mut i = 0;
+    while v >= 1024 && v % 1024 == 0 && i < UNITS.len() - 1 {
+        v /= 1024;
+        i += 1;
+    }
+    format!("{v}{}", UNITS[i])
+}
+
+/// `hugepages-<size>` resource name for a page size in bytes (`hugepages-2Mi`).
+fn hugepage_resource(bytes: u64) -> String {
+    format!("hugepages-{}", Quantity::from_bytes(bytes as i64))
+}
+
+/// `LinuxContainerResources` for `UpdateContainerResources` (spec §10), from the container's
+/// reduced values. `container` is the allocated container (for QoS, hugepages and sidecar rules).
+pub fn container_linux_resources(
+    pod: &PodSpec,
+    container: &Container,
+    values: Reduced,
+    node: &NodeConfig,
+) -> LinuxResources {
+    let pod_limit = |name: &str| {
+        pod.pod_resources
+            .as_ref()
+            .and_then(|r| r.limits.get(name))
+            .map(|q| {
+                if name == CPU {
+                    q.milli_value()
+                } else {
+                    q.value()
+                }
+            })
+            .unwrap_or(0)
+    };
+    let cpu_limit = if values.cpu_limit == 0 {
+        pod_limit(CPU)
+    } else {
+        values.cpu_limit
+    };
+    let memory_limit = if values.memory_limit == 0 {
+        pod_limit(MEMORY)
+    } else {
+        values.memory_limit
+    };
+    let mut r = LinuxResources {
+        cpu_shares: milli_cpu_to_shares(values.cpu_request) as i64,
+        memory_limit_in_bytes: memory_limit.max(0),
+        oom_score_adj: oom_score_adj(pod, container, node.machine_memory_bytes),
+        ..LinuxResources::default()
+    };
+    if node.cpu_cfs_quota {
+        r.cpu_period = node.cpu_cfs_period_us as i64;
+        r.cpu_quota = milli_cpu_to_quota(cpu_limit, node.cpu_cfs_period_us);
+    }
+    // Decision 3: send the container's own hugepage limits (0 where it has none), never zero them
+    // behind its back.
+    r.hugepage_limits = node
+        .hugepage_sizes
+        .iter()
+        .map(|&size| {
+            let limit = container
+                .resources
+                .limits
+                .get(&hugepage_resource(size))
+                .map_or(0, |q| q.value().max(0) as u64);
+            (page_size_name(size), limit)
+        })
+        .collect();
+    match node.cgroup_version {
+        CgroupVersion::V2 => {
+            if !node.single_process_oom_kill {
+                r.unified.insert("memory.oom.group".into(), "1".into());
+            }
+            if node.swap_available {
+                r.unified.insert("memory.swap.max".into(), "0".into());
+            }
+        }
+        CgroupVersion::V1 => {
+            if node.swap_available {
+                r.memory_swap_limit_in_bytes = r.memory_limit_in_bytes;
+            }
+        }
+    }
+    r
+}
+
+/// Pod cgroup values of the allocated pod (spec §11.2). `None` fields are left as they are.
+pub fn pod_cgroup_values(pod: &PodSpec, node: &NodeConfig) -> PodCgroupValues {
+    let requests = pod_requests(pod);
+    let limits = pod_limits(pod);
+    let declared = limits_declared(pod);
+    let shares = milli_cpu_to_shares(requests.get(CPU).map_or(0, Quantity::milli_value));
+    let period = node.cpu_cfs_period_us;
+    let mut quota = milli_cpu_to_quota(limits.get(CPU).map_or(0, Quantity::milli_value), period);
+    if !node.cpu_cfs_quota {
+        quota = -1;
+    } else if node.cgroup_driver == CgroupDriver::Systemd {
+        quota = systemd_round_quota(quota, period);
+    }
+    let memory = limits.get(MEMORY).map_or(0, Quantity::value);
+    match pod.effective_qos() {
+        QosClass::Guaranteed => PodCgroupValues {
+            cpu_shares: Some(shares),
+            cpu_quota: Some(quota),
+            cpu_period: Some(period),
+            memory_limit: Some(memory),
+        },
+        QosClass::Burstable => PodCgroupValues {
+            cpu_shares: Some(shares),
+            cpu_quota: declared.cpu.then_some(quota),
+            cpu_period: declared.cpu.then_some(period),
+            memory_limit: declared.memory.then_some(memory),
+        },
+        QosClass::BestEffort => PodCgroupValues {
+            cpu_shares: Some(2),
+            ..PodCgroupValues::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::resources::testing::*;
+
+    fn node() -> NodeConfig {
+        NodeConfig {
+            machine_memory_bytes: 8 << 30,
+            ..NodeConfig::default()
+        }
+    }
+
+    #[test]
+    fn guaranteed_pod_values() {
+        let p = pod(
+            "g",
+            vec![
+                container("a", "cpu=250m,memory=32Mi", "cpu=250m,memory=32Mi"),
+                container("b", "cpu=250m,memory=64Mi", "cpu=250m,memory=64Mi"),
+            ],
+        );
+        assert_eq!(
+            pod_cgroup_values(&p, &node()),
+            PodCgroupValues {
+                cpu_shares: Some(512),
+                cpu_quota: Some(50_000),
+                cpu_period: Some(100_000),
+                memory_limit: Some(96 << 20),
+            }
+        );
+    }
+
+    #[test]
+    fn burstable_pod_values_follow_declared_limits() {
+        let p = pod(
+            "b",
+            vec![
+                container("a", "cpu=100m,memory=64Mi", "cpu=200m"),
+                container("b", "cpu=25m", "cpu=25m,memory=1Gi"),
+            ],
+        );
+        let v = pod_cgroup_values(&p, &node());
+        assert_eq!(v.cpu_shares, Some(128)); // 125m
+        assert_eq!(v.cpu_quota, Some(22_500));
+        assert_eq!(v.memory_limit, None); // a has no memory limit
+        let systemd = NodeConfig {
+            cgroup_driver: CgroupDriver::Systemd,
+            ..node()
+        };
+        assert_eq!(pod_cgroup_values(&p, &systemd).cpu_quota, Some(23_000));
+        let no_cfs = NodeConfig {
+            cpu_cfs_quota: false,
+            ..node()
+        };
+        assert_eq!(pod_cgroup_values(&p, &no_cfs).cpu_quota, Some(-1));
+        let be = pod("e", vec![container("a", "", "")]);
+        assert_eq!(
+            pod_cgroup_values(&be, &node()),
+            PodCgroupValues {
+                cpu_shares: Some(2),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn container_values() {
+        let p = pod(
+            "b",
+            vec![container("a", "cpu=100m,memory=1Gi", "cpu=200m,memory=2Gi")],
+        );
+        let c = &p.containers[0];
+        let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &node());
+        assert_eq!(r.cpu_shares, 102);
+        assert_eq!(r.cpu_quota, 20_000);
+        assert_eq!(r.cpu_period, 100_000);
+        assert_eq!(r.memory_limit_in_bytes, 2 << 30);
+        assert_eq!(r.oom_score_adj, 1000 - 1000 / 8);
+        assert!(r.unified.is_empty());
+        // 0 request → 2 shares; tiny limit → 1 ms quota
+        let tiny = Reduced {
+            cpu_limit: 5,
+            ..Reduced::default()
+        };
+        let r = container_linux_resources(&p, c, tiny, &node());
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
+            (2, 1000, 0)
+        );
+        // v2: oom group
+        let v2 = NodeConfig {
+            cgroup_version: CgroupVersion::V2,
+            ..node()
+        };
+        let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &v2);
+        assert_eq!(
+            r.unified.get("memory.oom.group").map(String::as_str),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn oom_score_adj_rules() {
+        let g = pod(
+            "g",
+            vec![container("a", "cpu=1,memory=1Gi", "cpu=1,memory=1Gi")],
+        );
+        assert_eq!(oom_score_adj(&g, &g.containers[0], 8 << 30), -997);
+        let be = pod("e", vec![container("a", "", "")]);
+        assert_eq!(oom_score_adj(&be, &be.containers[0], 8 << 30), 1000);
+        let big = pod("b", vec![container("a", "memory=8Gi", "")]);
+        assert_eq!(oom_score_adj(&big, &big.containers[0], 8 << 30), 3);
+        let small = pod("s", vec![container("a", "cpu=1", "")]);
+        assert_eq!(oom_score_adj(&small, &small.containers[0], 8 << 30), 999);
+        let mut crit = small.clone();
+        crit.critical = true;
+        assert_eq!(oom_score_adj(&crit, &crit.containers[0], 8 << 30), -997);
+    }
+
+    #[test]
+    fn hugepages_are_sent_as_the_container_has_them() {
+        let p = pod(
+            "h",
+            vec![container("a", "cpu=1", "cpu=2,hugepages-2Mi=4Mi")],
+        );
+        let n = NodeConfig {
+            hugepage_sizes: vec![2 << 20, 1 << 30],
+            ..node()
+        };
+        let c = &p.containers[0];
+        let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &n);
+        assert_eq!(
+            r.hugepage_limits,
+            vec![("2MB".to_string(), 4 << 20), ("1GB".to_string(), 0)]
+        );
+    }
+}
