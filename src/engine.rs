@@ -10,12 +10,15 @@ use tracing::{debug, info};
 
 use crate::cgroup::{CgroupError, CgroupFs, PodCgroupId};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::core::admission::{admit, Decision, NodePressure};
 use crate::core::node::NodeConfig;
+use crate::core::plan::{is_in_progress, plan_pod_resize, Plan, PlanInput};
 use crate::core::resources::PodSpec;
 use crate::core::runtime::{ContainerState, LinuxResources, RuntimeContainer};
 use crate::core::seed::seed_pod;
 use crate::core::state::{CheckpointData, CheckpointKind, PodResourceState};
 use crate::cri::{CriError, Runtime};
+use crate::executor::{ExecError, ExecutionReport, Executor, StepHook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -27,6 +30,8 @@ pub enum EngineError {
         #[source]
         source: CriError,
     },
+    #[error("pod {pod} ({uid}) has no containers in the runtime: is it running on this node?")]
+    NoContainers { pod: String, uid: String },
     #[error("pod {pod}: {source}")]
     Cgroup {
         pod: String,
@@ -62,6 +67,21 @@ pub struct Engine {
     node: NodeConfig,
     allocated: CheckpointData,
     actuated: CheckpointData,
+    /// Shares last written to each pod cgroup (pitfall 2), by pod UID.
+    last_written_shares: BTreeMap<String, u64>,
+}
+
+/// What one [`Engine::sync_pod`] pass decided and did.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    pub decision: Decision,
+    /// Whether the pod had no checkpoint entry and was seeded from the runtime.
+    pub seeded: bool,
+    pub plan: Plan,
+    /// The enactment of `plan` (an empty plan is a success with nothing applied).
+    pub enactment: Result<ExecutionReport, ExecError>,
+    /// Spec §6.2, after this pass.
+    pub in_progress: bool,
 }
 
 impl Engine {
@@ -85,6 +105,114 @@ impl Engine {
             node,
             allocated,
             actuated,
+            last_written_shares: BTreeMap::new(),
+        })
+    }
+
+    /// One pass for one pod: seed it if unknown, admit its desired spec, checkpoint an accepted
+    /// allocation, then plan and enact allocated → actuated. `others` are the other active pods
+    /// on the node (desired specs; their allocations are overlaid here). `after_step` is a test
+    /// hook called after each applied step.
+    pub async fn sync_pod(
+        &mut self,
+        desired: &PodSpec,
+        others: &[PodSpec],
+        pressure: NodePressure,
+        after_step: Option<StepHook<'_>>,
+    ) -> Result<SyncOutcome, EngineError> {
+        let containers = self.runtime_containers(desired).await?;
+        if containers.is_empty() && !self.allocated.entries.contains_key(&desired.uid) {
+            return Err(EngineError::NoContainers {
+                pod: pod_name(desired),
+                uid: desired.uid.clone(),
+            });
+        }
+        let running = running_containers(&containers);
+        let seeded = self.seed_if_unknown(desired, &running).await?;
+
+        let others: Vec<PodSpec> = others
+            .iter()
+            .filter(|p| p.uid != desired.uid)
+            .map(|p| match self.allocated.entries.get(&p.uid) {
+                Some(a) => p.with_allocated(a),
+                None => p.clone(),
+            })
+            .collect();
+        let allocation = self
+            .allocated
+            .entries
+            .get(&desired.uid)
+            .cloned()
+            .unwrap_or_default();
+        let decision = admit(desired, &allocation, &others, &self.node, pressure);
+        if decision == Decision::Accepted {
+            self.allocate(desired)?;
+            info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
+        } else if decision != Decision::Unchanged {
+            debug!(pod = %pod_name(desired), ?decision, "resize not admitted");
+        }
+
+        let allocated_pod = desired.with_allocated(
+            self.allocated
+                .entries
+                .get(&desired.uid)
+                .unwrap_or(&allocation),
+        );
+        let pod_cgroup = self.pod_cgroup(&allocated_pod);
+        let current = if self.node.cgroups_per_qos {
+            Some(
+                self.cgroups
+                    .read_pod(&pod_cgroup)
+                    .map_err(|source| EngineError::Cgroup {
+                        pod: pod_name(desired),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let running_ids: BTreeMap<String, String> = running
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id.clone()))
+            .collect();
+        let empty = PodResourceState::default();
+        let plan = plan_pod_resize(&PlanInput {
+            pod: &allocated_pod,
+            actuated: self.actuated.entries.get(&desired.uid).unwrap_or(&empty),
+            running: &running_ids,
+            pod_cgroup: current,
+            last_written_shares: self.last_written_shares.get(&desired.uid).copied(),
+            node: &self.node,
+        });
+        let enactment = if plan.is_empty() {
+            Ok(ExecutionReport::default())
+        } else {
+            let executor = Executor {
+                runtime: self.runtime.as_ref(),
+                cgroups: self.cgroups.as_ref(),
+                store: self.store.as_ref(),
+                pod_name: pod_name(desired),
+                pod_cgroup,
+                after_step,
+            };
+            executor.execute(&plan, &mut self.actuated).await
+        };
+        if let Ok(report) = &enactment {
+            if let Some(shares) = report.last_written_shares {
+                self.last_written_shares.insert(desired.uid.clone(), shares);
+            }
+        }
+        let in_progress = is_in_progress(
+            &allocated_pod,
+            self.actuated.entries.get(&desired.uid).unwrap_or(&empty),
+            &running_ids,
+        );
+        Ok(SyncOutcome {
+            decision,
+            seeded,
+            plan,
+            enactment,
+            in_progress,
         })
     }
 
@@ -102,6 +230,7 @@ impl Engine {
 
     /// Forgets a deleted pod (both checkpoints).
     pub fn forget_pod(&mut self, uid: &str) -> Result<(), EngineError> {
+        self.last_written_shares.remove(uid);
         if self.allocated.entries.remove(uid).is_some() {
             self.store
                 .save(CheckpointKind::Allocated, &self.allocated)?;
@@ -196,4 +325,234 @@ impl Engine {
 
 pub fn pod_name(pod: &PodSpec) -> String {
     format!("{}/{}", pod.namespace, pod.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::memory::MemoryCgroupFs;
+    use crate::checkpoint::MemoryCheckpointStore;
+    use crate::core::cri_values::pod_cgroup_values;
+    use crate::core::node::CgroupVersion;
+    use crate::core::resources::testing::*;
+    use crate::cri::fake::{CallKind, FakeRuntime};
+
+    struct Node {
+        runtime: Arc<FakeRuntime>,
+        cgroups: Arc<MemoryCgroupFs>,
+        store: Arc<MemoryCheckpointStore>,
+        config: NodeConfig,
+    }
+
+    impl Node {
+        fn new() -> Self {
+            Node {
+                runtime: Arc::new(FakeRuntime::new()),
+                cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
+                store: Arc::new(MemoryCheckpointStore::new()),
+                config: NodeConfig {
+                    machine_memory_bytes: 8 << 30,
+                    allocatable: list("cpu=4,memory=8Gi"),
+                    ..NodeConfig::default()
+                },
+            }
+        }
+
+        /// Starts a pod the way the kubelet would: pod cgroup + running containers with the
+        /// spec's resources.
+        fn start(&self, pod: &PodSpec) {
+            self.cgroups
+                .add_pod(&pod.uid, pod_cgroup_values(pod, &self.config));
+            for c in &pod.containers {
+                let values = crate::core::cri_values::Reduced::of(&c.resources);
+                let linux = crate::core::cri_values::container_linux_resources(
+                    pod,
+                    c,
+                    values,
+                    &self.config,
+                );
+                self.runtime.add_container(
+                    RuntimeContainer {
+                        id: format!("{}-{}", pod.uid, c.name),
+                        pod_sandbox_id: format!("sb-{}", pod.uid),
+                        pod_uid: pod.uid.clone(),
+                        name: c.name.clone(),
+                        attempt: 0,
+                        state: ContainerState::Running,
+                        created_at_nanos: 1,
+                        labels: BTreeMap::new(),
+                    },
+                    linux,
+                );
+            }
+        }
+
+        fn engine(&self) -> Engine {
+            Engine::open(
+                self.runtime.clone(),
+                self.cgroups.clone(),
+                self.store.clone(),
+                self.config.clone(),
+            )
+            .unwrap()
+        }
+    }
+
+    fn resized(p: &PodSpec, requests: &str, limits: &str) -> PodSpec {
+        let mut d = p.clone();
+        d.containers[0].resources = reqs(requests, limits);
+        d.generation += 1;
+        d
+    }
+
+    #[tokio::test]
+    async fn seeds_then_admits_enacts_and_survives_a_restart() {
+        let node = Node::new();
+        let p = pod(
+            "u1",
+            vec![container("c", "cpu=500m,memory=1Gi", "cpu=1,memory=1Gi")],
+        );
+        node.start(&p);
+        let mut engine = node.engine();
+        let first = engine
+            .sync_pod(&p, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert!(first.seeded);
+        assert_eq!(first.decision, Decision::Unchanged);
+        assert!(first.plan.is_empty(), "{:?}", first.plan);
+        assert!(!first.in_progress);
+
+        let bigger = resized(&p, "cpu=1,memory=2Gi", "cpu=2,memory=2Gi");
+        let out = engine
+            .sync_pod(&bigger, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(out.decision, Decision::Accepted);
+        out.enactment.unwrap();
+        assert!(!out.in_progress);
+        assert_eq!(
+            node.runtime
+                .resources("u1-c")
+                .unwrap()
+                .memory_limit_in_bytes,
+            2 << 30
+        );
+        assert_eq!(node.cgroups.pod("u1").unwrap().memory_limit, Some(2 << 30));
+
+        // a restarted agent reloads both checkpoints: nothing is re-admitted or re-enacted
+        let calls = node
+            .runtime
+            .calls_of(CallKind::UpdateContainerResources)
+            .len();
+        let mut restarted = node.engine();
+        let again = restarted
+            .sync_pod(&bigger, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert!(!again.seeded);
+        assert_eq!(again.decision, Decision::Unchanged);
+        assert!(again.plan.is_empty());
+        assert_eq!(
+            node.runtime
+                .calls_of(CallKind::UpdateContainerResources)
+                .len(),
+            calls
+        );
+    }
+
+    #[tokio::test]
+    async fn deferred_until_another_pod_leaves_and_infeasible_beyond_allocatable() {
+        let node = Node::new();
+        let a = pod("a", vec![container("c", "cpu=1", "")]);
+        let b = pod("b", vec![container("c", "cpu=2", "")]);
+        node.start(&a);
+        node.start(&b);
+        let mut engine = node.engine();
+        engine
+            .sync_pod(&a, &[b.clone()], NodePressure::default(), None)
+            .await
+            .unwrap();
+        engine
+            .sync_pod(&b, &[a.clone()], NodePressure::default(), None)
+            .await
+            .unwrap();
+
+        let grow = resized(&a, "cpu=2500m", "");
+        let out = engine
+            .sync_pod(&grow, &[b.clone()], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(out.decision, Decision::Deferred { ref reason, .. } if reason == "OutOfcpu"),
+            "{:?}",
+            out.decision
+        );
+        assert!(out.plan.is_empty());
+        assert_eq!(engine.allocated("a"), Some(&a.resource_state()));
+
+        engine.forget_pod("b").unwrap();
+        let out = engine
+            .sync_pod(&grow, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(out.decision, Decision::Accepted);
+        assert_eq!(node.runtime.resources("a-c").unwrap().cpu_shares, 2560);
+
+        let huge = resized(&a, "cpu=5", "");
+        let out = engine
+            .sync_pod(&huge, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(out.decision, Decision::Infeasible { .. }),
+            "{:?}",
+            out.decision
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_allocation_checkpoint_is_not_accepted() {
+        let node = Node::new();
+        let p = pod("u", vec![container("c", "cpu=500m", "")]);
+        node.start(&p);
+        let mut engine = node.engine();
+        engine
+            .sync_pod(&p, &[], NodePressure::default(), None)
+            .await
+            .unwrap();
+        node.store
+            .fail_saves
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = engine
+            .sync_pod(
+                &resized(&p, "cpu=1", ""),
+                &[],
+                NodePressure::default(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Checkpoint(_)), "{err}");
+        assert_eq!(engine.allocated("u"), Some(&p.resource_state()));
+        assert!(node
+            .runtime
+            .calls_of(CallKind::UpdateContainerResources)
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_pod_is_a_clear_error() {
+        let node = Node::new();
+        let mut engine = node.engine();
+        let p = pod("ghost", vec![container("c", "cpu=1", "")]);
+        let err = engine
+            .sync_pod(&p, &[], NodePressure::default(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("has no containers in the runtime"),
+            "{err}"
+        );
+    }
 }
