@@ -11,3 +11,4 @@ pub mod core;
 pub mod cri;
 pub mod engine;
 pub mod executor;
+pub mod host;

@@ -87,6 +87,25 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Standalone one-shot: admit and enact the desired resources of one pod (JSON, see README)
+    /// against this node, then print the outcome as JSON. Exits non-zero if the resize is not
+    /// admitted or fails.
+    Resize {
+        /// The desired pod (resizelet's pod model as JSON); `-` reads standard input.
+        #[arg(long)]
+        pod: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Directory for resizelet's allocated/actuated checkpoints.
+        #[arg(long, env = "RESIZELET_ROOT_DIR", default_value = "/var/lib/resizelet")]
+        root_dir: PathBuf,
+        /// Node allocatable, e.g. `cpu=4,memory=8Gi` (default: the machine's capacity).
+        #[arg(long, env = "RESIZELET_ALLOCATABLE")]
+        allocatable: Option<String>,
+        /// Test hook: abort the process right after plan step N (0-based) was applied.
+        #[arg(long, hide = true)]
+        crash_after_step: Option<usize>,
+    },
     /// Print the version.
     Version,
 }
@@ -129,8 +148,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Resize {
+            pod,
+            host,
+            root_dir,
+            allocatable,
+            crash_after_step,
+        } => {
+            resize_once(
+                &pod,
+                &host,
+                &root_dir,
+                allocatable.as_deref(),
+                crash_after_step,
+            )
+            .await
+        }
         Command::Run { .. } => {
-            anyhow::bail!("TODO")
+            anyhow::bail!(
+                "the Kubernetes control loop is not part of this build yet; use `resizelet resize` \
+                 (standalone) or `resizelet check`"
+            )
         }
     }
 }
@@ -172,5 +210,83 @@ fn detect_cgroups(root: &std::path::Path) -> Result<resizelet::check::CgroupFact
     Ok(resizelet::check::CgroupFacts {
         version: layout.version,
         description: layout.describe(),
+    })
+}
+
+async fn resize_once(
+    pod_path: &std::path::Path,
+    host: &HostArgs,
+    root_dir: &std::path::Path,
+    allocatable: Option<&str>,
+    crash_after_step: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use resizelet::core::admission::{Decision, NodePressure};
+
+    let text = if pod_path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading the pod from standard input")?
+    } else {
+        std::fs::read_to_string(pod_path)
+            .with_context(|| format!("reading pod file {}", pod_path.display()))?
+    };
+    let desired: resizelet::core::resources::PodSpec = serde_json::from_str(&text)
+        .with_context(|| format!("parsing pod file {}", pod_path.display()))?;
+
+    let layout = resizelet::cgroup::detect::detect_host()?;
+    let driver: CgroupDriver = host.cgroup_driver.into();
+    let cgroups =
+        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
+    let allocatable = allocatable
+        .map(resizelet::host::parse_resource_list)
+        .transpose()?;
+    let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
+    let runtime = resizelet::cri::client::CriClient::connect_with_timeout(
+        &host.container_runtime_endpoint,
+        std::time::Duration::from_millis(host.cri_timeout_ms),
+    )
+    .await?;
+    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
+    let mut engine = resizelet::engine::Engine::open(
+        Arc::new(runtime),
+        Arc::new(cgroups),
+        Arc::new(store),
+        node,
+    )?;
+    let crash = move |step: usize| {
+        if Some(step) == crash_after_step {
+            eprintln!("resizelet: crash requested after step {step}");
+            std::process::abort();
+        }
+    };
+    let outcome = engine
+        .sync_pod(&desired, &[], NodePressure::default(), Some(&crash))
+        .await?;
+    let (decision, message) = match &outcome.decision {
+        Decision::Unchanged => ("Unchanged", String::new()),
+        Decision::Accepted => ("Accepted", String::new()),
+        Decision::Deferred { reason, message } => ("Deferred", format!("{reason}: {message}")),
+        Decision::Infeasible { message, .. } => ("Infeasible", message.clone()),
+    };
+    let error = outcome.enactment.as_ref().err().map(|e| e.to_string());
+    let report = serde_json::json!({
+        "pod": format!("{}/{}", desired.namespace, desired.name),
+        "uid": desired.uid,
+        "decision": decision,
+        "message": message,
+        "seeded": outcome.seeded,
+        "steps": outcome.plan.steps,
+        "applied": outcome.enactment.as_ref().map(|r| r.applied).unwrap_or(0),
+        "error": error,
+        "inProgress": outcome.in_progress,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    let ok = matches!(outcome.decision, Decision::Unchanged | Decision::Accepted)
+        && outcome.enactment.is_ok();
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

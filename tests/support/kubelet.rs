@@ -38,6 +38,8 @@ pub struct TestContainer {
     pub cpu_limit: Option<i64>,
     pub memory_request: Option<i64>,
     pub memory_limit: Option<i64>,
+    /// Command to run instead of [`SLEEP_COMMAND`].
+    pub command: Option<Vec<String>>,
 }
 
 impl TestContainer {
@@ -55,6 +57,11 @@ impl TestContainer {
     pub fn memory(mut self, request: Option<i64>, limit: Option<i64>) -> Self {
         self.memory_request = request;
         self.memory_limit = limit;
+        self
+    }
+    /// Runs `sh -c script` (the script should end by sleeping, and exit on SIGTERM).
+    pub fn shell(mut self, script: &str) -> Self {
+        self.command = Some(vec!["/bin/sh".into(), "-c".into(), script.into()]);
         self
     }
 }
@@ -396,7 +403,10 @@ impl Kubelet {
                     image: self.image.clone(),
                     ..Default::default()
                 }),
-                command: SLEEP_COMMAND.iter().map(|s| s.to_string()).collect(),
+                command: c
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| SLEEP_COMMAND.iter().map(|s| s.to_string()).collect()),
                 labels,
                 linux: Some(proto::LinuxContainerConfig {
                     resources: Some(linux_resources_to_proto(&resources)),
