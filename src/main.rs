@@ -242,12 +242,19 @@ async fn resize_once(
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
     let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
+    // Checkpoints first: a corrupt one is refused (and quarantined) before anything else happens.
+    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
+    {
+        use resizelet::checkpoint::CheckpointStore;
+        use resizelet::core::state::CheckpointKind;
+        store.load(CheckpointKind::Allocated)?;
+        store.load(CheckpointKind::Actuated)?;
+    }
     let runtime = resizelet::cri::client::CriClient::connect_with_timeout(
         &host.container_runtime_endpoint,
         std::time::Duration::from_millis(host.cri_timeout_ms),
     )
     .await?;
-    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
     let mut engine = resizelet::engine::Engine::open(
         Arc::new(runtime),
         Arc::new(cgroups),

@@ -33,13 +33,24 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
     let running = kubelet.run_pod(&pod).await;
     let mut t = engine().await;
     let spec = pod_spec(&pod);
-    let first = t.engine.sync_pod(&spec, &[], NodePressure::default(), None).await.unwrap();
+    let first = t
+        .engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     assert!(first.seeded);
     assert_eq!(first.decision, Decision::Unchanged);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
-    let desired = resized(&spec, &[c("a", (500, 500), (64, 64)), c("b", (250, 250), (64, 64))]);
-    let out = t.engine.sync_pod(&desired, &[], NodePressure::default(), None).await.unwrap();
+    let desired = resized(
+        &spec,
+        &[c("a", (500, 500), (64, 64)), c("b", (250, 250), (64, 64))],
+    );
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     assert_eq!(out.decision, Decision::Accepted);
     out.enactment.expect("enactment");
     assert!(!out.in_progress);
@@ -55,16 +66,30 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
     );
     // container a: real files and what containerd reports
     assert_eq!(running.read_container_file("a", "cpu", "cpu.shares"), "512");
-    assert_eq!(running.read_container_file("a", "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(
+        running.read_container_file("a", "cpu", "cpu.cfs_quota_us"),
+        "50000"
+    );
     assert_eq!(
         running.read_container_file("a", "memory", "memory.limit_in_bytes"),
         (64 * MIB).to_string()
     );
-    let status = t.runtime.inner.container_status(running.container_id("a")).await.unwrap();
+    let status = t
+        .runtime
+        .inner
+        .container_status(running.container_id("a"))
+        .await
+        .unwrap();
     let r = status.resources.expect("containerd reports resources");
-    assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes), (512, 50_000, 64 * MIB));
+    assert_eq!(
+        (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
+        (512, 50_000, 64 * MIB)
+    );
     // b untouched; pod cgroup per §11.2
-    assert_eq!(running.read_container_file("b", "cpu", "cpu.cfs_quota_us"), "25000");
+    assert_eq!(
+        running.read_container_file("b", "cpu", "cpu.cfs_quota_us"),
+        "25000"
+    );
     assert_eq!(running.read_pod_file("cpu", "cpu.shares"), "768");
     assert_eq!(running.read_pod_file("cpu", "cpu.cfs_quota_us"), "75000");
     assert_eq!(
@@ -80,16 +105,32 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
     let pod = TestPod::new(
         "mixed",
         QosClass::Burstable,
-        vec![c("c1", (200, 400), (64, 128)), c("c2", (300, 600), (128, 256))],
+        vec![
+            c("c1", (200, 400), (64, 128)),
+            c("c2", (300, 600), (128, 256)),
+        ],
     );
     let running = kubelet.run_pod(&pod).await;
     let mut t = engine().await;
     let spec = pod_spec(&pod);
-    t.engine.sync_pod(&spec, &[], NodePressure::default(), None).await.unwrap();
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
 
     // c1: memory limit up, cpu down; c2: memory limit down, cpu up.
-    let desired = resized(&spec, &[c("c1", (100, 200), (64, 256)), c("c2", (500, 900), (64, 96))]);
-    let out = t.engine.sync_pod(&desired, &[], NodePressure::default(), None).await.unwrap();
+    let desired = resized(
+        &spec,
+        &[
+            c("c1", (100, 200), (64, 256)),
+            c("c2", (500, 900), (64, 96)),
+        ],
+    );
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     assert_eq!(out.decision, Decision::Accepted);
     out.enactment.expect("enactment");
     assert_eq!(
@@ -124,31 +165,52 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
 async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     let kubelet = Kubelet::from_env().await;
     // 48 MiB in the container's /dev/shm (tmpfs, charged to its memory cgroup).
-    let hog = c("hog", (100, 200), (64, 128))
-        .shell("head -c 50331648 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait");
+    let hog = c("hog", (100, 200), (64, 128)).shell(
+        "head -c 50331648 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
+    );
     let pod = TestPod::new("hog", QosClass::Burstable, vec![hog]);
     let running = kubelet.run_pod(&pod).await;
-    eventually("the container uses 48 MiB", Duration::from_secs(20), || async {
-        let usage: i64 = running
-            .read_container_file("hog", "memory", "memory.usage_in_bytes")
-            .parse()
-            .ok()?;
-        (usage >= 48 * MIB).then_some(())
-    })
+    eventually(
+        "the container uses 48 MiB",
+        Duration::from_secs(20),
+        || async {
+            let usage: i64 = running
+                .read_container_file("hog", "memory", "memory.usage_in_bytes")
+                .parse()
+                .ok()?;
+            (usage >= 48 * MIB).then_some(())
+        },
+    )
     .await;
 
     let mut t = engine().await;
     let spec = pod_spec(&pod);
-    t.engine.sync_pod(&spec, &[], NodePressure::default(), None).await.unwrap();
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     let desired = resized(&spec, &[c("hog", (100, 200), (16, 32))]);
-    let out = t.engine.sync_pod(&desired, &[], NodePressure::default(), None).await.unwrap();
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     assert_eq!(out.decision, Decision::Accepted);
     let err = out.enactment.expect_err("the decrease must be refused");
     assert!(matches!(err, ExecError::MemoryDecrease(_)), "{err}");
     let msg = err.to_string();
     assert!(msg.starts_with("cannot decrease memory limits: "), "{msg}");
-    assert!(msg.contains(&format!("memory limit ({}) below current usage (", 32 * MIB)), "{msg}");
-    assert!(out.in_progress, "allocated ≠ actuated while the decrease is refused");
+    assert!(
+        msg.contains(&format!(
+            "memory limit ({}) below current usage (",
+            32 * MIB
+        )),
+        "{msg}"
+    );
+    assert!(
+        out.in_progress,
+        "allocated ≠ actuated while the decrease is refused"
+    );
     assert!(t.log.take().is_empty(), "nothing may be written");
     assert_eq!(
         running.read_container_file("hog", "memory", "memory.limit_in_bytes"),
@@ -158,7 +220,11 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
 
     // reverting the request brings it back to normal without touching anything
     let reverted = resized(&desired, &[c("hog", (100, 200), (64, 128))]);
-    let out = t.engine.sync_pod(&reverted, &[], NodePressure::default(), None).await.unwrap();
+    let out = t
+        .engine
+        .sync_pod(&reverted, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     assert_eq!(out.decision, Decision::Accepted);
     out.enactment.expect("nothing to do");
     assert!(out.plan.is_empty(), "{:?}", out.plan);
@@ -172,28 +238,58 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
     let pod = TestPod::new(
         "stopped",
         QosClass::Burstable,
-        vec![c("up", (100, 200), (32, 64)), c("down", (100, 200), (32, 64))],
+        vec![
+            c("up", (100, 200), (32, 64)),
+            c("down", (100, 200), (32, 64)),
+        ],
     );
     let running = kubelet.run_pod(&pod).await;
     let mut t = engine().await;
     let spec = pod_spec(&pod);
-    t.engine.sync_pod(&spec, &[], NodePressure::default(), None).await.unwrap();
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     t.runtime
         .inner
         .stop_container(running.container_id("down"), 0)
         .await
         .unwrap();
 
-    let desired = resized(&spec, &[c("up", (300, 400), (32, 64)), c("down", (300, 400), (32, 64))]);
-    let out = t.engine.sync_pod(&desired, &[], NodePressure::default(), None).await.unwrap();
+    let desired = resized(
+        &spec,
+        &[
+            c("up", (300, 400), (32, 64)),
+            c("down", (300, 400), (32, 64)),
+        ],
+    );
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     out.enactment.expect("enactment");
-    assert!(!out.in_progress, "non-running containers never hold a resize in progress");
-    let updates: Vec<String> = t.log.take().into_iter().filter(|l| l.starts_with("update")).collect();
+    assert!(
+        !out.in_progress,
+        "non-running containers never hold a resize in progress"
+    );
+    let updates: Vec<String> = t
+        .log
+        .take()
+        .into_iter()
+        .filter(|l| l.starts_with("update"))
+        .collect();
     assert_eq!(updates, ["update up"]);
-    assert_eq!(running.read_container_file("up", "cpu", "cpu.cfs_quota_us"), "40000");
+    assert_eq!(
+        running.read_container_file("up", "cpu", "cpu.cfs_quota_us"),
+        "40000"
+    );
     // the allocation covers both: a restarted "down" gets 300m/400m from its spec
     let allocated = t.engine.allocated(&spec.uid).unwrap();
-    assert_eq!(allocated.container_resources["down"].limits["cpu"].milli_value(), 400);
+    assert_eq!(
+        allocated.container_resources["down"].limits["cpu"].milli_value(),
+        400
+    );
     running.teardown().await.expect("teardown");
 }
 
@@ -203,21 +299,43 @@ async fn container_vanishing_mid_plan_stops_the_plan_with_a_clear_error() {
     let pod = TestPod::new(
         "vanish",
         QosClass::Burstable,
-        vec![c("first", (100, 200), (32, 64)), c("second", (100, 200), (32, 64))],
+        vec![
+            c("first", (100, 200), (32, 64)),
+            c("second", (100, 200), (32, 64)),
+        ],
     );
     let running = kubelet.run_pod(&pod).await;
     let mut t = engine().await;
     let spec = pod_spec(&pod);
-    t.engine.sync_pod(&spec, &[], NodePressure::default(), None).await.unwrap();
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     *t.runtime.vanish.lock().unwrap() = Some("first".to_string());
 
-    let desired = resized(&spec, &[c("first", (300, 400), (32, 64)), c("second", (300, 400), (32, 64))]);
-    let out = t.engine.sync_pod(&desired, &[], NodePressure::default(), None).await.unwrap();
+    let desired = resized(
+        &spec,
+        &[
+            c("first", (300, 400), (32, 64)),
+            c("second", (300, 400), (32, 64)),
+        ],
+    );
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
     let err = out.enactment.expect_err("first is gone");
-    assert!(matches!(err, ExecError::ContainerGone { ref container, .. } if container == "first"), "{err}");
+    assert!(
+        matches!(err, ExecError::ContainerGone { ref container, .. } if container == "first"),
+        "{err}"
+    );
     assert!(err.to_string().contains("is gone"), "{err}");
     // nothing after the failing step ran: second keeps its values
-    assert_eq!(running.read_container_file("second", "cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(
+        running.read_container_file("second", "cpu", "cpu.cfs_quota_us"),
+        "20000"
+    );
     assert!(out.in_progress);
     running.teardown().await.expect("teardown");
 }

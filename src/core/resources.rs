@@ -69,22 +69,31 @@ pub struct PodSpec {
     pub namespace: String,
     pub name: String,
     /// `metadata.generation`
+    #[serde(default)]
     pub generation: i64,
     /// `spec.priority`, nil = 0
+    #[serde(default)]
     pub priority: i32,
     pub containers: Vec<Container>,
+    #[serde(default)]
     pub init_containers: Vec<Container>,
     /// `spec.overhead`
+    #[serde(default)]
     pub overhead: ResourceList,
     /// Pod-level `spec.resources` (PodLevelResources).
+    #[serde(default)]
     pub pod_resources: Option<ResourceRequirements>,
     /// `status.qosClass` when known; otherwise computed from the spec.
+    #[serde(default)]
     pub qos_class: Option<QosClass>,
     /// `terminationGracePeriodSeconds` (default 30).
+    #[serde(default)]
     pub termination_grace_period_seconds: Option<i64>,
     /// `deletionGracePeriodSeconds`, set while the pod is being deleted.
+    #[serde(default)]
     pub deletion_grace_period_seconds: Option<i64>,
     /// Critical pods (`system-node-critical` / `system-cluster-critical` priority class or static pods).
+    #[serde(default)]
     pub critical: bool,
 }
 

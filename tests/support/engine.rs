@@ -139,7 +139,10 @@ impl Runtime for RecordingRuntime {
     async fn version(&self) -> Result<RuntimeVersion, CriError> {
         self.inner.version().await
     }
-    async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<RuntimeContainer>, CriError> {
+    async fn list_containers(
+        &self,
+        pod_uid: Option<&str>,
+    ) -> Result<Vec<RuntimeContainer>, CriError> {
         let list = self.inner.list_containers(pod_uid).await?;
         let mut names = self.names.lock().unwrap();
         for c in &list {
@@ -150,8 +153,18 @@ impl Runtime for RecordingRuntime {
     async fn container_status(&self, id: &str) -> Result<RuntimeContainerStatus, CriError> {
         self.inner.container_status(id).await
     }
-    async fn update_container_resources(&self, id: &str, r: &LinuxResources) -> Result<(), CriError> {
-        let name = self.names.lock().unwrap().get(id).cloned().unwrap_or_else(|| id.to_string());
+    async fn update_container_resources(
+        &self,
+        id: &str,
+        r: &LinuxResources,
+    ) -> Result<(), CriError> {
+        let name = self
+            .names
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
         let vanish = self.vanish.lock().unwrap().clone();
         if vanish.as_deref() == Some(name.as_str()) {
             self.inner.stop_container(id, 0).await?;
@@ -189,7 +202,9 @@ pub fn node_config() -> NodeConfig {
 
 pub async fn engine() -> TestEngine {
     let log = Log::default();
-    let client = CriClient::connect(&super::cri_endpoint()).await.expect("connect to containerd");
+    let client = CriClient::connect(&super::cri_endpoint())
+        .await
+        .expect("connect to containerd");
     let runtime = Arc::new(RecordingRuntime {
         inner: client,
         log: log.clone(),
