@@ -278,7 +278,16 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
             .unwrap_or(input.node.cpu_cfs_period_us);
         let cur_shares = input.last_written_shares.or(cur.cpu_shares).unwrap_or(0);
         let new_shares = new.cpu_shares.unwrap_or(cur_shares);
-        let differs = new_quota != cur_quota || new_shares != cur_shares;
+        // On v2 the pod's shares are read back through the lossy weight (pitfall 2): without a
+        // last-written value, shares whose weight reads back as the current value are the same.
+        let same_shares = new_shares == cur_shares
+            || (input.last_written_shares.is_none()
+                && input.node.cgroup_version == crate::core::node::CgroupVersion::V2
+                && crate::core::conversions::weight_to_shares(
+                    crate::core::conversions::shares_to_weight_linear(new_shares),
+                ) == cur_shares);
+        let new_shares = if same_shares { cur_shares } else { new_shares };
+        let differs = new_quota != cur_quota || !same_shares;
         if cpu_work || differs {
             let limit = PodCgroupWrite::CpuLimit {
                 quota: new_quota,

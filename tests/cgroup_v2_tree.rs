@@ -1,0 +1,179 @@
+//! cgroup v2 with the systemd driver, through the same engine → executor → `RealCgroupFs` path as
+//! on a real node, against a temporary directory laid out like a v2 hierarchy (this VM has no v2
+//! cpu/memory controllers). The runtime is the in-memory fake: what is under test here is the
+//! v2 file layout, the exact file contents and the order of writes.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use resizelet::cgroup::fs::RealCgroupFs;
+use resizelet::checkpoint::MemoryCheckpointStore;
+use resizelet::core::admission::{Decision, NodePressure};
+use resizelet::core::cri_values::{container_linux_resources, Reduced};
+use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig};
+use resizelet::core::quantity::Quantity;
+use resizelet::core::resources::{QosClass, ResourceList};
+use resizelet::cri::fake::{Call, CallKind, FakeRuntime};
+use resizelet::engine::Engine;
+use support::engine::{pod_spec, resized, Log, RecordingCgroups};
+use support::kubelet::{TestContainer, TestPod};
+
+const MIB: i64 = 1 << 20;
+
+fn c(name: &str, cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
+    TestContainer::new(name)
+        .cpu(Some(cpu.0), Some(cpu.1))
+        .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
+}
+
+fn write(dir: &Path, files: &[(&str, String)]) {
+    fs::create_dir_all(dir).unwrap();
+    for (f, v) in files {
+        fs::write(dir.join(f), format!("{v}\n")).unwrap();
+    }
+}
+
+fn read(dir: &Path, f: &str) -> String {
+    fs::read_to_string(dir.join(f)).unwrap().trim().to_string()
+}
+
+/// Files the kernel would show for a cgroup with these values.
+fn v2_files(weight: u64, max: &str, memory_max: &str, usage: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("cpu.weight", weight.to_string()),
+        ("cpu.max", max.to_string()),
+        ("memory.max", memory_max.to_string()),
+        ("memory.current", usage.to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
+    let root = tempfile::tempdir().unwrap();
+    let pod = TestPod::new(
+        "v2",
+        QosClass::Burstable,
+        vec![
+            c("a", (200, 400), (64, 256)),
+            c("b", (300, 600), (128, 256)),
+        ],
+    );
+    let spec = pod_spec(&pod);
+    let slice = root.path().join(format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        pod.uid.replace('-', "_")
+    ));
+    // pod cgroup per §11.2 for the initial spec: shares 512 → weight 20, quota 100000, 512Mi
+    write(
+        &slice,
+        &v2_files(20, "100000 100000", "536870912", 40 * MIB),
+    );
+    let node = NodeConfig {
+        cgroup_version: CgroupVersion::V2,
+        cgroup_driver: CgroupDriver::Systemd,
+        machine_memory_bytes: 8 << 30,
+        allocatable: ResourceList::from([
+            ("cpu".to_string(), Quantity::parse("4").unwrap()),
+            ("memory".to_string(), Quantity::parse("8Gi").unwrap()),
+        ]),
+        ..NodeConfig::default()
+    };
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut container_dirs: Vec<PathBuf> = Vec::new();
+    for (i, container) in spec.containers.iter().enumerate() {
+        let id = format!("{}{i}", "c0ffee");
+        let linux =
+            container_linux_resources(&spec, container, Reduced::of(&container.resources), &node);
+        runtime.add_running(&pod.uid, &container.name, &id, linux);
+        let dir = slice.join(format!("cri-containerd-{id}.scope"));
+        write(&dir, &v2_files(1, "max 100000", "max", 20 * MIB));
+        container_dirs.push(dir);
+    }
+    let log = Log::default();
+    let cgroups = RecordingCgroups {
+        inner: RealCgroupFs::v2(root.path(), CgroupDriver::Systemd),
+        log: log.clone(),
+    };
+    let mut engine = Engine::open(
+        runtime.clone(),
+        Arc::new(cgroups),
+        Arc::new(MemoryCheckpointStore::new()),
+        node,
+    )
+    .unwrap();
+    let first = engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert!(first.seeded);
+    assert!(first.plan.is_empty(), "{:?}", first.plan);
+
+    // a: cpu up, memory limit down to 128Mi; b: cpu down, memory limit up to 512Mi
+    let desired = resized(
+        &spec,
+        &[
+            c("a", (500, 800), (64, 128)),
+            c("b", (100, 200), (128, 512)),
+        ],
+    );
+    let out = engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    out.enactment.expect("enactment");
+
+    // memory: pod grow (512Mi → 640Mi) first, then containers, a's decrease before b's
+    // increase; cpu: the pod limit stays 1 cpu (quota unchanged, not written), pod shares grow
+    // 512 → 614 before the containers, b's decrease before a's increase
+    assert_eq!(
+        log.take(),
+        [
+            format!("pod memory {}", 640 * MIB),
+            "pod shares 614".to_string()
+        ]
+    );
+    let updates: Vec<(String, i64, i64, i64)> = runtime
+        .calls_of(CallKind::UpdateContainerResources)
+        .into_iter()
+        .map(|call| match call {
+            Call::UpdateContainerResources { id, resources } => (
+                id,
+                resources.cpu_shares,
+                resources.cpu_quota,
+                resources.memory_limit_in_bytes,
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            ("c0ffee0".into(), 204, 40_000, 128 * MIB),
+            ("c0ffee1".into(), 307, 60_000, 512 * MIB),
+            ("c0ffee1".into(), 102, 20_000, 512 * MIB),
+            ("c0ffee0".into(), 512, 80_000, 128 * MIB),
+        ]
+    );
+
+    // exact v2 pod files: weight from 614 shares, cpu.max with the period, memory.max in bytes
+    assert_eq!(read(&slice, "cpu.weight"), "24");
+    assert_eq!(read(&slice, "cpu.max"), "100000 100000");
+    assert_eq!(read(&slice, "memory.max"), (640 * MIB).to_string());
+    // no file was created in the pod cgroup
+    let mut names: Vec<_> = fs::read_dir(&slice)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("cri-containerd-"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["cpu.max", "cpu.weight", "memory.current", "memory.max"]
+    );
+    drop(container_dirs);
+}
