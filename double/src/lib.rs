@@ -1,0 +1,1 @@
+//! An in-process Kubernetes API-server double (see README of the crate).
