@@ -5,6 +5,7 @@ pub mod conversions;
 pub mod cri_values;
 pub mod node;
 pub mod plan;
+pub mod pod_status;
 pub mod quantity;
 pub mod queue;
 pub mod resources;
