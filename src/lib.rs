@@ -12,3 +12,4 @@ pub mod cri;
 pub mod engine;
 pub mod executor;
 pub mod host;
+pub mod k8s;

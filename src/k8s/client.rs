@@ -1,0 +1,128 @@
+//! kube-rs implementations: the pod and node watches as one [`Input`] stream, and
+//! [`ApiWriter`] for status patches and events.
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Client;
+use serde_json::Value;
+use tracing::warn;
+
+use super::{Input, KubeWriter, WriteError};
+
+/// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged. Watch
+/// errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes the
+/// watcher relist (an `Init` … `InitDone` sequence).
+pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input> + Send {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let nodes: Api<Node> = Api::all(client);
+    let pod_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+    let pods = watcher(pods, pod_config)
+        .default_backoff()
+        .filter_map(|e| async move {
+            match e {
+                Ok(e) => Some(Input::Pod(e)),
+                Err(err) => {
+                    warn!(error = %err, "pod watch failed; retrying with backoff");
+                    None
+                }
+            }
+        });
+    let nodes = watcher(nodes, node_config)
+        .default_backoff()
+        .filter_map(|e| async move {
+            match e {
+                Ok(e) => Some(Input::Node(e)),
+                Err(err) => {
+                    warn!(error = %err, "node watch failed; retrying with backoff");
+                    None
+                }
+            }
+        });
+    futures::stream::select(pods, nodes)
+}
+
+/// Writes through a kube-rs [`Client`].
+#[derive(Clone)]
+pub struct ApiWriter {
+    client: Client,
+    field_manager: String,
+}
+
+impl ApiWriter {
+    pub fn new(client: Client) -> Self {
+        ApiWriter {
+            client,
+            field_manager: "resizelet".into(),
+        }
+    }
+}
+
+fn write_error(what: String, e: kube::Error) -> WriteError {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => WriteError::Conflict { what },
+        kube::Error::Api(s) if s.code == 404 => WriteError::NotFound { what },
+        kube::Error::Api(s) => WriteError::Api {
+            what,
+            code: s.code,
+            message: s.message,
+        },
+        other => WriteError::Transport {
+            what,
+            message: other.to_string(),
+        },
+    }
+}
+
+#[async_trait]
+impl KubeWriter for ApiWriter {
+    async fn patch_pod_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Pod, WriteError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = PatchParams::default();
+        let params = PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..params
+        };
+        api.patch_status(name, &params, &Patch::Strategic(patch))
+            .await
+            .map_err(|e| write_error(format!("pods/{namespace}/{name}/status"), e))
+    }
+
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, WriteError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.get(name)
+            .await
+            .map_err(|e| write_error(format!("pods/{namespace}/{name}"), e))
+    }
+
+    async fn create_event(&self, namespace: &str, event: &Event) -> Result<String, WriteError> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let created = api
+            .create(&PostParams::default(), event)
+            .await
+            .map_err(|e| write_error(format!("events in {namespace}"), e))?;
+        Ok(created.metadata.name.unwrap_or_default())
+    }
+
+    async fn patch_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), WriteError> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| write_error(format!("events/{namespace}/{name}"), e))
+    }
+}

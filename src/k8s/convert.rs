@@ -1,0 +1,588 @@
+//! The only place k8s-openapi / API JSON is mapped to and from the core's types: a `Pod` becomes
+//! a [`PodView`] (desired spec plus the status facts the controller needs), a `Node` its
+//! allocatable list, and the controller's intent becomes a strategic-merge status patch.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde_json::{json, Map, Value};
+
+use crate::core::pod_status::{
+    ResizeCondition, ResizeConditions, POD_RESIZE_IN_PROGRESS, POD_RESIZE_PENDING,
+};
+use crate::core::quantity::Quantity;
+use crate::core::resources::{
+    Container, PodSpec, QosClass, ResizePolicy, ResizeRestartPolicy, ResourceList,
+    ResourceRequirements,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("pod has no {0}")]
+    Missing(&'static str),
+    #[error("pod {pod}: container {container}: {field} {name}={value:?}: {source}")]
+    Quantity {
+        pod: String,
+        container: String,
+        field: &'static str,
+        name: String,
+        value: String,
+        #[source]
+        source: crate::core::quantity::QuantityError,
+    },
+}
+
+/// One entry of `status.containerStatuses` (or `initContainerStatuses`): the raw object (the
+/// list is atomic, so it is written back whole) and what the controller reads from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiContainerStatus {
+    pub name: String,
+    pub container_id: Option<String>,
+    pub running: bool,
+    pub raw: Value,
+}
+
+/// A pod as the controller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodView {
+    /// Desired resources and identity.
+    pub spec: PodSpec,
+    pub node_name: Option<String>,
+    pub resource_version: String,
+    /// `status.phase` is `Succeeded` or `Failed`.
+    pub terminal: bool,
+    pub deleting: bool,
+    pub conditions: ResizeConditions,
+    /// `lastTransitionTime` of the resize conditions, by type.
+    pub condition_transition_times: BTreeMap<String, String>,
+    pub observed_generation: Option<i64>,
+    /// Legacy `status.resize`.
+    pub legacy_resize: Option<String>,
+    pub container_statuses: Vec<ApiContainerStatus>,
+    pub init_container_statuses: Vec<ApiContainerStatus>,
+}
+
+impl PodView {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.spec.namespace, self.spec.name)
+    }
+
+    /// Names of the containers the API reports as running.
+    pub fn running_in_api(&self) -> impl Iterator<Item = &ApiContainerStatus> {
+        self.container_statuses
+            .iter()
+            .chain(&self.init_container_statuses)
+            .filter(|c| c.running)
+    }
+}
+
+fn resource_list(
+    pod: &str,
+    container: &str,
+    field: &'static str,
+    list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> Result<ResourceList, ConvertError> {
+    let mut out = ResourceList::new();
+    for (name, q) in list.into_iter().flatten() {
+        let v = Quantity::parse(&q.0).map_err(|source| ConvertError::Quantity {
+            pod: pod.to_string(),
+            container: container.to_string(),
+            field,
+            name: name.clone(),
+            value: q.0.clone(),
+            source,
+        })?;
+        out.insert(name.clone(), v);
+    }
+    Ok(out)
+}
+
+fn requirements(
+    pod: &str,
+    container: &str,
+    r: Option<&k8s_openapi::api::core::v1::ResourceRequirements>,
+) -> Result<ResourceRequirements, ConvertError> {
+    Ok(ResourceRequirements {
+        requests: resource_list(
+            pod,
+            container,
+            "requests",
+            r.and_then(|r| r.requests.as_ref()),
+        )?,
+        limits: resource_list(pod, container, "limits", r.and_then(|r| r.limits.as_ref()))?,
+    })
+}
+
+fn container(
+    pod: &str,
+    c: &k8s_openapi::api::core::v1::Container,
+) -> Result<Container, ConvertError> {
+    let mut policy = ResizePolicy::default();
+    for p in c.resize_policy.iter().flatten() {
+        let restart = if p.restart_policy == "RestartContainer" {
+            ResizeRestartPolicy::RestartContainer
+        } else {
+            ResizeRestartPolicy::NotRequired
+        };
+        match p.resource_name.as_str() {
+            "cpu" => policy.cpu = restart,
+            "memory" => policy.memory = restart,
+            _ => {}
+        }
+    }
+    Ok(Container {
+        name: c.name.clone(),
+        resources: requirements(pod, &c.name, c.resources.as_ref())?,
+        resize_policy: policy,
+        sidecar: c.restart_policy.as_deref() == Some("Always"),
+    })
+}
+
+fn statuses(list: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>) -> Vec<ApiContainerStatus> {
+    list.into_iter()
+        .flatten()
+        .map(|s| ApiContainerStatus {
+            name: s.name.clone(),
+            container_id: s.container_id.clone().filter(|id| !id.is_empty()),
+            running: s.state.as_ref().and_then(|st| st.running.as_ref()).is_some(),
+            raw: serde_json::to_value(s).unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+/// Maps an API pod to the controller's view.
+pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
+    let meta = &pod.metadata;
+    let uid = meta.uid.clone().ok_or(ConvertError::Missing("metadata.uid"))?;
+    let name = meta.name.clone().ok_or(ConvertError::Missing("metadata.name"))?;
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let key = format!("{namespace}/{name}");
+    let spec = pod.spec.as_ref().ok_or(ConvertError::Missing("spec"))?;
+    let status = pod.status.clone().unwrap_or_default();
+    let containers = spec
+        .containers
+        .iter()
+        .map(|c| container(&key, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let init_containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| container(&key, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let overhead = resource_list(&key, "", "overhead", spec.overhead.as_ref())?;
+    let qos_class = match status.qos_class.as_deref() {
+        Some("Guaranteed") => Some(QosClass::Guaranteed),
+        Some("Burstable") => Some(QosClass::Burstable),
+        Some("BestEffort") => Some(QosClass::BestEffort),
+        _ => None,
+    };
+    let priority_class = spec.priority_class_name.as_deref().unwrap_or("");
+    let critical = matches!(
+        priority_class,
+        "system-node-critical" | "system-cluster-critical"
+    ) || meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let desired = PodSpec {
+        uid,
+        namespace,
+        name,
+        generation: meta.generation.unwrap_or(0),
+        priority: spec.priority.unwrap_or(0),
+        containers,
+        init_containers,
+        overhead,
+        pod_resources: None,
+        qos_class,
+        termination_grace_period_seconds: spec.termination_grace_period_seconds,
+        deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
+        critical,
+    };
+    let mut conditions = ResizeConditions::default();
+    let mut times = BTreeMap::new();
+    for c in status.conditions.iter().flatten() {
+        if c.status != "True" {
+            continue;
+        }
+        let cond = ResizeCondition {
+            reason: c.reason.clone().unwrap_or_default(),
+            message: c.message.clone().unwrap_or_default(),
+            observed_generation: c.observed_generation.unwrap_or(0),
+        };
+        match c.type_.as_str() {
+            POD_RESIZE_PENDING => conditions.pending = Some(cond),
+            POD_RESIZE_IN_PROGRESS => conditions.in_progress = Some(cond),
+            _ => continue,
+        }
+        if let Some(t) = &c.last_transition_time {
+            times.insert(c.type_.clone(), t.0.to_string());
+        }
+    }
+    Ok(PodView {
+        spec: desired,
+        node_name: spec.node_name.clone(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        terminal: matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")),
+        deleting: meta.deletion_timestamp.is_some(),
+        conditions,
+        condition_transition_times: times,
+        observed_generation: status.observed_generation,
+        legacy_resize: status.resize.clone(),
+        container_statuses: statuses(status.container_statuses.as_ref()),
+        init_container_statuses: statuses(status.init_container_statuses.as_ref()),
+    })
+}
+
+/// What a node contributes: `status.allocatable` and the kubelet version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeView {
+    pub allocatable: ResourceList,
+    pub kubelet_version: Option<String>,
+    /// Allocatable entries that could not be parsed (ignored, logged by the caller).
+    pub unparsable: Vec<String>,
+}
+
+pub fn node_view(node: &Node) -> NodeView {
+    let status = node.status.clone().unwrap_or_default();
+    let mut view = NodeView {
+        kubelet_version: status.node_info.map(|i| i.kubelet_version),
+        ..NodeView::default()
+    };
+    for (name, q) in status.allocatable.iter().flatten() {
+        match Quantity::parse(&q.0) {
+            Ok(v) => {
+                view.allocatable.insert(name.clone(), v);
+            }
+            Err(e) => view.unparsable.push(format!("{name}={:?}: {e}", q.0)),
+        }
+    }
+    view
+}
+
+/// The status a container should show: `allocatedResources` and `resources` (spec §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatusResources {
+    pub allocated: ResourceList,
+    pub resources: ResourceRequirements,
+}
+
+/// What the controller wants the pod's status to say.
+#[derive(Debug, Clone)]
+pub struct StatusIntent<'a> {
+    /// By container name, for containers with a runtime status.
+    pub containers: &'a BTreeMap<String, ContainerStatusResources>,
+    pub conditions: &'a ResizeConditions,
+    /// `status.observedGeneration` to report (never decreased by the caller).
+    pub observed_generation: Option<i64>,
+    /// Write legacy `status.resize` (decision 2).
+    pub legacy_resize: bool,
+    /// RFC 3339 time for `lastProbeTime` / a changed `lastTransitionTime`.
+    pub now: &'a str,
+}
+
+fn parse_requirements(v: Option<&Value>) -> Option<ResourceRequirements> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+fn parse_list(v: Option<&Value>) -> Option<ResourceList> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// Rewrites an atomic status list with the intended resources; `None` when nothing changes.
+fn patched_statuses(
+    list: &[ApiContainerStatus],
+    intent: &BTreeMap<String, ContainerStatusResources>,
+) -> Option<Vec<Value>> {
+    let mut changed = false;
+    let out = list
+        .iter()
+        .map(|s| {
+            let mut raw = s.raw.clone();
+            let Some(want) = intent.get(&s.name) else {
+                return raw;
+            };
+            if s.container_id.is_none() {
+                return raw;
+            }
+            let obj = raw.as_object_mut().expect("container status is an object");
+            if parse_list(obj.get("allocatedResources")).as_ref() != Some(&want.allocated) {
+                obj.insert(
+                    "allocatedResources".into(),
+                    serde_json::to_value(&want.allocated).unwrap_or(Value::Null),
+                );
+                changed = true;
+            }
+            if parse_requirements(obj.get("resources")).as_ref() != Some(&want.resources) {
+                obj.insert(
+                    "resources".into(),
+                    serde_json::to_value(&want.resources).unwrap_or(Value::Null),
+                );
+                changed = true;
+            }
+            raw
+        })
+        .collect();
+    changed.then_some(out)
+}
+
+fn condition_value(
+    type_: &str,
+    want: &ResizeCondition,
+    previous: Option<&ResizeCondition>,
+    previous_transition: Option<&String>,
+    now: &str,
+) -> Value {
+    let transition = match (previous, previous_transition) {
+        (Some(p), Some(t)) if p.reason == want.reason => t.clone(),
+        _ => now.to_string(),
+    };
+    let mut c = json!({
+        "type": type_,
+        "status": "True",
+        "observedGeneration": want.observed_generation,
+        "lastProbeTime": now,
+        "lastTransitionTime": transition,
+    });
+    if !want.reason.is_empty() {
+        c["reason"] = json!(want.reason);
+    }
+    if !want.message.is_empty() {
+        c["message"] = json!(want.message);
+    }
+    c
+}
+
+/// The strategic-merge patch for `pods/status` that makes the API status say `intent`, with a
+/// `resourceVersion` precondition; `None` when the status already says it.
+pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> {
+    let mut status = Map::new();
+    if let Some(list) = patched_statuses(&view.container_statuses, intent.containers) {
+        status.insert("containerStatuses".into(), Value::Array(list));
+    }
+    if let Some(list) = patched_statuses(&view.init_container_statuses, intent.containers) {
+        status.insert("initContainerStatuses".into(), Value::Array(list));
+    }
+    let mut conditions = Vec::new();
+    for (type_, want, have) in [
+        (
+            POD_RESIZE_PENDING,
+            &intent.conditions.pending,
+            &view.conditions.pending,
+        ),
+        (
+            POD_RESIZE_IN_PROGRESS,
+            &intent.conditions.in_progress,
+            &view.conditions.in_progress,
+        ),
+    ] {
+        match (want, have) {
+            (Some(w), h) if Some(w) != h.as_ref() => conditions.push(condition_value(
+                type_,
+                w,
+                h.as_ref(),
+                view.condition_transition_times.get(type_),
+                intent.now,
+            )),
+            (None, Some(_)) => conditions.push(json!({"type": type_, "$patch": "delete"})),
+            _ => {}
+        }
+    }
+    if !conditions.is_empty() {
+        status.insert("conditions".into(), Value::Array(conditions));
+    }
+    if let Some(g) = intent.observed_generation {
+        if view.observed_generation.is_none_or(|have| have < g) {
+            status.insert("observedGeneration".into(), json!(g));
+        }
+    }
+    if intent.legacy_resize {
+        let want = intent.conditions.legacy_resize();
+        if want != view.legacy_resize.as_deref() {
+            status.insert("resize".into(), want.map_or(Value::Null, |s| json!(s)));
+        }
+    }
+    if status.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "metadata": {"resourceVersion": view.resource_version},
+        "status": Value::Object(status),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::resources::testing::{list, reqs};
+
+    fn api_pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 3,
+                         "resourceVersion": "42"},
+            "spec": {
+                "nodeName": "n1", "priority": 5,
+                "containers": [{"name": "app", "image": "busybox",
+                    "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
+                                  "limits": {"cpu": "1", "memory": "256Mi"}},
+                    "resizePolicy": [{"resourceName": "memory", "restartPolicy": "RestartContainer"}]}],
+                "initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]
+            },
+            "status": {
+                "phase": "Running", "qosClass": "Burstable", "observedGeneration": 2,
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "PodResizePending", "status": "True", "reason": "Deferred",
+                     "message": "Node didn't have enough resource: cpu", "observedGeneration": 3,
+                     "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                ],
+                "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "sha256:1",
+                    "ready": true, "restartCount": 0, "containerID": "containerd://abc",
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}],
+                "initContainerStatuses": [{"name": "side", "image": "busybox", "imageID": "",
+                    "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ContainerCreating"}}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pod_view_maps_spec_and_status() {
+        let v = pod_view(&api_pod()).unwrap();
+        assert_eq!(v.key(), "ns/web");
+        assert_eq!(v.spec.generation, 3);
+        assert_eq!(v.spec.priority, 5);
+        assert_eq!(
+            v.spec.containers[0].resources,
+            reqs("cpu=500m,memory=128Mi", "cpu=1,memory=256Mi")
+        );
+        assert_eq!(
+            v.spec.containers[0].resize_policy.memory,
+            ResizeRestartPolicy::RestartContainer
+        );
+        assert!(v.spec.init_containers[0].sidecar);
+        assert_eq!(v.spec.qos_class, Some(QosClass::Burstable));
+        assert_eq!(v.conditions.pending.as_ref().unwrap().reason, "Deferred");
+        assert_eq!(v.conditions.in_progress, None);
+        assert_eq!(v.observed_generation, Some(2));
+        assert_eq!(v.container_statuses[0].container_id.as_deref(), Some("containerd://abc"));
+        assert!(v.container_statuses[0].running);
+        assert!(!v.init_container_statuses[0].running);
+        assert_eq!(v.node_name.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn malformed_quantity_is_a_clear_error() {
+        let mut pod = api_pod();
+        pod.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .limits
+            .as_mut()
+            .unwrap()
+            .insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1 core".into()),
+            );
+        let err = pod_view(&pod).unwrap_err().to_string();
+        assert!(err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""), "{err}");
+    }
+
+    #[test]
+    fn status_patch_writes_the_full_atomic_list_and_keyed_conditions() {
+        let v = pod_view(&api_pod()).unwrap();
+        let containers = BTreeMap::from([(
+            "app".to_string(),
+            ContainerStatusResources {
+                allocated: list("cpu=500m,memory=128Mi"),
+                resources: reqs("cpu=500m,memory=128Mi", "cpu=1,memory=256Mi"),
+            },
+        )]);
+        let conditions = ResizeConditions {
+            pending: None,
+            in_progress: Some(ResizeCondition {
+                reason: String::new(),
+                message: String::new(),
+                observed_generation: 3,
+            }),
+        };
+        let intent = StatusIntent {
+            containers: &containers,
+            conditions: &conditions,
+            observed_generation: Some(3),
+            legacy_resize: true,
+            now: "2026-11-25T10:00:00Z",
+        };
+        let patch = status_patch(&v, &intent).unwrap();
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        let s = &patch["status"];
+        let app = &s["containerStatuses"][0];
+        assert_eq!(app["imageID"], "sha256:1", "the whole entry is kept");
+        assert_eq!(app["allocatedResources"], json!({"cpu": "500m", "memory": "128Mi"}));
+        assert_eq!(
+            app["resources"],
+            json!({"limits": {"cpu": "1", "memory": "256Mi"},
+                   "requests": {"cpu": "500m", "memory": "128Mi"}})
+        );
+        assert!(s.get("initContainerStatuses").is_none(), "no runtime status, untouched");
+        assert_eq!(
+            s["conditions"],
+            json!([
+                {"type": "PodResizePending", "$patch": "delete"},
+                {"type": "PodResizeInProgress", "status": "True", "observedGeneration": 3,
+                 "lastProbeTime": "2026-11-25T10:00:00Z",
+                 "lastTransitionTime": "2026-11-25T10:00:00Z"}
+            ])
+        );
+        assert_eq!(s["observedGeneration"], 3);
+        assert_eq!(s["resize"], "InProgress");
+
+        // once the API says all that, there is nothing to write
+        let mut pod = api_pod();
+        let st = pod.status.as_mut().unwrap();
+        st.container_statuses = serde_json::from_value(s["containerStatuses"].clone()).unwrap();
+        st.conditions = Some(vec![serde_json::from_value(json!({
+            "type": "PodResizeInProgress", "status": "True", "observedGeneration": 3
+        }))
+        .unwrap()]);
+        st.observed_generation = Some(3);
+        st.resize = Some("InProgress".into());
+        assert_eq!(status_patch(&pod_view(&pod).unwrap(), &intent), None);
+    }
+
+    #[test]
+    fn semantically_equal_quantities_are_not_rewritten() {
+        let mut pod = api_pod();
+        let st = pod.status.as_mut().unwrap();
+        st.container_statuses.as_mut().unwrap()[0].allocated_resources = Some(BTreeMap::from([(
+            "cpu".to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("0.5".into()),
+        )]));
+        let v = pod_view(&pod).unwrap();
+        let containers = BTreeMap::from([(
+            "app".to_string(),
+            ContainerStatusResources {
+                allocated: list("cpu=500m"),
+                resources: ResourceRequirements::default(),
+            },
+        )]);
+        let conditions = v.conditions.clone();
+        let patch = status_patch(
+            &v,
+            &StatusIntent {
+                containers: &containers,
+                conditions: &conditions,
+                observed_generation: None,
+                legacy_resize: false,
+                now: "t",
+            },
+        )
+        .unwrap();
+        let app = &patch["status"]["containerStatuses"][0];
+        assert_eq!(app["allocatedResources"], json!({"cpu": "0.5"}), "kept as written");
+        assert_eq!(app["resources"], json!({}), "running: {{}} never nil");
+    }
+}

@@ -1,0 +1,122 @@
+//! Resize events (`events.k8s.io/v1`, spec §13), aggregated: the same reason and message for the
+//! same pod within [`SERIES_WINDOW`] becomes a series whose count is patched at most once per
+//! [`SERIES_PATCH_INTERVAL`], so a retry loop cannot flood the API server.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use serde_json::json;
+use tracing::warn;
+
+use super::convert::PodView;
+use super::KubeWriter;
+use crate::core::pod_status::ResizeEvent;
+
+pub const REPORTING_CONTROLLER: &str = "resizelet.dev/resizelet";
+pub const SERIES_WINDOW: Duration = Duration::from_secs(600);
+pub const SERIES_PATCH_INTERVAL: Duration = Duration::from_secs(10);
+
+struct Series {
+    name: String,
+    count: i32,
+    first: Instant,
+    last_patch: Instant,
+}
+
+/// Writes Events, aggregating repeats.
+pub struct EventRecorder {
+    reporting_instance: String,
+    series: HashMap<(String, &'static str, String), Series>,
+    /// Event writes done (creates and series patches), for metrics and benchmarks.
+    pub writes: u64,
+}
+
+fn micro_now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+impl EventRecorder {
+    pub fn new(node_name: &str) -> Self {
+        EventRecorder {
+            reporting_instance: format!("resizelet-{node_name}"),
+            series: HashMap::new(),
+            writes: 0,
+        }
+    }
+
+    /// Emits `event` about `pod`; failures are logged, never fatal.
+    pub async fn emit(&mut self, writer: &dyn KubeWriter, pod: &PodView, event: &ResizeEvent) {
+        let ns = pod.spec.namespace.clone();
+        let key = (pod.spec.uid.clone(), event.reason, event.message.clone());
+        let now = Instant::now();
+        self.series
+            .retain(|_, s| now.duration_since(s.first) < SERIES_WINDOW);
+        if let Some(s) = self.series.get_mut(&key) {
+            s.count += 1;
+            if now.duration_since(s.last_patch) < SERIES_PATCH_INTERVAL {
+                return;
+            }
+            s.last_patch = now;
+            let patch = json!({"series": {"count": s.count, "lastObservedTime": micro_now()}});
+            self.writes += 1;
+            if let Err(e) = writer.patch_event(&ns, &s.name, &patch).await {
+                warn!(error = %e, "updating event series");
+            }
+            return;
+        }
+        let ev = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", pod.spec.name)),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(micro_now()),
+            action: Some("Resize".into()),
+            reason: Some(event.reason.into()),
+            note: Some(truncate(&event.message, 1024)),
+            type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.reporting_instance.clone()),
+            regarding: Some(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(ns.clone()),
+                name: Some(pod.spec.name.clone()),
+                uid: Some(pod.spec.uid.clone()),
+                resource_version: Some(pod.resource_version.clone()),
+                ..ObjectReference::default()
+            }),
+            ..Event::default()
+        };
+        self.writes += 1;
+        match writer.create_event(&ns, &ev).await {
+            Ok(name) => {
+                self.series.insert(
+                    key,
+                    Series {
+                        name,
+                        count: 1,
+                        first: now,
+                        last_patch: now,
+                    },
+                );
+            }
+            Err(e) => warn!(error = %e, reason = event.reason, "creating event"),
+        }
+    }
+}
+
+/// `note` is limited to 1 kB by the API server.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

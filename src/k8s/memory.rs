@@ -1,0 +1,182 @@
+//! In-memory [`KubeWriter`] for unit tests of the controller: keeps pods by `namespace/name`,
+//! enforces the `resourceVersion` precondition (409), applies status patches the way the API
+//! server does for the fields resizelet writes (atomic status lists replaced, conditions merged
+//! by `type` with `$patch: delete`), and records every write.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use serde_json::Value;
+
+use super::{KubeWriter, WriteError};
+
+#[derive(Default)]
+struct State {
+    pods: BTreeMap<String, Value>,
+    rv: u64,
+    status_patches: Vec<(String, Value)>,
+    events: Vec<Event>,
+    faults: VecDeque<WriteError>,
+}
+
+#[derive(Default)]
+pub struct MemoryWriter {
+    state: Mutex<State>,
+}
+
+impl MemoryWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores (or replaces) a pod; returns it with a fresh resourceVersion.
+    pub fn put_pod(&self, pod: &Pod) -> Pod {
+        let mut st = self.state.lock().unwrap();
+        st.rv += 1;
+        let mut v = serde_json::to_value(pod).unwrap();
+        v["metadata"]["resourceVersion"] = Value::String(st.rv.to_string());
+        let key = key_of(&v);
+        st.pods.insert(key, v.clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        let st = self.state.lock().unwrap();
+        st.pods
+            .get(&format!("{namespace}/{name}"))
+            .map(|v| serde_json::from_value(v.clone()).unwrap())
+    }
+
+    pub fn status_patches(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().status_patches.clone()
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.state.lock().unwrap().events.clone()
+    }
+
+    /// The next write fails with `error`.
+    pub fn fail_next(&self, error: WriteError) {
+        self.state.lock().unwrap().faults.push_back(error);
+    }
+}
+
+fn key_of(v: &Value) -> String {
+    let ns = v["metadata"]["namespace"].as_str().unwrap_or("default");
+    let name = v["metadata"]["name"].as_str().unwrap_or("");
+    format!("{ns}/{name}")
+}
+
+/// The status-patch subset of strategic merge that resizelet uses.
+pub fn apply_status_patch(status: &mut Value, patch: &Value) {
+    let (Some(status), Some(patch)) = (status.as_object_mut(), patch.as_object()) else {
+        return;
+    };
+    for (k, v) in patch {
+        if k == "conditions" {
+            let list = status
+                .entry("conditions")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            let list = list.as_array_mut().unwrap();
+            for c in v.as_array().into_iter().flatten() {
+                let t = c["type"].clone();
+                let pos = list.iter().position(|x| x["type"] == t);
+                if c.get("$patch").and_then(Value::as_str) == Some("delete") {
+                    if let Some(i) = pos {
+                        list.remove(i);
+                    }
+                    continue;
+                }
+                match pos {
+                    Some(i) => {
+                        for (ck, cv) in c.as_object().unwrap() {
+                            list[i][ck] = cv.clone();
+                        }
+                    }
+                    None => list.push(c.clone()),
+                }
+            }
+        } else if v.is_null() {
+            status.remove(k);
+        } else {
+            status.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl KubeWriter for MemoryWriter {
+    async fn patch_pod_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Pod, WriteError> {
+        let mut st = self.state.lock().unwrap();
+        if let Some(e) = st.faults.pop_front() {
+            return Err(e);
+        }
+        let key = format!("{namespace}/{name}");
+        st.rv += 1;
+        let rv = st.rv;
+        st.status_patches.push((key.clone(), patch.clone()));
+        let pod = st.pods.get_mut(&key).ok_or(WriteError::NotFound {
+            what: key.clone(),
+        })?;
+        if let Some(want) = patch["metadata"]["resourceVersion"].as_str() {
+            if pod["metadata"]["resourceVersion"].as_str() != Some(want) {
+                return Err(WriteError::Conflict { what: key });
+            }
+        }
+        if pod.get("status").is_none() {
+            pod["status"] = Value::Object(Default::default());
+        }
+        apply_status_patch(&mut pod["status"], &patch["status"]);
+        pod["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        Ok(serde_json::from_value(pod.clone()).unwrap())
+    }
+
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, WriteError> {
+        self.pod(namespace, name).ok_or(WriteError::NotFound {
+            what: format!("{namespace}/{name}"),
+        })
+    }
+
+    async fn create_event(&self, _namespace: &str, event: &Event) -> Result<String, WriteError> {
+        let mut st = self.state.lock().unwrap();
+        if let Some(e) = st.faults.pop_front() {
+            return Err(e);
+        }
+        let name = format!("event-{}", st.events.len());
+        let mut e = event.clone();
+        e.metadata.name = Some(name.clone());
+        st.events.push(e);
+        Ok(name)
+    }
+
+    async fn patch_event(
+        &self,
+        _namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), WriteError> {
+        let mut st = self.state.lock().unwrap();
+        let count = patch["series"]["count"].as_i64().unwrap_or(0) as i32;
+        if let Some(e) = st
+            .events
+            .iter_mut()
+            .find(|e| e.metadata.name.as_deref() == Some(name))
+        {
+            e.series = Some(k8s_openapi::api::events::v1::EventSeries {
+                count,
+                last_observed_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ),
+            });
+        }
+        Ok(())
+    }
+}
