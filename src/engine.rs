@@ -82,6 +82,8 @@ pub struct SyncOutcome {
     pub enactment: Result<ExecutionReport, ExecError>,
     /// Spec §6.2, after this pass.
     pub in_progress: bool,
+    /// The pod's running containers (by name) as listed at the start of the pass.
+    pub running: BTreeMap<String, RuntimeContainer>,
 }
 
 impl Engine {
@@ -213,11 +215,29 @@ impl Engine {
             plan,
             enactment,
             in_progress,
+            running,
         })
     }
 
     pub fn node(&self) -> &NodeConfig {
         &self.node
+    }
+
+    /// Node allocatable changed (the Node object was updated).
+    pub fn set_allocatable(&mut self, allocatable: crate::core::resources::ResourceList) {
+        self.node.allocatable = allocatable;
+    }
+
+    /// UIDs of every pod with checkpointed state.
+    pub fn known_pods(&self) -> Vec<String> {
+        self.allocated
+            .entries
+            .keys()
+            .chain(self.actuated.entries.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     pub fn allocated(&self, uid: &str) -> Option<&PodResourceState> {

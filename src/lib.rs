@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod check;
+pub mod controller;
 pub mod checkpoint;
 pub mod core;
 pub mod cri;

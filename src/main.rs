@@ -81,6 +81,20 @@ enum Command {
             default_value = "127.0.0.1:10258"
         )]
         admin_address: String,
+        /// Client-side rate limit of API writes (queries per second).
+        #[arg(long, env = "RESIZELET_KUBE_API_QPS", default_value_t = 50.0)]
+        kube_api_qps: f64,
+        /// Burst of the client-side rate limit.
+        #[arg(long, env = "RESIZELET_KUBE_API_BURST", default_value_t = 100)]
+        kube_api_burst: u32,
+        /// Also write the deprecated `status.resize` field (for API servers older than 1.33 and
+        /// clients that still read it).
+        #[arg(long, env = "RESIZELET_LEGACY_RESIZE_STATUS")]
+        legacy_resize_status: bool,
+        /// Act even if the node's kubelet enacts resizes itself (it races resizelet; not
+        /// recommended).
+        #[arg(long, hide = true)]
+        ignore_resizing_kubelet: bool,
     },
     /// Report whether in-place resize will work on this host; exits non-zero with reasons if not.
     Check {
@@ -112,6 +126,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RESIZELET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("RESIZELET_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -164,13 +188,112 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Run { .. } => {
-            anyhow::bail!(
-                "the Kubernetes control loop is not part of this build yet; use `resizelet resize` \
-                 (standalone) or `resizelet check`"
+        Command::Run {
+            node_name,
+            kubeconfig,
+            host,
+            root_dir,
+            admin_address: _,
+            kube_api_qps,
+            kube_api_burst,
+            legacy_resize_status,
+            ignore_resizing_kubelet,
+        } => {
+            run_agent(
+                resizelet::controller::ControllerOptions {
+                    node_name,
+                    legacy_resize_status,
+                    ignore_resizing_kubelet,
+                },
+                kubeconfig.as_deref(),
+                &host,
+                &root_dir,
+                (kube_api_qps, kube_api_burst),
             )
+            .await
         }
     }
+}
+
+/// Opens the checkpoints (a corrupt one is refused first), the cgroup filesystem and the runtime.
+async fn open_engine(
+    host: &HostArgs,
+    root_dir: &std::path::Path,
+    allocatable: Option<resizelet::core::resources::ResourceList>,
+) -> anyhow::Result<resizelet::engine::Engine> {
+    use std::sync::Arc;
+
+    use resizelet::checkpoint::CheckpointStore;
+    use resizelet::core::state::CheckpointKind;
+
+    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
+    store.load(CheckpointKind::Allocated)?;
+    store.load(CheckpointKind::Actuated)?;
+    let layout = resizelet::cgroup::detect::detect_host()?;
+    let driver: CgroupDriver = host.cgroup_driver.into();
+    let cgroups =
+        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
+    let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
+    let runtime = resizelet::cri::client::CriClient::connect_with_timeout(
+        &host.container_runtime_endpoint,
+        std::time::Duration::from_millis(host.cri_timeout_ms),
+    )
+    .await?;
+    Ok(resizelet::engine::Engine::open(
+        Arc::new(runtime),
+        Arc::new(cgroups),
+        Arc::new(store),
+        node,
+    )?)
+}
+
+async fn run_agent(
+    opts: resizelet::controller::ControllerOptions,
+    kubeconfig: Option<&std::path::Path>,
+    host: &HostArgs,
+    root_dir: &std::path::Path,
+    (qps, burst): (f64, u32),
+) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+
+    use anyhow::Context;
+
+    let engine = open_engine(host, root_dir, None).await?;
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::incluster()
+            .context("no --kubeconfig given and not running in a cluster")?,
+    };
+    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let writer = Arc::new(resizelet::k8s::client::ApiWriter::new(
+        client.clone(),
+        qps,
+        burst,
+    ));
+    tracing::info!(node = %opts.node_name, "resizelet starting");
+    let inputs = resizelet::k8s::client::watch_inputs(client, &opts.node_name);
+    let controller = resizelet::controller::Controller::new(engine, writer, opts);
+    controller.run(inputs, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
@@ -220,8 +343,6 @@ async fn resize_once(
     allocatable: Option<&str>,
     crash_after_step: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-
     use anyhow::Context;
     use resizelet::core::admission::{Decision, NodePressure};
 
@@ -234,33 +355,10 @@ async fn resize_once(
     let desired: resizelet::core::resources::PodSpec = serde_json::from_str(&text)
         .with_context(|| format!("parsing pod file {}", pod_path.display()))?;
 
-    let layout = resizelet::cgroup::detect::detect_host()?;
-    let driver: CgroupDriver = host.cgroup_driver.into();
-    let cgroups =
-        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
-    // Checkpoints first: a corrupt one is refused (and quarantined) before anything else happens.
-    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
-    {
-        use resizelet::checkpoint::CheckpointStore;
-        use resizelet::core::state::CheckpointKind;
-        store.load(CheckpointKind::Allocated)?;
-        store.load(CheckpointKind::Actuated)?;
-    }
-    let runtime = resizelet::cri::client::CriClient::connect_with_timeout(
-        &host.container_runtime_endpoint,
-        std::time::Duration::from_millis(host.cri_timeout_ms),
-    )
-    .await?;
-    let mut engine = resizelet::engine::Engine::open(
-        Arc::new(runtime),
-        Arc::new(cgroups),
-        Arc::new(store),
-        node,
-    )?;
+    let mut engine = open_engine(host, root_dir, allocatable).await?;
     let crash = move |step: usize| {
         if Some(step) == crash_after_step {
             eprintln!("resizelet: crash requested after step {step}");

@@ -46,18 +46,55 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
     futures::stream::select(pods, nodes)
 }
 
-/// Writes through a kube-rs [`Client`].
-#[derive(Clone)]
+/// Client-side rate limit (like client-go's `--kube-api-qps` / `--kube-api-burst`): a token
+/// bucket refilled at `qps`, holding at most `burst` tokens.
+pub struct RateLimiter {
+    qps: f64,
+    burst: f64,
+    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl RateLimiter {
+    pub fn new(qps: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            qps: qps.max(0.001),
+            burst,
+            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Waits for one token.
+    pub async fn acquire(&self) {
+        let mut st = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(st.1).as_secs_f64() * self.qps;
+        st.0 = (st.0 + refill).min(self.burst);
+        st.1 = now;
+        if st.0 >= 1.0 {
+            st.0 -= 1.0;
+            return;
+        }
+        let wait = std::time::Duration::from_secs_f64((1.0 - st.0) / self.qps);
+        tokio::time::sleep(wait).await;
+        st.0 = 0.0;
+        st.1 = tokio::time::Instant::now();
+    }
+}
+
+/// Writes through a kube-rs [`Client`], rate limited.
 pub struct ApiWriter {
     client: Client,
     field_manager: String,
+    limiter: RateLimiter,
 }
 
 impl ApiWriter {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, qps: f64, burst: u32) -> Self {
         ApiWriter {
             client,
             field_manager: "resizelet".into(),
+            limiter: RateLimiter::new(qps, burst),
         }
     }
 }
@@ -86,6 +123,7 @@ impl KubeWriter for ApiWriter {
         name: &str,
         patch: &Value,
     ) -> Result<Pod, WriteError> {
+        self.limiter.acquire().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = PatchParams::default();
         let params = PatchParams {
@@ -98,6 +136,7 @@ impl KubeWriter for ApiWriter {
     }
 
     async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, WriteError> {
+        self.limiter.acquire().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.get(name)
             .await
@@ -105,6 +144,7 @@ impl KubeWriter for ApiWriter {
     }
 
     async fn create_event(&self, namespace: &str, event: &Event) -> Result<String, WriteError> {
+        self.limiter.acquire().await;
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let created = api
             .create(&PostParams::default(), event)
@@ -119,6 +159,7 @@ impl KubeWriter for ApiWriter {
         name: &str,
         patch: &Value,
     ) -> Result<(), WriteError> {
+        self.limiter.acquire().await;
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
