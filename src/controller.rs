@@ -24,9 +24,7 @@ use crate::core::queue::{PendingQueue, QueueEntry, Trigger, FIRST_RETRY_MS, RETR
 use crate::core::resources::{pod_requests, PodSpec, ResourceRequirements, CPU, MEMORY};
 use crate::core::status::{allocated_resources_status, container_resources_status};
 use crate::engine::{Engine, EngineError};
-use crate::k8s::convert::{
-    node_view, pod_view, ContainerStatusResources, PodView, StatusIntent,
-};
+use crate::k8s::convert::{node_view, pod_view, ContainerStatusResources, PodView, StatusIntent};
 use crate::k8s::events::EventRecorder;
 use crate::k8s::{Input, KubeWriter, WriteError};
 
@@ -82,7 +80,9 @@ pub struct Controller {
 }
 
 fn jitter(uid: &str) -> Duration {
-    let h = uid.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let h = uid
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     Duration::from_millis(h % 5000)
 }
 
@@ -254,8 +254,8 @@ impl Controller {
             Input::Pod(watcher::Event::Apply(pod)) => match pod_view(&pod) {
                 Ok(view) => {
                     let uid = view.spec.uid.clone();
-                    let became_terminal = view.terminal
-                        && self.pods.get(&uid).is_some_and(|p| !p.terminal);
+                    let became_terminal =
+                        view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
                     self.applied(view);
                     if became_terminal && !self.queue.is_empty() {
                         self.retry_pass.get_or_insert(Trigger::PodTerminated);
@@ -327,14 +327,20 @@ impl Controller {
                 && c.raw.get("resources").is_none_or(|r| r.is_null())
         });
         if erased {
-            self.missing_since.entry(uid.clone()).or_insert_with(Instant::now);
+            self.missing_since
+                .entry(uid.clone())
+                .or_insert_with(Instant::now);
         }
         self.pods.insert(uid, view);
     }
 
     fn deleted(&mut self, uid: &str) {
         if let Some(view) = self.pods.remove(uid) {
-            for c in view.container_statuses.iter().chain(&view.init_container_statuses) {
+            for c in view
+                .container_statuses
+                .iter()
+                .chain(&view.init_container_statuses)
+            {
                 if let Some(id) = &c.container_id {
                     self.reported.remove(strip_runtime(id));
                 }
@@ -358,7 +364,11 @@ impl Controller {
         while let Some(trigger) = self.retry_pass.take() {
             let queued = self.queue.uids();
             if !queued.is_empty() {
-                debug!(trigger = trigger.label(), pods = queued.len(), "retrying deferred resizes");
+                debug!(
+                    trigger = trigger.label(),
+                    pods = queued.len(),
+                    "retrying deferred resizes"
+                );
             }
             for uid in queued {
                 self.sync(&uid).await;
@@ -467,7 +477,11 @@ impl Controller {
         // container status resources (§12)
         let actuated = self.engine.actuated(&uid).cloned().unwrap_or_default();
         let mut containers = BTreeMap::new();
-        for s in view.container_statuses.iter().chain(&view.init_container_statuses) {
+        for s in view
+            .container_statuses
+            .iter()
+            .chain(&view.init_container_statuses)
+        {
             let Some(api_id) = &s.container_id else {
                 continue;
             };
@@ -593,5 +607,278 @@ mod tests {
     fn runtime_prefix() {
         assert_eq!(strip_runtime("containerd://abc"), "abc");
         assert_eq!(strip_runtime("abc"), "abc");
+    }
+
+    use crate::cgroup::memory::MemoryCgroupFs;
+    use crate::checkpoint::MemoryCheckpointStore;
+    use crate::core::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
+    use crate::core::node::{CgroupVersion, NodeConfig};
+    use crate::core::runtime::{ContainerState, RuntimeContainer};
+    use crate::cri::fake::FakeRuntime;
+    use crate::k8s::memory::MemoryWriter;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::json;
+
+    struct World {
+        runtime: Arc<FakeRuntime>,
+        cgroups: Arc<MemoryCgroupFs>,
+        writer: Arc<MemoryWriter>,
+        config: NodeConfig,
+    }
+
+    fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "generation": gen},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "busybox",
+                "resources": {"requests": {"cpu": cpu, "memory": mem},
+                              "limits": {"cpu": cpu, "memory": mem}}}]},
+            "status": {"phase": "Running", "qosClass": "Guaranteed",
+                "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
+                    "ready": true, "restartCount": 0, "containerID": format!("containerd://{uid}-app"),
+                    "state": {"running": {}}}]}
+        }))
+        .unwrap()
+    }
+
+    fn api_node(cpu: &str, mem: &str) -> Node {
+        serde_json::from_value(json!({"metadata": {"name": "n1"},
+            "status": {"allocatable": {"cpu": cpu, "memory": mem},
+                       "nodeInfo": {"kubeletVersion": "v1.32.3", "machineID": "", "systemUUID": "",
+                         "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "",
+                         "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}}}))
+        .unwrap()
+    }
+
+    impl World {
+        fn new() -> Self {
+            World {
+                runtime: Arc::new(FakeRuntime::new()),
+                cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
+                writer: Arc::new(MemoryWriter::new()),
+                config: NodeConfig {
+                    machine_memory_bytes: 8 << 30,
+                    ..NodeConfig::default()
+                },
+            }
+        }
+
+        /// The kubelet started the pod: runtime containers, pod cgroup, API object.
+        fn start(&self, pod: &Pod) -> Pod {
+            let view = pod_view(pod).unwrap();
+            let spec = &view.spec;
+            self.cgroups
+                .add_pod(&spec.uid, pod_cgroup_values(spec, &self.config));
+            for c in &spec.containers {
+                let linux =
+                    container_linux_resources(spec, c, Reduced::of(&c.resources), &self.config);
+                self.runtime.add_container(
+                    RuntimeContainer {
+                        id: format!("{}-{}", spec.uid, c.name),
+                        pod_sandbox_id: format!("sb-{}", spec.uid),
+                        pod_uid: spec.uid.clone(),
+                        name: c.name.clone(),
+                        attempt: 0,
+                        state: ContainerState::Running,
+                        created_at_nanos: 1,
+                        labels: BTreeMap::new(),
+                    },
+                    linux,
+                );
+            }
+            self.writer.put_pod(pod)
+        }
+
+        fn controller(&self) -> Controller {
+            let engine = Engine::open(
+                self.runtime.clone(),
+                self.cgroups.clone(),
+                Arc::new(MemoryCheckpointStore::new()),
+                self.config.clone(),
+            )
+            .unwrap();
+            Controller::new(
+                engine,
+                self.writer.clone(),
+                ControllerOptions {
+                    node_name: "n1".into(),
+                    legacy_resize_status: false,
+                    ignore_resizing_kubelet: false,
+                },
+            )
+        }
+
+        fn pod(&self, name: &str) -> serde_json::Value {
+            serde_json::to_value(self.writer.pod("ns", name).unwrap()).unwrap()
+        }
+
+        /// The API server applied a `/resize`: new resources, generation + 1.
+        fn resize(&self, name: &str, cpu: &str, mem: &str) -> Pod {
+            let mut v = self.pod(name);
+            v["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu, "memory": mem},
+                "limits": {"cpu": cpu, "memory": mem}});
+            v["metadata"]["generation"] = json!(v["metadata"]["generation"].as_i64().unwrap() + 1);
+            self.writer.put_pod(&serde_json::from_value(v).unwrap())
+        }
+    }
+
+    async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
+        c.step(Input::Node(watcher::Event::Apply(api_node("2", "4Gi"))))
+            .await;
+        c.step(Input::Pod(watcher::Event::Init)).await;
+        for p in pods {
+            c.step(Input::Pod(watcher::Event::InitApply(p))).await;
+        }
+        c.step(Input::Pod(watcher::Event::InitDone)).await;
+    }
+
+    fn reasons(w: &MemoryWriter) -> Vec<String> {
+        w.events()
+            .iter()
+            .map(|e| e.reason.clone().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
+        let w = World::new();
+        let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        sync_all(&mut c, vec![pod]).await;
+        let v = w.pod("web");
+        let app = &v["status"]["containerStatuses"][0];
+        assert_eq!(
+            app["allocatedResources"],
+            json!({"cpu": "500m", "memory": "256Mi"})
+        );
+        assert_eq!(
+            app["resources"]["limits"],
+            json!({"cpu": "500m", "memory": "256Mi"})
+        );
+        assert_eq!(v["status"]["observedGeneration"], 1);
+        assert!(c.stats().ready.load(Ordering::Relaxed));
+
+        let writes = w.writer.status_patches().len();
+        let resized = w.resize("web", "1", "512Mi");
+        c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+        let patches = w.writer.status_patches();
+        assert_eq!(
+            patches.len(),
+            writes + 1,
+            "fast path: one patch per completed resize"
+        );
+        let v = w.pod("web");
+        let app = &v["status"]["containerStatuses"][0];
+        assert_eq!(
+            app["allocatedResources"],
+            json!({"cpu": "1", "memory": "512Mi"})
+        );
+        assert_eq!(
+            app["resources"]["limits"],
+            json!({"cpu": "1", "memory": "512Mi"})
+        );
+        assert_eq!(v["status"]["observedGeneration"], 2);
+        assert!(v["status"]
+            .get("conditions")
+            .is_none_or(|c| c.as_array().unwrap().is_empty()));
+        assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+        assert_eq!(
+            w.runtime.resources("u1-app").unwrap().memory_limit_in_bytes,
+            512 << 20
+        );
+        // the echo of our own write changes nothing
+        let echo = w.writer.pod("ns", "web").unwrap();
+        c.step(Input::Pod(watcher::Event::Apply(echo))).await;
+        assert_eq!(w.writer.status_patches().len(), writes + 1);
+    }
+
+    #[tokio::test]
+    async fn erased_fields_are_reasserted() {
+        let w = World::new();
+        let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        sync_all(&mut c, vec![pod]).await;
+        // a gate-off kubelet rewrites containerStatuses without the resize fields
+        let mut v = w.pod("web");
+        let app = v["status"]["containerStatuses"][0].as_object_mut().unwrap();
+        app.remove("resources");
+        app.remove("allocatedResources");
+        let erased = w.writer.put_pod(&serde_json::from_value(v).unwrap());
+        c.step(Input::Pod(watcher::Event::Apply(erased))).await;
+        let v = w.pod("web");
+        assert_eq!(
+            v["status"]["containerStatuses"][0]["allocatedResources"],
+            json!({"cpu": "500m", "memory": "256Mi"})
+        );
+        assert_eq!(c.stats().fields_missing_us.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deferred_until_another_pod_is_deleted() {
+        let w = World::new();
+        let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
+        let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
+        let mut c = w.controller();
+        sync_all(&mut c, vec![a.clone(), b]).await;
+        let resized = w.resize("b", "1500m", "1Gi");
+        c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+        let v = w.pod("b");
+        let cond = &v["status"]["conditions"][0];
+        assert_eq!(cond["type"], "PodResizePending");
+        assert_eq!(cond["reason"], "Deferred");
+        assert_eq!(cond["observedGeneration"], 2);
+        assert!(cond["message"].as_str().unwrap().contains("cpu"), "{cond}");
+        assert_eq!(reasons(&w.writer), ["ResizeDeferred"]);
+        // pod a goes away: the deferred resize is retried and accepted
+        c.step(Input::Pod(watcher::Event::Delete(a))).await;
+        let v = w.pod("b");
+        assert!(
+            v["status"]["conditions"].as_array().unwrap().is_empty(),
+            "{v}"
+        );
+        assert_eq!(
+            v["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+            "1500m"
+        );
+        assert_eq!(
+            reasons(&w.writer),
+            ["ResizeDeferred", "ResizeStarted", "ResizeCompleted"]
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_re_read_and_retried() {
+        let w = World::new();
+        let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        w.writer
+            .fail_next(WriteError::Conflict { what: "pod".into() });
+        sync_all(&mut c, vec![pod]).await;
+        assert_eq!(c.stats().status_conflicts.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            w.pod("web")["status"]["containerStatuses"][0]["allocatedResources"]["memory"],
+            "256Mi"
+        );
+    }
+
+    #[tokio::test]
+    async fn stands_down_next_to_a_resizing_kubelet() {
+        let w = World::new();
+        let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        let mut node = api_node("2", "4Gi");
+        node.status
+            .as_mut()
+            .unwrap()
+            .node_info
+            .as_mut()
+            .unwrap()
+            .kubelet_version = "v1.35.0".into();
+        c.step(Input::Node(watcher::Event::Apply(node))).await;
+        c.step(Input::Pod(watcher::Event::Init)).await;
+        c.step(Input::Pod(watcher::Event::InitApply(pod))).await;
+        c.step(Input::Pod(watcher::Event::InitDone)).await;
+        assert!(w.writer.status_patches().is_empty());
+        let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
+        assert!(why.contains("v1.35.0"), "{why}");
     }
 }

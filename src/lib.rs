@@ -6,8 +6,8 @@
 
 pub mod cgroup;
 pub mod check;
-pub mod controller;
 pub mod checkpoint;
+pub mod controller;
 pub mod core;
 pub mod cri;
 pub mod engine;

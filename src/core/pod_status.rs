@@ -302,7 +302,9 @@ mod tests {
         );
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].reason, "ResizeError");
-        assert!(events[0].message.contains(r#""generation":2,"error":"no memory""#));
+        assert!(events[0]
+            .message
+            .contains(r#""generation":2,"error":"no memory""#));
         // same error again: no new event; then success clears it with ResizeCompleted
         let (again, events) = next_conditions(
             &next,
@@ -347,7 +349,8 @@ mod tests {
         assert!(both.pending.is_some() && both.in_progress.is_some());
         assert_eq!(both.legacy_resize(), Some("Deferred"));
         // reverted: pending cleared
-        let (cleared, events) = next_conditions(&same, &pass(&Decision::Unchanged, &d, false, None));
+        let (cleared, events) =
+            next_conditions(&same, &pass(&Decision::Unchanged, &d, false, None));
         assert_eq!(cleared, ResizeConditions::default());
         assert!(events.is_empty());
     }
@@ -356,7 +359,8 @@ mod tests {
     fn infeasible_condition() {
         let d = desired(2);
         let infeasible = Decision::Infeasible {
-            message: "Node didn't have enough capacity: cpu, requested: 9000, capacity: 4000".into(),
+            message: "Node didn't have enough capacity: cpu, requested: 9000, capacity: 4000"
+                .into(),
             reason_detail: "",
         };
         let (next, events) = next_conditions(

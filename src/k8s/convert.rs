@@ -138,13 +138,19 @@ fn container(
     })
 }
 
-fn statuses(list: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>) -> Vec<ApiContainerStatus> {
+fn statuses(
+    list: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>,
+) -> Vec<ApiContainerStatus> {
     list.into_iter()
         .flatten()
         .map(|s| ApiContainerStatus {
             name: s.name.clone(),
             container_id: s.container_id.clone().filter(|id| !id.is_empty()),
-            running: s.state.as_ref().and_then(|st| st.running.as_ref()).is_some(),
+            running: s
+                .state
+                .as_ref()
+                .and_then(|st| st.running.as_ref())
+                .is_some(),
             raw: serde_json::to_value(s).unwrap_or(Value::Null),
         })
         .collect()
@@ -153,8 +159,14 @@ fn statuses(list: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>) -> 
 /// Maps an API pod to the controller's view.
 pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
     let meta = &pod.metadata;
-    let uid = meta.uid.clone().ok_or(ConvertError::Missing("metadata.uid"))?;
-    let name = meta.name.clone().ok_or(ConvertError::Missing("metadata.name"))?;
+    let uid = meta
+        .uid
+        .clone()
+        .ok_or(ConvertError::Missing("metadata.uid"))?;
+    let name = meta
+        .name
+        .clone()
+        .ok_or(ConvertError::Missing("metadata.name"))?;
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let key = format!("{namespace}/{name}");
     let spec = pod.spec.as_ref().ok_or(ConvertError::Missing("spec"))?;
@@ -467,7 +479,10 @@ mod tests {
         assert_eq!(v.conditions.pending.as_ref().unwrap().reason, "Deferred");
         assert_eq!(v.conditions.in_progress, None);
         assert_eq!(v.observed_generation, Some(2));
-        assert_eq!(v.container_statuses[0].container_id.as_deref(), Some("containerd://abc"));
+        assert_eq!(
+            v.container_statuses[0].container_id.as_deref(),
+            Some("containerd://abc")
+        );
         assert!(v.container_statuses[0].running);
         assert!(!v.init_container_statuses[0].running);
         assert_eq!(v.node_name.as_deref(), Some("n1"));
@@ -488,7 +503,10 @@ mod tests {
                 k8s_openapi::apimachinery::pkg::api::resource::Quantity("1 core".into()),
             );
         let err = pod_view(&pod).unwrap_err().to_string();
-        assert!(err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""), "{err}");
+        assert!(
+            err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -521,13 +539,19 @@ mod tests {
         let s = &patch["status"];
         let app = &s["containerStatuses"][0];
         assert_eq!(app["imageID"], "sha256:1", "the whole entry is kept");
-        assert_eq!(app["allocatedResources"], json!({"cpu": "500m", "memory": "128Mi"}));
+        assert_eq!(
+            app["allocatedResources"],
+            json!({"cpu": "500m", "memory": "128Mi"})
+        );
         assert_eq!(
             app["resources"],
             json!({"limits": {"cpu": "1", "memory": "256Mi"},
                    "requests": {"cpu": "500m", "memory": "128Mi"}})
         );
-        assert!(s.get("initContainerStatuses").is_none(), "no runtime status, untouched");
+        assert!(
+            s.get("initContainerStatuses").is_none(),
+            "no runtime status, untouched"
+        );
         assert_eq!(
             s["conditions"],
             json!([
@@ -582,7 +606,11 @@ mod tests {
         )
         .unwrap();
         let app = &patch["status"]["containerStatuses"][0];
-        assert_eq!(app["allocatedResources"], json!({"cpu": "0.5"}), "kept as written");
+        assert_eq!(
+            app["allocatedResources"],
+            json!({"cpu": "0.5"}),
+            "kept as written"
+        );
         assert_eq!(app["resources"], json!({}), "running: {{}} never nil");
     }
 }

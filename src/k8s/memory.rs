@@ -123,9 +123,10 @@ impl KubeWriter for MemoryWriter {
         st.rv += 1;
         let rv = st.rv;
         st.status_patches.push((key.clone(), patch.clone()));
-        let pod = st.pods.get_mut(&key).ok_or(WriteError::NotFound {
-            what: key.clone(),
-        })?;
+        let pod = st
+            .pods
+            .get_mut(&key)
+            .ok_or(WriteError::NotFound { what: key.clone() })?;
         if let Some(want) = patch["metadata"]["resourceVersion"].as_str() {
             if pod["metadata"]["resourceVersion"].as_str() != Some(want) {
                 return Err(WriteError::Conflict { what: key });

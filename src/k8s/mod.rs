@@ -53,6 +53,10 @@ pub trait KubeWriter: Send + Sync {
     /// Creates an `events.k8s.io/v1` Event; returns its name.
     async fn create_event(&self, namespace: &str, event: &Event) -> Result<String, WriteError>;
     /// Merge-patches an Event (series updates).
-    async fn patch_event(&self, namespace: &str, name: &str, patch: &Value)
-        -> Result<(), WriteError>;
+    async fn patch_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), WriteError>;
 }
