@@ -1,0 +1,550 @@
+//! The object store: pods, nodes and events as JSON values, one global
+//! resourceVersion, a bounded history of watch events for resumption and a
+//! broadcast feed of live changes. Every write goes through [`State::commit`].
+
+use crate::patch;
+use crate::pod;
+use crate::util;
+use crate::{ApiError, EventType, Fault, PatchKind, Stats, WatchEvent};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How many watch events are kept for resumption.
+pub const HISTORY: usize = 10_000;
+
+/// The kinds of object the double stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pod,
+    Node,
+    Event,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::Node => "Node",
+            Kind::Event => "Event",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::Node => "nodes",
+            Kind::Event => "events",
+        }
+    }
+}
+
+type Key = (String, String);
+
+pub struct State {
+    pub rv: u64,
+    /// A watch from resourceVersion `r` can resume iff `r >= floor`.
+    pub floor: u64,
+    pub pods: BTreeMap<Key, Value>,
+    pub nodes: BTreeMap<Key, Value>,
+    pub events: BTreeMap<Key, Value>,
+    pub history: VecDeque<WatchEvent>,
+    pub stats: Stats,
+    pub faults: VecDeque<Fault>,
+    pub bookmark_interval: Duration,
+    pub epoch: u64,
+}
+
+pub struct Store {
+    pub state: Mutex<State>,
+    pub tx: broadcast::Sender<WatchEvent>,
+    pub epoch_tx: tokio::sync::watch::Sender<u64>,
+}
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.to_string(), name.to_string())
+}
+
+fn rv_of(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn name_of(v: &Value) -> &str {
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Which counter a status write feeds.
+#[derive(Clone, Copy)]
+pub enum StatusWriter {
+    Patch,
+    Put,
+    Kubelet,
+}
+
+impl State {
+    pub fn map(&mut self, kind: Kind) -> &mut BTreeMap<Key, Value> {
+        match kind {
+            Kind::Pod => &mut self.pods,
+            Kind::Node => &mut self.nodes,
+            Kind::Event => &mut self.events,
+        }
+    }
+
+    /// Stores (or removes, for `Deleted`) an object under a new
+    /// resourceVersion, records the watch event and broadcasts it.
+    pub fn commit(
+        &mut self,
+        tx: &broadcast::Sender<WatchEvent>,
+        kind: Kind,
+        event_type: EventType,
+        k: Key,
+        mut obj: Value,
+        old: Option<Value>,
+    ) -> Value {
+        self.rv += 1;
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        }
+        match event_type {
+            EventType::Deleted => {
+                self.map(kind).remove(&k);
+            }
+            _ => {
+                self.map(kind).insert(k, obj.clone());
+            }
+        }
+        let ev = WatchEvent {
+            event_type,
+            kind: kind.name().to_string(),
+            object: obj.clone(),
+            old_object: old,
+            resource_version: self.rv,
+        };
+        self.history.push_back(ev.clone());
+        while self.history.len() > HISTORY {
+            if let Some(e) = self.history.pop_front() {
+                self.floor = e.resource_version;
+            }
+        }
+        let _ = tx.send(ev);
+        obj
+    }
+}
+
+pub fn apply_patch(kind: PatchKind, cur: &Value, p: &Value) -> Result<Value, ApiError> {
+    let out = match kind {
+        PatchKind::Strategic => patch::strategic_merge_patch(cur, p),
+        PatchKind::Merge => Ok(patch::merge_patch(cur, p)),
+        PatchKind::Json => patch::json_patch(cur, p),
+    };
+    let out = out.map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+    if !out.is_object() {
+        return Err(ApiError::bad_request("patched object is not a JSON object"));
+    }
+    Ok(out)
+}
+
+fn check_precondition(kind: Kind, updated: &Value, cur: &Value) -> Result<(), ApiError> {
+    match rv_of(updated) {
+        Some(want) if Some(want) != rv_of(cur) => {
+            Err(ApiError::conflict(kind.plural(), name_of(cur)))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        let (tx, _) = broadcast::channel(16_384);
+        let (epoch_tx, _) = tokio::sync::watch::channel(0);
+        Store {
+            state: Mutex::new(State {
+                rv: 1000,
+                floor: 1000,
+                pods: BTreeMap::new(),
+                nodes: BTreeMap::new(),
+                events: BTreeMap::new(),
+                history: VecDeque::new(),
+                stats: Stats::default(),
+                faults: VecDeque::new(),
+                bookmark_interval: Duration::from_secs(1),
+                epoch: 0,
+            }),
+            tx,
+            epoch_tx,
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        self.lock().map(kind).get(&key(ns, name)).cloned()
+    }
+
+    pub fn get_or_404(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.get(kind, ns, name)
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))
+    }
+
+    /// Creates an object; `ns` is ignored for nodes.
+    pub fn create(
+        &self,
+        kind: Kind,
+        ns: &str,
+        mut obj: Value,
+        api_version: &str,
+    ) -> Result<Value, ApiError> {
+        let Some(o) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request("object is not a JSON object"));
+        };
+        o.entry("kind").or_insert_with(|| kind.name().into());
+        o.entry("apiVersion").or_insert_with(|| api_version.into());
+        let meta = o.entry("metadata").or_insert_with(|| json!({}));
+        let Some(meta) = meta.as_object_mut() else {
+            return Err(ApiError::bad_request("metadata is not a JSON object"));
+        };
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            match meta.get("generateName").and_then(Value::as_str) {
+                Some(g) if !g.is_empty() => name = format!("{g}{}", util::name_suffix()),
+                _ => {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                            kind.name()
+                        ),
+                    ))
+                }
+            }
+        }
+        let ns = match kind {
+            Kind::Node => String::new(),
+            _ => {
+                let body_ns = meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if !body_ns.is_empty() && !ns.is_empty() && body_ns != ns {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                let ns = if !ns.is_empty() {
+                    ns.to_string()
+                } else if !body_ns.is_empty() {
+                    body_ns
+                } else {
+                    "default".to_string()
+                };
+                meta.insert("namespace".into(), ns.clone().into());
+                ns
+            }
+        };
+        meta.insert("name".into(), name.clone().into());
+        meta.insert("uid".into(), util::uuid().into());
+        meta.insert("creationTimestamp".into(), util::now_rfc3339().into());
+        meta.remove("resourceVersion");
+        if kind == Kind::Pod {
+            meta.insert("generation".into(), 1.into());
+            let spec = o.entry("spec").or_insert_with(|| json!({}));
+            pod::default_requests(spec);
+            let qos = pod::qos_class(spec);
+            let status = o.entry("status").or_insert_with(|| json!({}));
+            if let Some(st) = status.as_object_mut() {
+                st.entry("phase").or_insert_with(|| "Pending".into());
+                st.entry("qosClass").or_insert_with(|| qos.into());
+            }
+        }
+        let mut st = self.lock();
+        if kind == Kind::Event {
+            st.stats.event_writes += 1;
+        }
+        let k = key(&ns, &name);
+        if st.map(kind).contains_key(&k) {
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", kind.plural()),
+            ));
+        }
+        Ok(st.commit(&self.tx, kind, EventType::Added, k, obj, None))
+    }
+
+    pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .map(kind)
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        Ok(st.commit(
+            &self.tx,
+            kind,
+            EventType::Deleted,
+            k,
+            cur.clone(),
+            Some(cur),
+        ))
+    }
+
+    /// A list object of `kind` (`ns` `None` = all namespaces).
+    pub fn list(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        fs: &util::FieldSelector,
+        ls: &util::LabelSelector,
+    ) -> Value {
+        let mut st = self.lock();
+        st.stats.lists += 1;
+        let rv = st.rv;
+        let items: Vec<Value> = st
+            .map(kind)
+            .iter()
+            .filter(|((n, _), v)| ns.is_none_or(|ns| ns == n) && fs.matches(v) && ls.matches(v))
+            .map(|(_, v)| v.clone())
+            .collect();
+        json!({
+            "kind": format!("{}List", kind.name()),
+            "apiVersion": if kind == Kind::Event { "events.k8s.io/v1" } else { "v1" },
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": items,
+        })
+    }
+
+    /// Writes `status` from `update` (a patched or replacement object) into
+    /// the stored object; other fields of `update` are ignored. No-op writes
+    /// are skipped.
+    fn write_status(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        k: Key,
+        cur: Value,
+        update: &Value,
+        writer: StatusWriter,
+    ) -> Result<Value, ApiError> {
+        if let Err(e) = check_precondition(kind, update, &cur) {
+            if kind == Kind::Pod {
+                st.stats.pod_status_conflicts += 1;
+            }
+            return Err(e);
+        }
+        match (writer, kind) {
+            (StatusWriter::Patch, Kind::Pod) => st.stats.pod_status_patches += 1,
+            (StatusWriter::Put, Kind::Pod) => st.stats.pod_status_updates += 1,
+            (StatusWriter::Patch | StatusWriter::Put, _) => st.stats.node_status_writes += 1,
+            (StatusWriter::Kubelet, _) => {}
+        }
+        let mut new = cur.clone();
+        match update.get("status") {
+            Some(s) if !s.is_null() => new["status"] = s.clone(),
+            _ => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        if new == cur {
+            return Ok(cur);
+        }
+        if let StatusWriter::Kubelet = writer {
+            st.stats.kubelet_actor_writes += 1;
+        }
+        Ok(st.commit(&self.tx, kind, EventType::Modified, k, new, Some(cur)))
+    }
+
+    pub fn patch_status(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        pk: PatchKind,
+        p: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .map(kind)
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let patched = apply_patch(pk, &cur, p)?;
+        self.write_status(&mut st, kind, k, cur, &patched, StatusWriter::Patch)
+    }
+
+    pub fn replace_status(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .map(kind)
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        if !body.is_object() {
+            return Err(ApiError::bad_request("object is not a JSON object"));
+        }
+        self.write_status(&mut st, kind, k, cur, body, StatusWriter::Put)
+    }
+
+    /// Rewrites the status of every pod bound to `node` with `f`, writing
+    /// only pods whose status changes. Returns the number of writes.
+    pub fn kubelet_rewrite(&self, node: &str, f: impl Fn(&mut Value)) -> usize {
+        let mut st = self.lock();
+        let pods: Vec<(Key, Value)> = st
+            .pods
+            .iter()
+            .filter(|(_, p)| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut writes = 0;
+        for (k, cur) in pods {
+            let mut update = cur.clone();
+            f(&mut update);
+            if update != cur {
+                let _ =
+                    self.write_status(&mut st, Kind::Pod, k, cur, &update, StatusWriter::Kubelet);
+                writes += 1;
+            }
+        }
+        writes
+    }
+
+    /// The `resize` subresource: only container resources may change.
+    pub fn resize(
+        &self,
+        ns: &str,
+        name: &str,
+        pk: PatchKind,
+        p: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .pods
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("pods", name))?;
+        let patched = apply_patch(pk, &cur, p)?;
+        check_precondition(Kind::Pod, &patched, &cur)?;
+        let mut new = cur.clone();
+        new["spec"] = patched.get("spec").cloned().unwrap_or_else(|| json!({}));
+        pod::default_requests(&mut new["spec"]);
+        if let Err(errs) = pod::validate_resize(&cur, &new) {
+            st.stats.resize_rejections += 1;
+            let detail = if errs.len() == 1 {
+                errs[0].clone()
+            } else {
+                format!("[{}]", errs.join(", "))
+            };
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!("Pod \"{name}\" is invalid: {detail}"),
+            ));
+        }
+        st.stats.resize_patches += 1;
+        if new == cur {
+            return Ok(cur);
+        }
+        let generation = cur
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        new["metadata"]["generation"] = (generation + 1).into();
+        Ok(st.commit(&self.tx, Kind::Pod, EventType::Modified, k, new, Some(cur)))
+    }
+
+    /// A patch of the main resource. Pods: only `metadata.labels`,
+    /// `metadata.annotations` and `metadata.finalizers` may change; events:
+    /// anything but identity.
+    pub fn patch_object(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        pk: PatchKind,
+        p: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .map(kind)
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let patched = apply_patch(pk, &cur, p)?;
+        check_precondition(kind, &patched, &cur)?;
+        let mut new = cur.clone();
+        match kind {
+            Kind::Event => {
+                new = patched.clone();
+                for f in ["name", "namespace", "uid", "creationTimestamp"] {
+                    new["metadata"][f] = cur["metadata"][f].clone();
+                }
+                st.stats.event_writes += 1;
+            }
+            _ => {
+                if patched.get("spec") != cur.get("spec") {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "{} \"{name}\" is invalid: spec: Forbidden: the double only allows metadata changes through this patch",
+                            kind.name()
+                        ),
+                    ));
+                }
+                for f in ["labels", "annotations", "finalizers"] {
+                    match patched.pointer(&format!("/metadata/{f}")) {
+                        Some(v) => new["metadata"][f] = v.clone(),
+                        None => {
+                            if let Some(m) = new["metadata"].as_object_mut() {
+                                m.remove(f);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
+        if new == cur {
+            return Ok(cur);
+        }
+        Ok(st.commit(&self.tx, kind, EventType::Modified, k, new, Some(cur)))
+    }
+
+    /// Compacts all history and ends every open watch stream.
+    pub fn force_gone(&self) {
+        let mut st = self.lock();
+        st.rv += 1;
+        st.floor = st.rv;
+        st.history.clear();
+        st.epoch += 1;
+        let epoch = st.epoch;
+        drop(st);
+        self.epoch_tx.send_replace(epoch);
+    }
+}
