@@ -1,0 +1,208 @@
+//! End to end on this VM: the API-server double, the real containerd and cgroups, and the
+//! `resizelet run` binary. Pods are created the way the kubelet would; resizes go through the
+//! `/resize` subresource over HTTP; a gate-off kubelet actor erases the resize fields throughout.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use resizelet::core::resources::QosClass;
+use resizelet_double::Fault;
+use support::cluster::{condition, resize_done, Agent, Cluster, DEADLINE};
+use support::eventually;
+use support::kubelet::{TestContainer, TestPod};
+
+const MIB: i64 = 1 << 20;
+
+fn c(name: &str, cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
+    TestContainer::new(name)
+        .cpu(Some(cpu.0), Some(cpu.1))
+        .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
+}
+
+async fn populated(cluster: &Cluster, pod: &TestPod) {
+    eventually("resize fields populated", DEADLINE, || async {
+        let p = cluster.pod(pod);
+        let all = p["status"]["containerStatuses"]
+            .as_array()?
+            .iter()
+            .all(|s| !s["resources"].is_null() && !s["allocatedResources"].is_null());
+        all.then_some(())
+    })
+    .await
+}
+
+async fn done(cluster: &Cluster, pod: &TestPod) -> serde_json::Value {
+    eventually("resize completed in the API status", DEADLINE, || async {
+        let p = cluster.pod(pod);
+        resize_done(&p).then_some(p)
+    })
+    .await
+}
+
+fn reasons(cluster: &Cluster, pod: &TestPod) -> Vec<String> {
+    cluster
+        .api
+        .events()
+        .iter()
+        .filter(|e| e["regarding"]["name"] == pod.name.as_str())
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
+    let cluster = Cluster::start("2", "4Gi").await;
+    let _kubelet = cluster
+        .api
+        .start_gate_off_kubelet(support::cluster::NODE, Duration::from_millis(300));
+    let state = cluster.dir.path().join("state");
+    let mut agent = Agent::start(&cluster, &state);
+
+    // Guaranteed, one container
+    let g = TestPod::new("guaranteed", QosClass::Guaranteed, vec![c("app", (200, 200), (64, 64))]);
+    let g_run = cluster.run_pod(g.clone()).await;
+    let g = g_run.pod.clone();
+    populated(&cluster, &g).await;
+    let started = Instant::now();
+    cluster
+        .resize(&g, &[c("app", (400, 400), (96, 96))])
+        .await
+        .expect("resize accepted by the API server");
+    let p = done(&cluster, &g).await;
+    eprintln!("guaranteed resize reflected after {:?}", started.elapsed());
+    let app = g_run.container_cgroup_values("app");
+    assert_eq!(
+        (app.cpu_shares, app.cpu_quota, app.memory_limit),
+        (Some(409), Some(40_000), Some(96 * MIB))
+    );
+    let pod_cg = g_run.pod_cgroup_values();
+    assert_eq!((pod_cg.cpu_quota, pod_cg.memory_limit), (Some(40_000), Some(96 * MIB)));
+    let st = &p["status"]["containerStatuses"][0];
+    assert_eq!(st["resources"]["limits"]["cpu"], "400m");
+    assert_eq!(st["resources"]["limits"]["memory"], "96Mi");
+    assert_eq!(p["status"]["observedGeneration"], 2);
+    let r = reasons(&cluster, &g);
+    assert!(r.contains(&"ResizeStarted".into()) && r.contains(&"ResizeCompleted".into()), "{r:?}");
+
+    // Burstable, two containers: one grows, one shrinks
+    let b = TestPod::new(
+        "burstable",
+        QosClass::Burstable,
+        vec![c("c1", (100, 300), (32, 128)), c("c2", (300, 600), (64, 256))],
+    );
+    let b_run = cluster.run_pod(b).await;
+    let b = b_run.pod.clone();
+    populated(&cluster, &b).await;
+    cluster
+        .resize(&b, &[c("c1", (300, 500), (32, 192)), c("c2", (100, 200), (64, 128))])
+        .await
+        .expect("resize");
+    done(&cluster, &b).await;
+    assert_eq!(b_run.container_cgroup_values("c1").cpu_quota, Some(50_000));
+    assert_eq!(b_run.container_cgroup_values("c2").cpu_quota, Some(20_000));
+    assert_eq!(b_run.container_cgroup_values("c2").memory_limit, Some(128 * MIB));
+    assert_eq!(b_run.pod_cgroup_values().memory_limit, Some(320 * MIB));
+
+    // Infeasible: more cpu than the node has
+    cluster
+        .resize(&b, &[c("c1", (3000, 3000), (32, 192)), c("c2", (100, 200), (64, 128))])
+        .await
+        .expect("resize");
+    let p = eventually("PodResizePending Infeasible", DEADLINE, || async {
+        let p = cluster.pod(&b);
+        let reason = condition(&p, "PodResizePending")?["reason"].as_str()?.to_string();
+        (reason == "Infeasible").then_some(p)
+    })
+    .await;
+    let msg = condition(&p, "PodResizePending").unwrap()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("Node didn't have enough capacity: cpu"), "{msg}");
+    // revert: pending cleared
+    cluster
+        .resize(&b, &[c("c1", (300, 500), (32, 192)), c("c2", (100, 200), (64, 128))])
+        .await
+        .expect("revert");
+    done(&cluster, &b).await;
+
+    // 409 on the next status write, then a 410 relist: resizes still complete
+    cluster.api.fail_next(Fault::Conflict);
+    cluster.api.force_gone();
+    cluster
+        .resize(&g, &[c("app", (300, 300), (96, 96))])
+        .await
+        .expect("resize");
+    done(&cluster, &g).await;
+    assert_eq!(g_run.container_cgroup_values("app").cpu_quota, Some(30_000));
+
+    // the kubelet actor erased fields all along; they are back within a watch round trip
+    let missing = eventually("the kubelet actor erased fields at least once", DEADLINE, || async {
+        let s = cluster.api.stats();
+        (s.kubelet_actor_writes > 0).then_some(s.kubelet_actor_writes)
+    })
+    .await;
+    eprintln!("kubelet actor writes: {missing}");
+    populated(&cluster, &g).await;
+
+    agent.kill();
+    g_run.teardown().await.unwrap();
+    b_run.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart() {
+    // 1 cpu allocatable: two 500m pods fill it
+    let cluster = Cluster::start("1", "4Gi").await;
+    let state = cluster.dir.path().join("state");
+    let mut agent = Agent::start(&cluster, &state);
+    let a_run = cluster
+        .run_pod(TestPod::new("a", QosClass::Guaranteed, vec![c("app", (500, 500), (64, 64))]))
+        .await;
+    let b_run = cluster
+        .run_pod(TestPod::new(
+            "b",
+            QosClass::Burstable,
+            vec![c("app", (400, 500), (32, 64)).shell(
+                "head -c 41943040 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
+            )],
+        ))
+        .await;
+    let (a, b) = (a_run.pod.clone(), b_run.pod.clone());
+    populated(&cluster, &a).await;
+    populated(&cluster, &b).await;
+
+    // b wants 800m: does not fit next to a → Deferred
+    cluster.resize(&b, &[c("app", (800, 800), (32, 64))]).await.expect("resize");
+    eventually("Deferred", DEADLINE, || async {
+        let p = cluster.pod(&b);
+        (condition(&p, "PodResizePending")?["reason"] == "Deferred").then_some(())
+    })
+    .await;
+    assert!(reasons(&cluster, &b).contains(&"ResizeDeferred".to_string()));
+    // a leaves → b's resize is retried and accepted
+    cluster.api.delete_pod(&a.namespace, &a.name).unwrap();
+    done(&cluster, &b).await;
+    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(80_000));
+    a_run.teardown().await.unwrap();
+
+    // memory limit below usage (b holds ~40 MiB in /dev/shm): InProgress/Error, nothing changed
+    cluster.resize(&b, &[c("app", (800, 800), (16, 20))]).await.expect("resize");
+    let p = eventually("PodResizeInProgress Error", DEADLINE, || async {
+        let p = cluster.pod(&b);
+        (condition(&p, "PodResizeInProgress")?["reason"] == "Error").then_some(p)
+    })
+    .await;
+    let msg = condition(&p, "PodResizeInProgress").unwrap()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("below current usage"), "{msg}");
+    assert_eq!(b_run.container_cgroup_values("app").memory_limit, Some(64 * MIB));
+    // reverted → success
+    cluster.resize(&b, &[c("app", (800, 800), (32, 64))]).await.expect("revert");
+    done(&cluster, &b).await;
+
+    // restart: the agent is killed, a resize arrives while it is down, it converges on start
+    agent.kill();
+    cluster.resize(&b, &[c("app", (600, 600), (32, 64))]).await.expect("resize");
+    let _agent = Agent::start(&cluster, &state);
+    done(&cluster, &b).await;
+    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(60_000));
+    b_run.teardown().await.unwrap();
+}

@@ -1,0 +1,204 @@
+//! The Kubernetes side of the end-to-end tests: the API-server double, pods created the way the
+//! kubelet would (API object + CRI sandbox/containers + API status), and the `resizelet run`
+//! binary as a child process — exactly the command line users run.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use resizelet_double::{ApiServer, PatchKind};
+use serde_json::{json, Value};
+
+use super::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
+
+pub const NODE: &str = "n1";
+
+pub struct Cluster {
+    pub api: ApiServer,
+    pub kubelet: Kubelet,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+fn quantity_cpu(m: i64) -> String {
+    format!("{m}m")
+}
+
+fn resources(c: &TestContainer) -> Value {
+    let mut requests = serde_json::Map::new();
+    let mut limits = serde_json::Map::new();
+    if let Some(v) = c.cpu_request {
+        requests.insert("cpu".into(), json!(quantity_cpu(v)));
+    }
+    if let Some(v) = c.memory_request {
+        requests.insert("memory".into(), json!(v.to_string()));
+    }
+    if let Some(v) = c.cpu_limit {
+        limits.insert("cpu".into(), json!(quantity_cpu(v)));
+    }
+    if let Some(v) = c.memory_limit {
+        limits.insert("memory".into(), json!(v.to_string()));
+    }
+    json!({"requests": requests, "limits": limits})
+}
+
+impl Cluster {
+    /// The double with node `n1` (allocatable cpu/memory as given).
+    pub async fn start(cpu: &str, memory: &str) -> Cluster {
+        let api = ApiServer::start().await;
+        api.create_node(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+            "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                       "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                       "nodeInfo": {"kubeletVersion": "v1.32.3", "machineID": "", "systemUUID": "",
+                         "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "containerd://1.6.20",
+                         "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}}
+        }))
+        .expect("create node");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).unwrap();
+        Cluster {
+            api,
+            kubelet: Kubelet::from_env().await,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// Creates the API pod, runs it through CRI with the API's UID, then writes the status a
+    /// gate-off kubelet writes (running containers, no resize fields).
+    pub async fn run_pod(&self, mut pod: TestPod) -> RunningPod {
+        let containers: Vec<Value> = pod
+            .containers
+            .iter()
+            .map(|c| json!({"name": c.name, "image": "resizelet.test/busybox:1", "resources": resources(c)}))
+            .collect();
+        let created = self
+            .api
+            .create_pod(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod.name, "namespace": pod.namespace},
+                "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": containers}
+            }))
+            .expect("create pod");
+        pod.uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+        let running = self.kubelet.run_pod(&pod).await;
+        let statuses: Vec<Value> = running
+            .containers
+            .iter()
+            .map(|(name, id)| json!({"name": name, "image": "resizelet.test/busybox:1", "imageID": "sha256:0",
+                "containerID": format!("containerd://{id}"), "ready": true, "restartCount": 0, "started": true,
+                "state": {"running": {"startedAt": "2026-11-25T00:00:00Z"}}}))
+            .collect();
+        self.api
+            .patch_pod_status(
+                &pod.namespace,
+                &pod.name,
+                PatchKind::Merge,
+                &json!({"status": {"phase": "Running", "containerStatuses": statuses}}),
+            )
+            .expect("kubelet status");
+        running
+    }
+
+    pub fn pod(&self, p: &TestPod) -> Value {
+        self.api.get_pod(&p.namespace, &p.name).expect("pod exists")
+    }
+
+    /// `kubectl patch --subresource resize`, through HTTP.
+    pub async fn resize(&self, p: &TestPod, containers: &[TestContainer]) -> Result<Value, String> {
+        let client = kube::Client::try_from(kube::Config::new(self.api.url().parse().unwrap()))
+            .unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client, &p.namespace);
+        let cs: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({"name": c.name, "resources": resources(c)}))
+            .collect();
+        api.patch_subresource(
+            "resize",
+            &p.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(json!({"spec": {"containers": cs}})),
+        )
+        .await
+        .map(|p| serde_json::to_value(p).unwrap())
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// True when a client would call the resize done (spec §12.3): observedGeneration caught up,
+/// no resize condition, every container's allocatedResources = spec requests.
+pub fn resize_done(pod: &Value) -> bool {
+    let gen = pod["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = pod["status"]["observedGeneration"].as_i64().unwrap_or(0);
+    let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let no_resize_conds = conds.iter().all(|c| {
+        c["type"] != "PodResizePending" && c["type"] != "PodResizeInProgress"
+    });
+    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    let allocated_match = pod["spec"]["containers"].as_array().unwrap().iter().all(|c| {
+        statuses.iter().any(|s| {
+            s["name"] == c["name"]
+                && same_list(&s["allocatedResources"], &c["resources"]["requests"])
+                && !s["resources"].is_null()
+        })
+    });
+    observed >= gen && no_resize_conds && allocated_match
+}
+
+fn same_list(a: &Value, b: &Value) -> bool {
+    let parse = |v: &Value| -> Option<resizelet::core::resources::ResourceList> {
+        serde_json::from_value(v.clone()).ok()
+    };
+    parse(a).unwrap_or_default() == parse(b).unwrap_or_default()
+}
+
+pub fn condition<'a>(pod: &'a Value, type_: &str) -> Option<&'a Value> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// `resizelet run` as a child process; killed (SIGKILL) on drop.
+pub struct Agent {
+    pub child: Child,
+}
+
+impl Agent {
+    pub fn start(cluster: &Cluster, root_dir: &std::path::Path) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_resizelet"))
+            .args(["run", "--node-name", NODE, "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .arg("--container-runtime-endpoint")
+            .arg(super::cri_endpoint())
+            .args(["--cgroup-root", "/sys/fs/cgroup", "--cgroup-driver", "cgroupfs"])
+            .arg("--root-dir")
+            .arg(root_dir)
+            .env("RESIZELET_LOG", "resizelet=debug,info")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("spawn resizelet run");
+        Agent { child }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
