@@ -18,6 +18,8 @@ pub struct Cluster {
     pub kubelet: Kubelet,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    /// Resizes refused with 422 because the fields were erased at that moment.
+    pub refused: std::sync::atomic::AtomicU64,
 }
 
 fn quantity_cpu(m: i64) -> String {
@@ -63,6 +65,7 @@ impl Cluster {
             kubelet: Kubelet::from_env().await,
             dir,
             kubeconfig,
+            refused: Default::default(),
         }
     }
 
@@ -106,10 +109,41 @@ impl Cluster {
         self.api.get_pod(&p.namespace, &p.name).expect("pod exists")
     }
 
-    /// `kubectl patch --subresource resize`, through HTTP.
+    /// `kubectl patch --subresource resize`, through HTTP, retried like a client would while
+    /// the 422 "without support for resize" says a gate-off kubelet has just erased the fields
+    /// (counted in `refused`).
     pub async fn resize(&self, p: &TestPod, containers: &[TestContainer]) -> Result<Value, String> {
-        let client = kube::Client::try_from(kube::Config::new(self.api.url().parse().unwrap()))
-            .unwrap();
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            match self.resize_once(p, containers).await {
+                Err(e)
+                    if e.contains("without support for resize")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    self.refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    super::eventually("resize fields back", DEADLINE, || async {
+                        let pod = self.pod(p);
+                        pod["status"]["containerStatuses"]
+                            .as_array()?
+                            .iter()
+                            .all(|s| !s["resources"].is_null())
+                            .then_some(())
+                    })
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn resize_once(
+        &self,
+        p: &TestPod,
+        containers: &[TestContainer],
+    ) -> Result<Value, String> {
+        let client =
+            kube::Client::try_from(kube::Config::new(self.api.url().parse().unwrap())).unwrap();
         let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
             kube::Api::namespaced(client, &p.namespace);
         let cs: Vec<Value> = containers
@@ -133,18 +167,28 @@ impl Cluster {
 pub fn resize_done(pod: &Value) -> bool {
     let gen = pod["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed = pod["status"]["observedGeneration"].as_i64().unwrap_or(0);
-    let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    let no_resize_conds = conds.iter().all(|c| {
-        c["type"] != "PodResizePending" && c["type"] != "PodResizeInProgress"
-    });
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-    let allocated_match = pod["spec"]["containers"].as_array().unwrap().iter().all(|c| {
-        statuses.iter().any(|s| {
-            s["name"] == c["name"]
-                && same_list(&s["allocatedResources"], &c["resources"]["requests"])
-                && !s["resources"].is_null()
-        })
-    });
+    let conds = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let no_resize_conds = conds
+        .iter()
+        .all(|c| c["type"] != "PodResizePending" && c["type"] != "PodResizeInProgress");
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let allocated_match = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| {
+            statuses.iter().any(|s| {
+                s["name"] == c["name"]
+                    && same_list(&s["allocatedResources"], &c["resources"]["requests"])
+                    && !s["resources"].is_null()
+            })
+        });
     observed >= gen && no_resize_conds && allocated_match
 }
 
@@ -174,7 +218,12 @@ impl Agent {
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
-            .args(["--cgroup-root", "/sys/fs/cgroup", "--cgroup-driver", "cgroupfs"])
+            .args([
+                "--cgroup-root",
+                "/sys/fs/cgroup",
+                "--cgroup-driver",
+                "cgroupfs",
+            ])
             .arg("--root-dir")
             .arg(root_dir)
             .env("RESIZELET_LOG", "resizelet=debug,info")
