@@ -1,0 +1,583 @@
+//! The double over real HTTP, driven by kube-rs 5 as the agent drives a real
+//! API server.
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use kube::Client;
+use resizelet_double::{ApiServer, Fault, PatchKind};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::time::timeout;
+
+const T: Duration = Duration::from_secs(10);
+
+fn client(server: &ApiServer) -> Client {
+    Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap()
+}
+
+fn pod(name: &str, node: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeName": node, "containers": [{
+            "name": "c", "image": "busybox",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+        }]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "c", "ready": true, "restartCount": 0, "image": "busybox", "imageID": "",
+            "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+            "allocatedResources": {"cpu": "100m", "memory": "64Mi"}
+        }]}
+    })
+}
+
+#[tokio::test]
+async fn list_with_field_selectors() {
+    let server = ApiServer::start().await;
+    for (n, node) in [("a", "n1"), ("b", "n2"), ("c", "n1")] {
+        server.create_pod(pod(n, node)).unwrap();
+    }
+    let api = Api::<Pod>::all(client(&server));
+    let names = |l: kube::api::ObjectList<Pod>| {
+        l.items
+            .into_iter()
+            .map(|p| p.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let l = api
+        .list(&ListParams::default().fields("spec.nodeName=n1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        l.metadata.resource_version,
+        Some(server.resource_version().to_string())
+    );
+    assert_eq!(names(l), ["a", "c"]);
+    let l = api
+        .list(&ListParams::default().fields("spec.nodeName=n1,metadata.name!=a"))
+        .await
+        .unwrap();
+    assert_eq!(names(l), ["c"]);
+    let ns_api = Api::<Pod>::namespaced(client(&server), "default");
+    let p = ns_api.get("b").await.unwrap();
+    assert_eq!(p.metadata.generation, Some(1));
+    assert!(p.metadata.uid.is_some());
+    assert_eq!(p.status.unwrap().qos_class.as_deref(), Some("Burstable"));
+    let e = ns_api.get("nope").await.unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 404));
+    assert_eq!(server.stats().lists, 2);
+}
+
+#[tokio::test]
+async fn kubeconfig_is_accepted() {
+    let server = ApiServer::start().await;
+    server.create_pod(pod("a", "n1")).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = Client::try_from(config).unwrap();
+    let p = Api::<Pod>::default_namespaced(client)
+        .get("a")
+        .await
+        .unwrap();
+    assert_eq!(p.metadata.name.as_deref(), Some("a"));
+}
+
+async fn next_event(
+    s: &mut (impl futures::Stream<Item = Result<watcher::Event<Pod>, watcher::Error>> + Unpin),
+) -> watcher::Event<Pod> {
+    loop {
+        match timeout(T, s.next()).await.expect("watcher event in time") {
+            Some(Ok(e)) => return e,
+            Some(Err(_)) => continue,
+            None => panic!("watcher ended"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn watcher_sees_init_then_apply_and_relists_after_gone() {
+    let server = ApiServer::start().await;
+    server.create_pod(pod("a", "n1")).unwrap();
+    server.create_pod(pod("b", "n2")).unwrap();
+    let api = Api::<Pod>::all(client(&server));
+    let mut w = watcher(api, watcher::Config::default().fields("spec.nodeName=n1")).boxed();
+    assert!(matches!(next_event(&mut w).await, watcher::Event::Init));
+    match next_event(&mut w).await {
+        watcher::Event::InitApply(p) => assert_eq!(p.metadata.name.as_deref(), Some("a")),
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(matches!(next_event(&mut w).await, watcher::Event::InitDone));
+
+    // the watch opens when the stream is next polled, from the list's
+    // resourceVersion; history replay covers writes made before that
+    let patched = server
+        .patch_pod_status(
+            "default",
+            "a",
+            PatchKind::Strategic,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )
+        .unwrap();
+    // a pod on another node is not seen
+    server
+        .patch_pod_status(
+            "default",
+            "b",
+            PatchKind::Merge,
+            &json!({"status": {"phase": "Failed"}}),
+        )
+        .unwrap();
+    match next_event(&mut w).await {
+        watcher::Event::Apply(p) => {
+            assert_eq!(p.metadata.name.as_deref(), Some("a"));
+            assert_eq!(
+                p.metadata.resource_version,
+                patched["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(String::from)
+            );
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+
+    server.force_gone();
+    assert!(matches!(next_event(&mut w).await, watcher::Event::Init));
+    assert!(matches!(
+        next_event(&mut w).await,
+        watcher::Event::InitApply(_)
+    ));
+    assert!(matches!(next_event(&mut w).await, watcher::Event::InitDone));
+    server.delete_pod("default", "a").unwrap();
+    loop {
+        match next_event(&mut w).await {
+            watcher::Event::Delete(p) => {
+                assert_eq!(p.metadata.name.as_deref(), Some("a"));
+                break;
+            }
+            watcher::Event::Apply(_) => continue,
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn raw_watch_replays_transitions_bookmarks_and_gone() {
+    let server = ApiServer::start().await;
+    server.set_bookmark_interval(Duration::from_millis(50));
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    let start = server.resource_version().to_string();
+    server.create_pod(pod("a", "n1")).unwrap();
+    server
+        .patch_pod_status(
+            "default",
+            "a",
+            PatchKind::Merge,
+            &json!({"status": {"phase": "Succeeded"}}),
+        )
+        .unwrap();
+    // history replay with a selector: ADDED (matching), then DELETED when it stops matching
+    let wp = WatchParams::default()
+        .fields("status.phase=Running")
+        .timeout(5);
+    let mut s = api.watch(&wp, &start).await.unwrap().boxed();
+    let ev = timeout(T, s.try_next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(ev, WatchEvent::Added(_)), "{ev:?}");
+    let ev = timeout(T, s.try_next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(ev, WatchEvent::Deleted(_)), "{ev:?}");
+    // then bookmarks
+    let ev = timeout(T, s.try_next()).await.unwrap().unwrap().unwrap();
+    match ev {
+        WatchEvent::Bookmark(b) => assert_eq!(
+            b.metadata.resource_version,
+            server.resource_version().to_string()
+        ),
+        e => panic!("unexpected {e:?}"),
+    }
+    drop(s);
+
+    server.force_gone();
+    let mut s = api
+        .watch(&WatchParams::default(), &start)
+        .await
+        .unwrap()
+        .boxed();
+    match timeout(T, s.try_next()).await.unwrap().unwrap().unwrap() {
+        WatchEvent::Error(e) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+            assert!(
+                e.message.starts_with("too old resource version"),
+                "{}",
+                e.message
+            );
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(timeout(T, s.try_next()).await.unwrap().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn status_patch_conflicts_and_no_ops() {
+    let server = ApiServer::start().await;
+    let created = server.create_pod(pod("a", "n1")).unwrap();
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    let pp = PatchParams::default();
+
+    let ok = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::Strategic(json!({"metadata": {"resourceVersion": rv}, "status": {"conditions": [{"type": "PodResizePending", "status": "True", "reason": "Deferred"}]}})),
+        )
+        .await
+        .unwrap();
+    let rv2 = ok.metadata.resource_version.clone().unwrap();
+    assert_ne!(rv, rv2);
+
+    // stale precondition → 409
+    let e = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::Strategic(
+                json!({"metadata": {"resourceVersion": rv}, "status": {"phase": "Failed"}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 409);
+            assert_eq!(s.reason, "Conflict");
+            assert!(s.message.contains("the object has been modified"));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+
+    // same content again: no new resourceVersion
+    let again = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::Strategic(json!({"status": {"conditions": [{"type": "PodResizePending", "status": "True", "reason": "Deferred"}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version.as_deref(),
+        Some(rv2.as_str())
+    );
+
+    // $patch: delete removes the condition; spec changes are ignored
+    let del = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::Strategic(json!({"spec": {"nodeName": "elsewhere"}, "status": {"conditions": [{"type": "PodResizePending", "$patch": "delete"}]}})),
+        )
+        .await
+        .unwrap();
+    assert!(del
+        .status
+        .unwrap()
+        .conditions
+        .unwrap_or_default()
+        .is_empty());
+    assert_eq!(del.spec.unwrap().node_name.as_deref(), Some("n1"));
+
+    // JSON patch
+    let j = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([
+                    {"op": "remove", "path": "/status/containerStatuses/0/allocatedResources"}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(j.status.unwrap().container_statuses.unwrap()[0]
+        .allocated_resources
+        .is_none());
+
+    // injected faults
+    server.fail_next(Fault::Conflict);
+    let e = api
+        .patch_status(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 409));
+    // kube-rs retries 503 by itself; a 500 surfaces
+    server.fail_next(Fault::Status(503));
+    api.get("a").await.unwrap();
+    server.fail_next(Fault::Status(500));
+    let e = api.get("a").await.unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 500));
+    api.get("a").await.unwrap();
+
+    let st = server.stats();
+    assert_eq!(st.pod_status_conflicts, 2);
+    assert_eq!(st.pod_status_patches, 4);
+    assert_eq!(st.faults_fired, 3);
+}
+
+#[tokio::test]
+async fn resize_subresource_validation_and_generation() {
+    let server = ApiServer::start().await;
+    server.create_pod(pod("a", "n1")).unwrap();
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    let pp = PatchParams::default();
+    let resize = |res: Value| {
+        Patch::Strategic(json!({"spec": {"containers": [{"name": "c", "resources": res}]}}))
+    };
+
+    let ok = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"cpu": "200m"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.metadata.generation, Some(2));
+    let res = ok.spec.unwrap().containers[0].resources.clone().unwrap();
+    assert_eq!(res.requests.unwrap()["cpu"].0, "200m");
+
+    // the same again: no generation bump
+    let same = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"cpu": "200m"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.metadata.generation, Some(2));
+
+    let invalid = |e: kube::Error, want: &str| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{}", s.message);
+            assert_eq!(s.reason, "Invalid");
+            assert!(s.message.contains(want), "{}", s.message);
+        }
+        e => panic!("unexpected {e:?}"),
+    };
+    // QoS change Burstable → Guaranteed
+    let e = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"cpu": "1", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}})),
+        )
+        .await
+        .unwrap_err();
+    invalid(e, "Pod QOS Class may not change as a result of resizing");
+    // other spec fields
+    let e = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &Patch::Strategic(json!({"spec": {"containers": [{"name": "c", "image": "other"}]}})),
+        )
+        .await
+        .unwrap_err();
+    invalid(e, "spec");
+    // removing a request
+    let e = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"cpu": null}})),
+        )
+        .await
+        .unwrap_err();
+    invalid(e, "may not be removed");
+    // non-cpu/memory resource
+    let e = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"ephemeral-storage": "1Gi"}})),
+        )
+        .await
+        .unwrap_err();
+    invalid(e, "only cpu and memory resources are mutable");
+
+    // node without support: running container lacks status resources
+    let _kubelet = server.start_gate_off_kubelet("n1", Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let p = server.get_pod("default", "a").unwrap();
+        if p["status"]["containerStatuses"][0]
+            .get("resources")
+            .is_none()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubelet actor did not erase resources"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let e = api
+        .patch_subresource(
+            "resize",
+            "a",
+            &pp,
+            &resize(json!({"requests": {"cpu": "300m"}})),
+        )
+        .await
+        .unwrap_err();
+    invalid(e, "Pod running on node without support for resize");
+    let st = server.stats();
+    assert_eq!(st.resize_patches, 2);
+    assert_eq!(st.resize_rejections, 5);
+}
+
+#[tokio::test]
+async fn gate_off_kubelet_erases_resize_fields_within_a_period() {
+    let server = ApiServer::start().await;
+    server.create_pod(pod("a", "n1")).unwrap();
+    server.create_pod(pod("b", "n2")).unwrap();
+    server
+        .patch_pod_status(
+            "default",
+            "a",
+            PatchKind::Strategic,
+            &json!({"status": {"resize": "InProgress", "conditions": [
+                {"type": "PodResizeInProgress", "status": "True"},
+                {"type": "Ready", "status": "True"}
+            ]}}),
+        )
+        .unwrap();
+    let mut changes = server.watch_changes();
+    let period = Duration::from_millis(200);
+    let kubelet = server.start_gate_off_kubelet("n1", period);
+    let ev = timeout(period * 2, changes.recv()).await.unwrap().unwrap();
+    assert_eq!(ev.object["metadata"]["name"], "a");
+    let st = &ev.object["status"];
+    assert!(st["containerStatuses"][0].get("resources").is_none());
+    assert!(st["containerStatuses"][0]
+        .get("allocatedResources")
+        .is_none());
+    assert!(st.get("resize").is_none());
+    assert_eq!(
+        st["conditions"],
+        json!([{"type": "Ready", "status": "True"}])
+    );
+    // pods on other nodes untouched, and no further writes when nothing changes
+    assert!(
+        server.get_pod("default", "b").unwrap()["status"]["containerStatuses"][0]
+            .get("resources")
+            .is_some()
+    );
+    assert!(timeout(period * 2, changes.recv()).await.is_err());
+    assert_eq!(server.stats().kubelet_actor_writes, 1);
+    kubelet.stop();
+}
+
+#[tokio::test]
+async fn nodes_and_events() {
+    let server = ApiServer::start().await;
+    let c = client(&server);
+    let nodes = Api::<Node>::all(c.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    server
+        .create_node(json!({"metadata": {"name": "n2"}}))
+        .unwrap();
+    let l = nodes
+        .list(&ListParams::default().fields("metadata.name=n1"))
+        .await
+        .unwrap();
+    assert_eq!(l.items.len(), 1);
+    nodes
+        .patch_status(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        server.get_node("n1").unwrap()["status"]["conditions"][0]["type"],
+        "Ready"
+    );
+
+    // events through the kube-rs recorder: create, then merge patch of the series
+    let pod_obj = server.create_pod(pod("a", "n1")).unwrap();
+    let p: Pod = serde_json::from_value(pod_obj).unwrap();
+    let recorder = kube::runtime::events::Recorder::new(
+        c.clone(),
+        kube::runtime::events::Reporter {
+            controller: "resizelet".into(),
+            instance: Some("n1".into()),
+        },
+    );
+    let ev = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: "Resized".into(),
+        note: Some("cpu 100m -> 200m".into()),
+        action: "Resize".into(),
+        secondary: None,
+    };
+    let reference = kube::Resource::object_ref(&p, &());
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events = server.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["series"]["count"], 2);
+    assert_eq!(events[0]["reason"], "Resized");
+    assert_eq!(server.stats().event_writes, 2);
+
+    // direct create with generateName, list through the typed API
+    let api = Api::<K8sEvent>::namespaced(c, "default");
+    let made = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"generateName": "x-"},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reason": "R", "action": "A", "reportingController": "c", "reportingInstance": "i"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(made.metadata.name.unwrap().starts_with("x-"));
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+}
