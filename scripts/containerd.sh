@@ -69,7 +69,19 @@ import_images() {
   for tarball in "$dir/busybox.tar" "$dir/pause.tar"; do
     ctr_ -n k8s.io images import --snapshotter native "$tarball" >&2
   done
+  # Both images share one digest; containerd's CRI image sync can briefly hide a name after
+  # import. Poll (bounded) and re-import once before giving up.
+  local ref attempt
   for ref in "$image" "$sandbox_image"; do
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      ctr_ -n k8s.io images ls -q | grep -qxF "$ref" && break
+      if [[ $attempt == 5 ]]; then
+        for tarball in "$dir/busybox.tar" "$dir/pause.tar"; do
+          ctr_ -n k8s.io images import --snapshotter native "$tarball" >&2
+        done
+      fi
+      sleep 0.5
+    done
     if ! ctr_ -n k8s.io images ls -q | grep -qxF "$ref"; then
       log "image $ref missing after import"
       exit 1

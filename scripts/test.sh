@@ -63,8 +63,8 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
-log "building (cargo build --all-targets)"
-cargo build --all-targets "${cargo_flags[@]}"
+log "building (cargo build --workspace --all-targets)"
+cargo build --workspace --all-targets "${cargo_flags[@]}"
 
 dir="$(mktemp -d /tmp/resizelet-ctrd.XXXXXX)"
 scripts/containerd.sh start "$dir"
@@ -73,6 +73,6 @@ log "containerd ready at $RESIZELET_TEST_CRI_ENDPOINT, image $RESIZELET_TEST_IMA
 
 rc=0
 # --no-fail-fast: report every failing test binary, not just the first.
-cargo test --all-targets --no-fail-fast "${cargo_flags[@]}" "$@" || rc=$?
+cargo test --workspace --all-targets --no-fail-fast "${cargo_flags[@]}" "$@" || rc=$?
 log "cargo test exit status $rc after $((SECONDS - started))s"
 exit "$rc"
