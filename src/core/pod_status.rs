@@ -70,43 +70,36 @@ pub fn next_conditions(
 ) -> (ResizeConditions, Vec<ResizeEvent>) {
     let generation = pass.desired.generation;
     let mut events = Vec::new();
+    let mut pending_condition = |condition_reason: &str, raw_reason: &str, message: &str| {
+        let event_reason = if condition_reason == REASON_INFEASIBLE {
+            "ResizeInfeasible"
+        } else {
+            "ResizeDeferred"
+        };
+        let cond = ResizeCondition {
+            reason: condition_reason.into(),
+            message: message.to_string(),
+            observed_generation: generation,
+        };
+        if pending_changed(previous, &cond) {
+            events.push(ResizeEvent {
+                reason: event_reason,
+                warning: true,
+                message: format!(
+                    "Pod resize {raw_reason}: {}",
+                    event_json(pass.desired, Some(message))
+                ),
+            });
+        }
+        Some(cond)
+    };
     let pending = match pass.decision {
         Decision::Unchanged | Decision::Accepted => None,
         Decision::Deferred { reason, message } => {
-            let cond = ResizeCondition {
-                reason: REASON_DEFERRED.into(),
-                message: message.clone(),
-                observed_generation: generation,
-            };
-            if pending_changed(previous, &cond) {
-                events.push(ResizeEvent {
-                    reason: "ResizeDeferred",
-                    warning: true,
-                    message: format!(
-                        "Pod resize {reason}: {}",
-                        event_json(pass.desired, Some(message))
-                    ),
-                });
-            }
-            Some(cond)
+            pending_condition(REASON_DEFERRED, reason, message)
         }
         Decision::Infeasible { message, .. } => {
-            let cond = ResizeCondition {
-                reason: REASON_INFEASIBLE.into(),
-                message: message.clone(),
-                observed_generation: generation,
-            };
-            if pending_changed(previous, &cond) {
-                events.push(ResizeEvent {
-                    reason: "ResizeInfeasible",
-                    warning: true,
-                    message: format!(
-                        "Pod resize {REASON_INFEASIBLE}: {}",
-                        event_json(pass.desired, Some(message))
-                    ),
-                });
-            }
-            Some(cond)
+            pending_condition(REASON_INFEASIBLE, REASON_INFEASIBLE, message)
         }
     };
 
