@@ -581,3 +581,157 @@ async fn nodes_and_events() {
         2
     );
 }
+
+#[tokio::test]
+async fn pod_create_delete_and_watch_over_http() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "ns1");
+    let from = server.resource_version().to_string();
+    let made = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pod("a", "n1")).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    // body namespace "default" differs from the request's
+    assert!(matches!(made, kube::Error::Api(s) if s.code == 400));
+    let mut p = pod("a", "n1");
+    p["metadata"]["namespace"] = "ns1".into();
+    let made = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(p.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.metadata.namespace.as_deref(), Some("ns1"));
+    let dup = api
+        .create(&PostParams::default(), &serde_json::from_value(p).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"));
+    api.delete("a", &Default::default()).await.unwrap();
+    assert!(server.get_pod("ns1", "a").is_none());
+
+    let wp = WatchParams::default().timeout(1);
+    let events: Vec<_> = timeout(
+        T,
+        api.watch(&wp, &from).await.unwrap().try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("stream ends after timeoutSeconds")
+    .unwrap();
+    assert!(matches!(events[0], WatchEvent::Added(_)));
+    match &events[1] {
+        WatchEvent::Deleted(p) => {
+            assert_eq!(
+                p.metadata.resource_version,
+                Some(server.resource_version().to_string())
+            )
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    // other namespaces are not seen
+    let other = Api::<Pod>::namespaced(client(&server), "default");
+    let events: Vec<_> = timeout(
+        T,
+        other
+            .watch(&wp, &from)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        events.iter().all(|e| matches!(e, WatchEvent::Bookmark(_))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn replace_status_and_in_process_errors() {
+    let server = ApiServer::start().await;
+    let created = server.create_pod(pod("a", "n1")).unwrap();
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    let mut p: Pod = serde_json::from_value(created.clone()).unwrap();
+    p.status.as_mut().unwrap().phase = Some("Succeeded".into());
+    let replaced = api
+        .replace_status("a", &PostParams::default(), &p)
+        .await
+        .unwrap();
+    assert_eq!(replaced.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    // the same body again carries a stale resourceVersion
+    let e = api
+        .replace_status("a", &PostParams::default(), &p)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 409));
+
+    let e = server
+        .patch_pod_status("default", "nope", PatchKind::Merge, &json!({}))
+        .unwrap_err();
+    assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
+    assert_eq!(e.message, "pods \"nope\" not found");
+    let e = server.create_pod(pod("a", "n1")).unwrap_err();
+    assert_eq!(e.code, 409);
+    let e = server
+        .patch_pod_status(
+            "default",
+            "a",
+            PatchKind::Json,
+            &json!([{"op": "test", "path": "/status/phase", "value": "Running"}]),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, 422);
+    let e = server.create_pod(json!({"metadata": {}})).unwrap_err();
+    assert_eq!(e.code, 422);
+    let g = server
+        .create_pod(json!({"metadata": {"generateName": "g-"}, "spec": {"containers": []}}))
+        .unwrap();
+    assert_eq!(g["metadata"]["name"].as_str().unwrap().len(), 7);
+    assert_eq!(g["status"]["qosClass"], "BestEffort");
+    assert_eq!(g["status"]["phase"], "Pending");
+}
+
+#[tokio::test]
+async fn node_watch_and_unknown_paths() {
+    let server = ApiServer::start().await;
+    server
+        .create_node(json!({"metadata": {"name": "n1"}}))
+        .unwrap();
+    let nodes = Api::<Node>::all(client(&server));
+    let mut w = watcher(nodes, watcher::Config::default().fields("metadata.name=n1")).boxed();
+    let mut seen_ready = false;
+    let mut patched = false;
+    while !seen_ready {
+        let ev = timeout(T, w.next()).await.unwrap().unwrap().unwrap();
+        match ev {
+            watcher::Event::InitDone if !patched => {
+                server
+                    .patch_node_status(
+                        "n1",
+                        PatchKind::Merge,
+                        &json!({"status": {"allocatable": {"cpu": "4"}}}),
+                    )
+                    .unwrap();
+                patched = true;
+            }
+            watcher::Event::Apply(n) => {
+                seen_ready = n.status.unwrap().allocatable.unwrap()["cpu"].0 == "4";
+            }
+            _ => {}
+        }
+    }
+    let resp = client(&server)
+        .request_text(
+            hyper::Request::get("/api/v1/namespaces/default/configmaps")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(resp, kube::Error::Api(s) if s.code == 404));
+}
