@@ -735,3 +735,64 @@ async fn node_watch_and_unknown_paths() {
         .unwrap_err();
     assert!(matches!(resp, kube::Error::Api(s) if s.code == 404));
 }
+
+#[tokio::test]
+async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
+    let server = ApiServer::start().await;
+    let c = client(&server);
+    let core = Api::<k8s_openapi::api::core::v1::Event>::namespaced(c.clone(), "default");
+    let from = server.resource_version().to_string();
+    core.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "Pod", "name": "a", "namespace": "default"},
+            "reason": "Old", "message": "core event"
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let patched = core
+        .patch(
+            "e1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"count": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.count, Some(3));
+    assert_eq!(
+        core.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let new_api = Api::<K8sEvent>::all(c);
+    assert!(new_api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(server.events().len(), 1);
+    assert_eq!(server.stats().event_writes, 2);
+
+    // watch of core events replays the create and the patch
+    let wp = WatchParams::default().timeout(1).disable_bookmarks();
+    let evs: Vec<_> = timeout(
+        T,
+        core.watch(&wp, &from)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [WatchEvent::Added(_), WatchEvent::Modified(_)]
+        ),
+        "{evs:?}"
+    );
+}
