@@ -796,3 +796,85 @@ async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
         "{evs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_converges_under_churn_and_gone() {
+    use kube::runtime::{reflector, WatchStreamExt};
+    let server = ApiServer::start().await;
+    server.set_bookmark_interval(Duration::from_millis(20));
+    for i in 0..30 {
+        server.create_pod(pod(&format!("p{i}"), "n1")).unwrap();
+    }
+    let api = Api::<Pod>::all(client(&server));
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().fields("spec.nodeName=n1")),
+    )
+    .default_backoff();
+    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    for n in 0..1500u32 {
+        let name = format!("p{}", n % 30);
+        if n > 700 && name == "p3" {
+            continue;
+        }
+        server
+            .patch_pod_status(
+                "default",
+                &name,
+                PatchKind::Strategic,
+                &json!({"status": {"conditions": [{"type": "Ready", "status": "True", "message": n.to_string()}]}}),
+            )
+            .unwrap();
+        if n % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+        if n == 700 {
+            server.force_gone();
+            server.delete_pod("default", "p3").unwrap();
+            server.create_pod(pod("late", "n1")).unwrap();
+        }
+    }
+    let want = |s: &ApiServer| {
+        let mut v: Vec<(String, String)> = (0..30)
+            .map(|i| format!("p{i}"))
+            .chain(["late".to_string()])
+            .filter_map(|n| s.get_pod("default", &n))
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap().to_string(),
+                    p["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let mut got: Vec<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|p| {
+                (
+                    p.metadata.name.clone().unwrap(),
+                    p.metadata.resource_version.clone().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        if got == want(&server) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reflector did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(server.stats().lists >= 2, "relisted after gone");
+    task.abort();
+}
