@@ -144,6 +144,13 @@ pub fn validate_resize(old: &Value, new: &Value) -> Result<(), Vec<String>> {
             .and_then(Value::as_array)
             .unwrap_or(&empty);
         for (i, (oc, nc)) in olds.iter().zip(news).enumerate() {
+            let sidecar = nc.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+            if list == "initContainers" && !sidecar && oc.get("resources") != nc.get("resources") {
+                errs.push(format!(
+                    "spec.initContainers[{i}].resources: Forbidden: resources for non-sidecar init containers are immutable"
+                ));
+                continue;
+            }
             for section in ["requests", "limits"] {
                 let get = |c: &Value| {
                     c.pointer(&format!("/resources/{section}"))
@@ -247,7 +254,7 @@ mod tests {
         let old = pod(burst.clone(), "Burstable", true);
         let ok =
             spec(json!({"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}));
-        let cases: Vec<(&str, Value, Value, Option<&str>)> = vec![
+        let mut cases: Vec<(&str, Value, Value, Option<&str>)> = vec![
             ("cpu change", old.clone(), ok.clone(), None),
             (
                 "no node support",
@@ -284,6 +291,30 @@ mod tests {
                 Some("Pod QOS Class may not change as a result of resizing"),
             ),
         ];
+        let init = |policy: Option<&str>, cpu: &str| {
+            let mut c = json!({"name": "i", "image": "i", "resources": {"requests": {"cpu": cpu}}});
+            if let Some(p) = policy {
+                c["restartPolicy"] = p.into();
+            }
+            json!({"initContainers": [c], "containers": [{"name": "c", "image": "i", "resources": burst.clone()}]})
+        };
+        let with_init = |policy| {
+            let mut p = old.clone();
+            p["spec"] = init(policy, "1");
+            p
+        };
+        cases.push((
+            "sidecar resize",
+            with_init(Some("Always")),
+            init(Some("Always"), "2"),
+            None,
+        ));
+        cases.push((
+            "plain init container",
+            with_init(None),
+            init(None, "2"),
+            Some("non-sidecar init containers are immutable"),
+        ));
         for (name, old, new_spec, want) in cases {
             let mut new = old.clone();
             new["spec"] = new_spec;

@@ -271,9 +271,6 @@ impl Store {
             }
         }
         let mut st = self.lock();
-        if kind == Kind::Event {
-            st.stats.event_writes += 1;
-        }
         let k = key(&ns, &name);
         if st.map(kind).contains_key(&k) {
             return Err(ApiError::new(
@@ -281,6 +278,9 @@ impl Store {
                 "AlreadyExists",
                 format!("{} \"{name}\" already exists", kind.plural()),
             ));
+        }
+        if kind == Kind::Event {
+            st.stats.event_writes += 1;
         }
         Ok(st.commit(&self.tx, kind, EventType::Added, k, obj, None))
     }

@@ -581,3 +581,300 @@ async fn nodes_and_events() {
         2
     );
 }
+
+#[tokio::test]
+async fn pod_create_delete_and_watch_over_http() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "ns1");
+    let from = server.resource_version().to_string();
+    let made = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pod("a", "n1")).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    // body namespace "default" differs from the request's
+    assert!(matches!(made, kube::Error::Api(s) if s.code == 400));
+    let mut p = pod("a", "n1");
+    p["metadata"]["namespace"] = "ns1".into();
+    let made = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(p.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.metadata.namespace.as_deref(), Some("ns1"));
+    let dup = api
+        .create(&PostParams::default(), &serde_json::from_value(p).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"));
+    api.delete("a", &Default::default()).await.unwrap();
+    assert!(server.get_pod("ns1", "a").is_none());
+
+    let wp = WatchParams::default().timeout(1);
+    let events: Vec<_> = timeout(
+        T,
+        api.watch(&wp, &from).await.unwrap().try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("stream ends after timeoutSeconds")
+    .unwrap();
+    assert!(matches!(events[0], WatchEvent::Added(_)));
+    match &events[1] {
+        WatchEvent::Deleted(p) => {
+            assert_eq!(
+                p.metadata.resource_version,
+                Some(server.resource_version().to_string())
+            )
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    // other namespaces are not seen
+    let other = Api::<Pod>::namespaced(client(&server), "default");
+    let events: Vec<_> = timeout(
+        T,
+        other
+            .watch(&wp, &from)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        events.iter().all(|e| matches!(e, WatchEvent::Bookmark(_))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn replace_status_and_in_process_errors() {
+    let server = ApiServer::start().await;
+    let created = server.create_pod(pod("a", "n1")).unwrap();
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    let mut p: Pod = serde_json::from_value(created.clone()).unwrap();
+    p.status.as_mut().unwrap().phase = Some("Succeeded".into());
+    let replaced = api
+        .replace_status("a", &PostParams::default(), &p)
+        .await
+        .unwrap();
+    assert_eq!(replaced.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    // the same body again carries a stale resourceVersion
+    let e = api
+        .replace_status("a", &PostParams::default(), &p)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 409));
+
+    let e = server
+        .patch_pod_status("default", "nope", PatchKind::Merge, &json!({}))
+        .unwrap_err();
+    assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
+    assert_eq!(e.message, "pods \"nope\" not found");
+    let e = server.create_pod(pod("a", "n1")).unwrap_err();
+    assert_eq!(e.code, 409);
+    let e = server
+        .patch_pod_status(
+            "default",
+            "a",
+            PatchKind::Json,
+            &json!([{"op": "test", "path": "/status/phase", "value": "Running"}]),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, 422);
+    let e = server.create_pod(json!({"metadata": {}})).unwrap_err();
+    assert_eq!(e.code, 422);
+    let g = server
+        .create_pod(json!({"metadata": {"generateName": "g-"}, "spec": {"containers": []}}))
+        .unwrap();
+    assert_eq!(g["metadata"]["name"].as_str().unwrap().len(), 7);
+    assert_eq!(g["status"]["qosClass"], "BestEffort");
+    assert_eq!(g["status"]["phase"], "Pending");
+}
+
+#[tokio::test]
+async fn node_watch_and_unknown_paths() {
+    let server = ApiServer::start().await;
+    server
+        .create_node(json!({"metadata": {"name": "n1"}}))
+        .unwrap();
+    let nodes = Api::<Node>::all(client(&server));
+    let mut w = watcher(nodes, watcher::Config::default().fields("metadata.name=n1")).boxed();
+    let mut seen_ready = false;
+    let mut patched = false;
+    while !seen_ready {
+        let ev = timeout(T, w.next()).await.unwrap().unwrap().unwrap();
+        match ev {
+            watcher::Event::InitDone if !patched => {
+                server
+                    .patch_node_status(
+                        "n1",
+                        PatchKind::Merge,
+                        &json!({"status": {"allocatable": {"cpu": "4"}}}),
+                    )
+                    .unwrap();
+                patched = true;
+            }
+            watcher::Event::Apply(n) => {
+                seen_ready = n.status.unwrap().allocatable.unwrap()["cpu"].0 == "4";
+            }
+            _ => {}
+        }
+    }
+    let resp = client(&server)
+        .request_text(
+            hyper::Request::get("/api/v1/namespaces/default/configmaps")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(resp, kube::Error::Api(s) if s.code == 404));
+}
+
+#[tokio::test]
+async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
+    let server = ApiServer::start().await;
+    let c = client(&server);
+    let core = Api::<k8s_openapi::api::core::v1::Event>::namespaced(c.clone(), "default");
+    let from = server.resource_version().to_string();
+    core.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "Pod", "name": "a", "namespace": "default"},
+            "reason": "Old", "message": "core event"
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let patched = core
+        .patch(
+            "e1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"count": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.count, Some(3));
+    assert_eq!(
+        core.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let new_api = Api::<K8sEvent>::all(c);
+    assert!(new_api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(server.events().len(), 1);
+    assert_eq!(server.stats().event_writes, 2);
+
+    // watch of core events replays the create and the patch
+    let wp = WatchParams::default().timeout(1).disable_bookmarks();
+    let evs: Vec<_> = timeout(
+        T,
+        core.watch(&wp, &from)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [WatchEvent::Added(_), WatchEvent::Modified(_)]
+        ),
+        "{evs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_converges_under_churn_and_gone() {
+    use kube::runtime::{reflector, WatchStreamExt};
+    let server = ApiServer::start().await;
+    server.set_bookmark_interval(Duration::from_millis(20));
+    for i in 0..30 {
+        server.create_pod(pod(&format!("p{i}"), "n1")).unwrap();
+    }
+    let api = Api::<Pod>::all(client(&server));
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().fields("spec.nodeName=n1")),
+    )
+    .default_backoff();
+    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    for n in 0..1500u32 {
+        let name = format!("p{}", n % 30);
+        if n > 700 && name == "p3" {
+            continue;
+        }
+        server
+            .patch_pod_status(
+                "default",
+                &name,
+                PatchKind::Strategic,
+                &json!({"status": {"conditions": [{"type": "Ready", "status": "True", "message": n.to_string()}]}}),
+            )
+            .unwrap();
+        if n % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+        if n == 700 {
+            server.force_gone();
+            server.delete_pod("default", "p3").unwrap();
+            server.create_pod(pod("late", "n1")).unwrap();
+        }
+    }
+    let want = |s: &ApiServer| {
+        let mut v: Vec<(String, String)> = (0..30)
+            .map(|i| format!("p{i}"))
+            .chain(["late".to_string()])
+            .filter_map(|n| s.get_pod("default", &n))
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap().to_string(),
+                    p["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let mut got: Vec<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|p| {
+                (
+                    p.metadata.name.clone().unwrap(),
+                    p.metadata.resource_version.clone().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        if got == want(&server) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reflector did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(server.stats().lists >= 2, "relisted after gone");
+    task.abort();
+}
