@@ -86,29 +86,57 @@ pub struct SyncOutcome {
     pub running: BTreeMap<String, RuntimeContainer>,
 }
 
+/// Both checkpoints as loaded at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoints {
+    pub allocated: CheckpointData,
+    pub actuated: CheckpointData,
+}
+
+impl Checkpoints {
+    /// Loads both; a corrupt one is quarantined by the store and refused here.
+    pub fn load(store: &dyn CheckpointStore) -> Result<Self, EngineError> {
+        Ok(Checkpoints {
+            allocated: store.load(CheckpointKind::Allocated)?,
+            actuated: store.load(CheckpointKind::Actuated)?,
+        })
+    }
+}
+
 impl Engine {
-    /// Loads both checkpoints; a corrupt one is quarantined by the store and refused here.
+    /// Loads both checkpoints from `store` and opens the engine on them.
     pub fn open(
         runtime: Arc<dyn Runtime>,
         cgroups: Arc<dyn CgroupFs>,
         store: Arc<dyn CheckpointStore>,
         node: NodeConfig,
     ) -> Result<Self, EngineError> {
-        let allocated = store.load(CheckpointKind::Allocated)?;
-        let actuated = store.load(CheckpointKind::Actuated)?;
+        let checkpoints = Checkpoints::load(store.as_ref())?;
+        Ok(Self::new(runtime, cgroups, store, checkpoints, node))
+    }
+
+    /// Opens the engine on checkpoints already loaded from `store` (so a caller can refuse a
+    /// corrupt checkpoint before it connects to the runtime).
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        cgroups: Arc<dyn CgroupFs>,
+        store: Arc<dyn CheckpointStore>,
+        checkpoints: Checkpoints,
+        node: NodeConfig,
+    ) -> Self {
         info!(
-            pods = allocated.entries.len(),
+            pods = checkpoints.allocated.entries.len(),
             "loaded allocated and actuated checkpoints"
         );
-        Ok(Engine {
+        Engine {
             runtime,
             cgroups,
             store,
             node,
-            allocated,
-            actuated,
+            allocated: checkpoints.allocated,
+            actuated: checkpoints.actuated,
             last_written_shares: BTreeMap::new(),
-        })
+        }
     }
 
     /// One pass for one pod: seed it if unknown, admit its desired spec, checkpoint an accepted

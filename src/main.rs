@@ -223,12 +223,11 @@ async fn open_engine(
 ) -> anyhow::Result<resizelet::engine::Engine> {
     use std::sync::Arc;
 
-    use resizelet::checkpoint::CheckpointStore;
-    use resizelet::core::state::CheckpointKind;
+    use resizelet::engine::{Checkpoints, Engine};
 
+    // Checkpoints first: a corrupt one is refused (and quarantined) before anything else.
     let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
-    store.load(CheckpointKind::Allocated)?;
-    store.load(CheckpointKind::Actuated)?;
+    let checkpoints = Checkpoints::load(&store)?;
     let layout = resizelet::cgroup::detect::detect_host()?;
     let driver: CgroupDriver = host.cgroup_driver.into();
     let cgroups =
@@ -239,12 +238,13 @@ async fn open_engine(
         std::time::Duration::from_millis(host.cri_timeout_ms),
     )
     .await?;
-    Ok(resizelet::engine::Engine::open(
+    Ok(Engine::new(
         Arc::new(runtime),
         Arc::new(cgroups),
         Arc::new(store),
+        checkpoints,
         node,
-    )?)
+    ))
 }
 
 async fn run_agent(
