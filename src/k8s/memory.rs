@@ -1,7 +1,6 @@
 //! In-memory [`KubeWriter`] for unit tests of the controller: keeps pods by `namespace/name`,
-//! enforces the `resourceVersion` precondition (409), applies status patches the way the API
-//! server does for the fields resizelet writes (atomic status lists replaced, conditions merged
-//! by `type` with `$patch: delete`), and records every write.
+//! enforces the `resourceVersion` precondition (409), applies status patches with the API-server
+//! double's strategic merge patch (merge keys, `$patch: delete`), and records every write.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -70,43 +69,6 @@ fn key_of(v: &Value) -> String {
     format!("{ns}/{name}")
 }
 
-/// The status-patch subset of strategic merge that resizelet uses.
-pub fn apply_status_patch(status: &mut Value, patch: &Value) {
-    let (Some(status), Some(patch)) = (status.as_object_mut(), patch.as_object()) else {
-        return;
-    };
-    for (k, v) in patch {
-        if k == "conditions" {
-            let list = status
-                .entry("conditions")
-                .or_insert_with(|| Value::Array(Vec::new()));
-            let list = list.as_array_mut().unwrap();
-            for c in v.as_array().into_iter().flatten() {
-                let t = c["type"].clone();
-                let pos = list.iter().position(|x| x["type"] == t);
-                if c.get("$patch").and_then(Value::as_str) == Some("delete") {
-                    if let Some(i) = pos {
-                        list.remove(i);
-                    }
-                    continue;
-                }
-                match pos {
-                    Some(i) => {
-                        for (ck, cv) in c.as_object().unwrap() {
-                            list[i][ck] = cv.clone();
-                        }
-                    }
-                    None => list.push(c.clone()),
-                }
-            }
-        } else if v.is_null() {
-            status.remove(k);
-        } else {
-            status.insert(k.clone(), v.clone());
-        }
-    }
-}
-
 #[async_trait]
 impl KubeWriter for MemoryWriter {
     async fn patch_pod_status(
@@ -132,10 +94,15 @@ impl KubeWriter for MemoryWriter {
                 return Err(WriteError::Conflict { what: key });
             }
         }
-        if pod.get("status").is_none() {
-            pod["status"] = Value::Object(Default::default());
-        }
-        apply_status_patch(&mut pod["status"], &patch["status"]);
+        // the pods/status subresource takes only `status` from a patch
+        let status_only = serde_json::json!({"status": patch["status"]});
+        *pod = resizelet_double::patch::strategic_merge_patch(pod, &status_only).map_err(|e| {
+            WriteError::Api {
+                what: key.clone(),
+                code: 422,
+                message: e.to_string(),
+            }
+        })?;
         pod["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         Ok(serde_json::from_value(pod.clone()).unwrap())
     }

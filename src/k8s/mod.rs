@@ -1,10 +1,11 @@
 //! The Kubernetes edge: reads are a `Stream` of watcher events ([`Input`]); writes go through the
-//! small [`KubeWriter`] trait (real: [`client::ApiWriter`] over kube-rs; in-memory:
-//! [`memory::MemoryWriter`]). `convert.rs` is the only place API types are mapped.
+//! small [`KubeWriter`] trait (real: [`client::ApiWriter`] over kube-rs; in-memory for unit
+//! tests: `memory::MemoryWriter`). `convert.rs` is the only place API types are mapped.
 
 pub mod client;
 pub mod convert;
 pub mod events;
+#[cfg(test)]
 pub mod memory;
 
 use async_trait::async_trait;
