@@ -611,9 +611,7 @@ mod tests {
 
     use crate::cgroup::memory::MemoryCgroupFs;
     use crate::checkpoint::MemoryCheckpointStore;
-    use crate::core::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
     use crate::core::node::{CgroupVersion, NodeConfig};
-    use crate::core::runtime::{ContainerState, RuntimeContainer};
     use crate::cri::fake::FakeRuntime;
     use crate::k8s::memory::MemoryWriter;
     use k8s_openapi::api::core::v1::{Node, Pod};
@@ -665,26 +663,12 @@ mod tests {
         /// The kubelet started the pod: runtime containers, pod cgroup, API object.
         fn start(&self, pod: &Pod) -> Pod {
             let view = pod_view(pod).unwrap();
-            let spec = &view.spec;
-            self.cgroups
-                .add_pod(&spec.uid, pod_cgroup_values(spec, &self.config));
-            for c in &spec.containers {
-                let linux =
-                    container_linux_resources(spec, c, Reduced::of(&c.resources), &self.config);
-                self.runtime.add_container(
-                    RuntimeContainer {
-                        id: format!("{}-{}", spec.uid, c.name),
-                        pod_sandbox_id: format!("sb-{}", spec.uid),
-                        pod_uid: spec.uid.clone(),
-                        name: c.name.clone(),
-                        attempt: 0,
-                        state: ContainerState::Running,
-                        created_at_nanos: 1,
-                        labels: BTreeMap::new(),
-                    },
-                    linux,
-                );
-            }
+            crate::engine::testing::start_pod(
+                &self.runtime,
+                &self.cgroups,
+                &view.spec,
+                &self.config,
+            );
             self.writer.put_pod(pod)
         }
 

@@ -375,12 +375,36 @@ pub fn pod_name(pod: &PodSpec) -> String {
     format!("{}/{}", pod.namespace, pod.name)
 }
 
+/// Test support shared by the engine's and the controller's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::cgroup::memory::MemoryCgroupFs;
+    use crate::core::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
+    use crate::core::node::NodeConfig;
+    use crate::core::resources::PodSpec;
+    use crate::cri::fake::FakeRuntime;
+
+    /// Starts a pod the way the kubelet would: pod cgroup + running containers (ids
+    /// `<uid>-<name>`) with the spec's resources.
+    pub(crate) fn start_pod(
+        runtime: &FakeRuntime,
+        cgroups: &MemoryCgroupFs,
+        pod: &PodSpec,
+        config: &NodeConfig,
+    ) {
+        cgroups.add_pod(&pod.uid, pod_cgroup_values(pod, config));
+        for c in &pod.containers {
+            let linux = container_linux_resources(pod, c, Reduced::of(&c.resources), config);
+            runtime.add_running(&pod.uid, &c.name, &format!("{}-{}", pod.uid, c.name), linux);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cgroup::memory::MemoryCgroupFs;
     use crate::checkpoint::MemoryCheckpointStore;
-    use crate::core::cri_values::pod_cgroup_values;
     use crate::core::node::CgroupVersion;
     use crate::core::resources::testing::*;
     use crate::cri::fake::{CallKind, FakeRuntime};
@@ -406,33 +430,8 @@ mod tests {
             }
         }
 
-        /// Starts a pod the way the kubelet would: pod cgroup + running containers with the
-        /// spec's resources.
         fn start(&self, pod: &PodSpec) {
-            self.cgroups
-                .add_pod(&pod.uid, pod_cgroup_values(pod, &self.config));
-            for c in &pod.containers {
-                let values = crate::core::cri_values::Reduced::of(&c.resources);
-                let linux = crate::core::cri_values::container_linux_resources(
-                    pod,
-                    c,
-                    values,
-                    &self.config,
-                );
-                self.runtime.add_container(
-                    RuntimeContainer {
-                        id: format!("{}-{}", pod.uid, c.name),
-                        pod_sandbox_id: format!("sb-{}", pod.uid),
-                        pod_uid: pod.uid.clone(),
-                        name: c.name.clone(),
-                        attempt: 0,
-                        state: ContainerState::Running,
-                        created_at_nanos: 1,
-                        labels: BTreeMap::new(),
-                    },
-                    linux,
-                );
-            }
+            testing::start_pod(&self.runtime, &self.cgroups, pod, &self.config);
         }
 
         fn engine(&self) -> Engine {
