@@ -75,8 +75,28 @@ pub struct Controller {
     node_seen: bool,
     pods_synced: bool,
     missing_since: BTreeMap<String, Instant>,
+    /// What the last full pass of each pod saw and computed: a watch event that changes neither
+    /// (the echo of our own write, a kubelet erasing the resize fields) only needs the status
+    /// re-asserted, not another round of CRI and cgroup reads.
+    last_pass: BTreeMap<String, LastPass>,
     events: EventRecorder,
     stats: Arc<ControllerStats>,
+}
+
+/// The inputs of a full pass that come from the API, and the container statuses it computed.
+struct LastPass {
+    spec: PodSpec,
+    /// (name, container ID, running) of every container status.
+    api_containers: Vec<(String, Option<String>, bool)>,
+    containers: BTreeMap<String, ContainerStatusResources>,
+}
+
+fn api_containers(view: &PodView) -> Vec<(String, Option<String>, bool)> {
+    view.container_statuses
+        .iter()
+        .chain(&view.init_container_statuses)
+        .map(|c| (c.name.clone(), c.container_id.clone(), c.running))
+        .collect()
 }
 
 fn jitter(uid: &str) -> Duration {
@@ -133,6 +153,7 @@ impl Controller {
             node_seen: false,
             pods_synced: false,
             missing_since: BTreeMap::new(),
+            last_pass: BTreeMap::new(),
             events,
             stats: Arc::new(ControllerStats::default()),
         }
@@ -207,6 +228,7 @@ impl Controller {
             .collect();
         for uid in due {
             self.retry_at.remove(&uid);
+            self.last_pass.remove(&uid);
             dirty.insert(uid);
         }
         if self.next_periodic <= now {
@@ -350,6 +372,7 @@ impl Controller {
         self.conditions.remove(uid);
         self.retry_at.remove(uid);
         self.missing_since.remove(uid);
+        self.last_pass.remove(uid);
         self.queue.remove(uid);
         if let Err(e) = self.engine.forget_pod(uid) {
             warn!(error = %e, uid, "forgetting a removed pod");
@@ -371,6 +394,7 @@ impl Controller {
                 );
             }
             for uid in queued {
+                self.last_pass.remove(&uid);
                 self.sync(&uid).await;
             }
         }
@@ -392,6 +416,18 @@ impl Controller {
         }
         let span = info_span!("pod", namespace = %view.spec.namespace, name = %view.spec.name,
             uid = %uid, generation = view.spec.generation);
+        let unchanged = self
+            .last_pass
+            .get(uid)
+            .filter(|last| last.spec == view.spec && last.api_containers == api_containers(&view));
+        if let Some(last) = unchanged {
+            let containers = last.containers.clone();
+            let conditions = self.conditions.get(uid).cloned().unwrap_or_default();
+            self.write_status(view, &containers, &conditions)
+                .instrument(span)
+                .await;
+            return;
+        }
         self.sync_view(view).instrument(span).await;
     }
 
@@ -523,12 +559,38 @@ impl Controller {
                 },
             );
         }
+        self.last_pass.insert(
+            uid.clone(),
+            LastPass {
+                spec: view.spec.clone(),
+                api_containers: api_containers(&view),
+                containers: containers.clone(),
+            },
+        );
+        let view = self.write_status(view, &containers, &conditions).await;
+        self.conditions.insert(uid.clone(), conditions);
+        for event in &events {
+            if self.events.emit(self.writer.as_ref(), &view, event).await {
+                self.stats.events_written.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Patches the pod's status to say `containers` and `conditions` (nothing is sent when it
+    /// already does); on 409 re-reads the pod and recomputes. Returns the latest view.
+    async fn write_status(
+        &mut self,
+        view: PodView,
+        containers: &BTreeMap<String, ContainerStatusResources>,
+        conditions: &ResizeConditions,
+    ) -> PodView {
+        let uid = view.spec.uid.clone();
         let now = now_rfc3339();
         let mut view = view;
         for attempt in 0..=CONFLICT_RETRIES {
             let intent = StatusIntent {
-                containers: &containers,
-                conditions: &conditions,
+                containers,
+                conditions,
                 observed_generation: Some(view.spec.generation),
                 legacy_resize: self.opts.legacy_resize_status,
                 now: &now,
@@ -576,13 +638,7 @@ impl Controller {
                 }
             }
         }
-        self.conditions.insert(uid.clone(), conditions);
-        for event in &events {
-            self.events.emit(self.writer.as_ref(), &view, event).await;
-        }
-        self.stats
-            .events_written
-            .store(self.events.writes, Ordering::Relaxed);
+        view
     }
 }
 
@@ -787,7 +843,13 @@ mod tests {
         app.remove("resources");
         app.remove("allocatedResources");
         let erased = w.writer.put_pod(&serde_json::from_value(v).unwrap());
+        let runtime_calls = w.runtime.calls().len();
         c.step(Input::Pod(watcher::Event::Apply(erased))).await;
+        assert_eq!(
+            w.runtime.calls().len(),
+            runtime_calls,
+            "re-asserting needs no runtime reads"
+        );
         let v = w.pod("web");
         assert_eq!(
             v["status"]["containerStatuses"][0]["allocatedResources"],

@@ -30,8 +30,6 @@ struct Series {
 pub struct EventRecorder {
     reporting_instance: String,
     series: HashMap<(String, &'static str, String), Series>,
-    /// Event writes done (creates and series patches), for metrics and benchmarks.
-    pub writes: u64,
 }
 
 fn micro_now() -> MicroTime {
@@ -43,12 +41,17 @@ impl EventRecorder {
         EventRecorder {
             reporting_instance: format!("resizelet-{node_name}"),
             series: HashMap::new(),
-            writes: 0,
         }
     }
 
-    /// Emits `event` about `pod`; failures are logged, never fatal.
-    pub async fn emit(&mut self, writer: &dyn KubeWriter, pod: &PodView, event: &ResizeEvent) {
+    /// Emits `event` about `pod`; failures are logged, never fatal. Returns whether it wrote to
+    /// the API (a create or a series patch) rather than only counting a repeat.
+    pub async fn emit(
+        &mut self,
+        writer: &dyn KubeWriter,
+        pod: &PodView,
+        event: &ResizeEvent,
+    ) -> bool {
         let ns = pod.spec.namespace.clone();
         let key = (pod.spec.uid.clone(), event.reason, event.message.clone());
         let now = Instant::now();
@@ -57,15 +60,14 @@ impl EventRecorder {
         if let Some(s) = self.series.get_mut(&key) {
             s.count += 1;
             if now.duration_since(s.last_patch) < SERIES_PATCH_INTERVAL {
-                return;
+                return false;
             }
             s.last_patch = now;
             let patch = json!({"series": {"count": s.count, "lastObservedTime": micro_now()}});
-            self.writes += 1;
             if let Err(e) = writer.patch_event(&ns, &s.name, &patch).await {
                 warn!(error = %e, "updating event series");
             }
-            return;
+            return true;
         }
         let ev = Event {
             metadata: ObjectMeta {
@@ -91,7 +93,6 @@ impl EventRecorder {
             }),
             ..Event::default()
         };
-        self.writes += 1;
         match writer.create_event(&ns, &ev).await {
             Ok(name) => {
                 self.series.insert(
@@ -106,6 +107,7 @@ impl EventRecorder {
             }
             Err(e) => warn!(error = %e, reason = event.reason, "creating event"),
         }
+        true
     }
 }
 
