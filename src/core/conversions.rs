@@ -55,6 +55,15 @@ pub fn weight_to_shares(weight: u64) -> u64 {
     weight.saturating_sub(1) * 262_142 / 9999 + 2
 }
 
+/// The shares a pod cgroup reads back after `shares` were written: the same on v1, through the
+/// lossy linear weight on v2 (pitfall 2).
+pub fn pod_shares_read_back(version: super::node::CgroupVersion, shares: u64) -> u64 {
+    match version {
+        super::node::CgroupVersion::V1 => shares,
+        super::node::CgroupVersion::V2 => weight_to_shares(shares_to_weight_linear(shares)),
+    }
+}
+
 /// shares → v2 `cpu.weight` as newer OCI runtimes convert container shares (quadratic,
 /// opencontainers/runc#4785): `0 → 0`, `s ≤ 2 → 1`, `s ≥ 262144 → 10000`, else
 /// `ceil(10^((l² + 125·l)/612 − 7/34))` with `l = log2(s)`.
@@ -107,6 +116,15 @@ pub fn systemd_round_quota(quota: i64, period_us: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_shares_read_back_is_lossy_on_v2_only() {
+        use crate::core::node::CgroupVersion::{V1, V2};
+        // pitfall 2: 62 → weight 3 → 54; 512 → weight 20 → 500
+        assert_eq!(pod_shares_read_back(V2, 62), 54);
+        assert_eq!(pod_shares_read_back(V2, 512), 500);
+        assert_eq!(pod_shares_read_back(V1, 62), 62);
+    }
 
     #[test]
     fn shares_from_milli_cpu() {

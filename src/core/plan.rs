@@ -77,6 +77,7 @@ impl Plan {
 
 use std::collections::BTreeMap;
 
+use super::conversions::pod_shares_read_back;
 use super::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
 use super::node::NodeConfig;
 use super::resources::{Container, PodSpec, ResizeRestartPolicy};
@@ -278,14 +279,11 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
             .unwrap_or(input.node.cpu_cfs_period_us);
         let cur_shares = input.last_written_shares.or(cur.cpu_shares).unwrap_or(0);
         let new_shares = new.cpu_shares.unwrap_or(cur_shares);
-        // On v2 the pod's shares are read back through the lossy weight (pitfall 2): without a
-        // last-written value, shares whose weight reads back as the current value are the same.
+        // Without a last-written value the current shares are a readback, lossy on v2
+        // (pitfall 2): shares that read back as the current value are the same.
         let same_shares = new_shares == cur_shares
             || (input.last_written_shares.is_none()
-                && input.node.cgroup_version == crate::core::node::CgroupVersion::V2
-                && crate::core::conversions::weight_to_shares(
-                    crate::core::conversions::shares_to_weight_linear(new_shares),
-                ) == cur_shares);
+                && pod_shares_read_back(input.node.cgroup_version, new_shares) == cur_shares);
         let new_shares = if same_shares { cur_shares } else { new_shares };
         let differs = new_quota != cur_quota || !same_shares;
         if cpu_work || differs {
