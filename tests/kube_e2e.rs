@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use resizelet::core::resources::QosClass;
 use resizelet_double::Fault;
-use support::cluster::{condition, resize_done, Agent, Cluster, DEADLINE};
+use support::cluster::{condition, resize_done, resize_fields_present, Agent, Cluster, DEADLINE};
 use support::eventually;
 use support::kubelet::{TestContainer, TestPod};
 
@@ -18,18 +18,6 @@ fn c(name: &str, cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
     TestContainer::new(name)
         .cpu(Some(cpu.0), Some(cpu.1))
         .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-}
-
-async fn populated(cluster: &Cluster, pod: &TestPod) {
-    eventually("resize fields populated", DEADLINE, || async {
-        let p = cluster.pod(pod);
-        let all = p["status"]["containerStatuses"]
-            .as_array()?
-            .iter()
-            .all(|s| !s["resources"].is_null() && !s["allocatedResources"].is_null());
-        all.then_some(())
-    })
-    .await
 }
 
 async fn done(cluster: &Cluster, pod: &TestPod) -> serde_json::Value {
@@ -73,12 +61,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            let statuses = ev.object["status"]["containerStatuses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let present =
-                !statuses.is_empty() && statuses.iter().all(|s| !s["resources"].is_null());
+            let present = resize_fields_present(&ev.object);
             if present {
                 seen.insert(name.clone());
                 if let Some(t) = missing_since.remove(&name) {
@@ -98,7 +81,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     );
     let g_run = cluster.run_pod(g.clone()).await;
     let g = g_run.pod.clone();
-    populated(&cluster, &g).await;
+    cluster.wait_resize_fields(&g).await;
     let started = Instant::now();
     cluster
         .resize(&g, &[c("app", (400, 400), (96, 96))])
@@ -137,7 +120,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     );
     let b_run = cluster.run_pod(b).await;
     let b = b_run.pod.clone();
-    populated(&cluster, &b).await;
+    cluster.wait_resize_fields(&b).await;
     cluster
         .resize(
             &b,
@@ -215,7 +198,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         let cpu = if i % 2 == 0 { 400 } else { 300 };
         // a resize landing while the actor has the fields erased gets 422 (as on a real
         // cluster): the client retries once they are back
-        populated(&cluster, &g).await;
+        cluster.wait_resize_fields(&g).await;
         let t = Instant::now();
         cluster
             .resize(&g, &[c("app", (cpu, cpu), (96, 96))])
@@ -251,7 +234,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         },
     )
     .await;
-    populated(&cluster, &g).await;
+    cluster.wait_resize_fields(&g).await;
     let mut gaps = gaps.lock().unwrap().clone();
     gaps.sort();
     assert!(
@@ -293,8 +276,8 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         ))
         .await;
     let (a, b) = (a_run.pod.clone(), b_run.pod.clone());
-    populated(&cluster, &a).await;
-    populated(&cluster, &b).await;
+    cluster.wait_resize_fields(&a).await;
+    cluster.wait_resize_fields(&b).await;
 
     // b wants 800m: does not fit next to a → Deferred
     cluster

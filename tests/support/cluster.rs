@@ -105,6 +105,14 @@ impl Cluster {
         running
     }
 
+    /// Waits until resizelet has populated (or restored) the resize fields of `p`.
+    pub async fn wait_resize_fields(&self, p: &TestPod) {
+        super::eventually("resize fields present", DEADLINE, || async {
+            resize_fields_present(&self.pod(p)).then_some(())
+        })
+        .await
+    }
+
     pub fn pod(&self, p: &TestPod) -> Value {
         self.api.get_pod(&p.namespace, &p.name).expect("pod exists")
     }
@@ -122,15 +130,7 @@ impl Cluster {
                 {
                     self.refused
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    super::eventually("resize fields back", DEADLINE, || async {
-                        let pod = self.pod(p);
-                        pod["status"]["containerStatuses"]
-                            .as_array()?
-                            .iter()
-                            .all(|s| !s["resources"].is_null())
-                            .then_some(())
-                    })
-                    .await;
+                    self.wait_resize_fields(p).await;
                 }
                 other => return other,
             }
@@ -160,6 +160,19 @@ impl Cluster {
         .map(|p| serde_json::to_value(p).unwrap())
         .map_err(|e| e.to_string())
     }
+}
+
+/// Every container status carries `resources` and `allocatedResources` (the API server refuses
+/// `/resize` while a running container has no `resources`).
+pub fn resize_fields_present(pod: &Value) -> bool {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .is_some_and(|list| {
+            !list.is_empty()
+                && list
+                    .iter()
+                    .all(|s| !s["resources"].is_null() && !s["allocatedResources"].is_null())
+        })
 }
 
 /// True when a client would call the resize done (spec §12.3): observedGeneration caught up,
