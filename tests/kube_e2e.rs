@@ -297,6 +297,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     a_run.teardown().await.unwrap();
 
     // memory limit below usage (b holds ~40 MiB in /dev/shm): InProgress/Error, nothing changed
+    b_run.wait_memory_usage("app", 40 * MIB).await;
     cluster
         .resize(&b, &[c("app", (800, 800), (16, 20))])
         .await

@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use resizelet::core::admission::{Decision, NodePressure};
 use resizelet::core::resources::QosClass;
 use resizelet::cri::Runtime;
 use resizelet::executor::ExecError;
 use support::engine::{engine, pod_spec, resized};
-use support::eventually;
 use support::kubelet::{Kubelet, TestContainer, TestPod};
 
 const MIB: i64 = 1 << 20;
@@ -170,18 +167,7 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     );
     let pod = TestPod::new("hog", QosClass::Burstable, vec![hog]);
     let running = kubelet.run_pod(&pod).await;
-    eventually(
-        "the container uses 48 MiB",
-        Duration::from_secs(20),
-        || async {
-            let usage: i64 = running
-                .read_container_file("hog", "memory", "memory.usage_in_bytes")
-                .parse()
-                .ok()?;
-            (usage >= 48 * MIB).then_some(())
-        },
-    )
-    .await;
+    running.wait_memory_usage("hog", 48 * MIB).await;
 
     let mut t = engine().await;
     let spec = pod_spec(&pod);

@@ -607,6 +607,23 @@ impl RunningPod {
             .to_string()
     }
 
+    /// Waits until `container`'s memory cgroup charges at least `bytes` (e.g. a hog has filled
+    /// its /dev/shm).
+    pub async fn wait_memory_usage(&self, container: &str, bytes: i64) {
+        super::eventually(
+            &format!("container {container} uses {bytes} bytes"),
+            std::time::Duration::from_secs(20),
+            || async {
+                let usage: i64 = self
+                    .read_container_file(container, "memory", "memory.usage_in_bytes")
+                    .parse()
+                    .ok()?;
+                (usage >= bytes).then_some(())
+            },
+        )
+        .await
+    }
+
     pub fn read_container_file(&self, name: &str, controller: &str, file: &str) -> String {
         let p = self.container_cgroup_dir(name, controller).join(file);
         std::fs::read_to_string(&p)
