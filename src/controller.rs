@@ -1,12 +1,19 @@
-//! The Kubernetes control loop: watcher events in ([`Input`]), engine passes, status patches and
-//! Events out. One task owns all state; inputs that arrive together are coalesced so each
-//! touched pod is synced once per batch.
+//! The Kubernetes control loop: watcher events in ([`Input`]), pod passes, status patches and
+//! Events out.
 //!
-//! Per pod sync: engine pass (seed → admit → checkpoint → plan → enact), pending-queue update,
-//! next conditions and events (core `pod_status`), container `resources`/`allocatedResources`
-//! from the runtime (§12), then one strategic-merge status patch with a `resourceVersion`
-//! precondition (re-read and recomputed on 409). A gate-off kubelet that erases the resize
-//! fields causes a watch event, which re-asserts them on the next pass.
+//! One task owns the controller's state and never waits on IO: inputs that arrive together are
+//! coalesced, and each touched pod gets a *pass* that runs as its own task, so resizes of
+//! different pods proceed concurrently while one pod's passes never overlap (a pod touched while
+//! its pass runs is passed again when it ends). Admission is serialised inside the [`Engine`].
+//! Deferred resizes are retried in queue order by one sequential retry pass at a time (spec §5).
+//!
+//! A pass: engine prepare (seed → admit → checkpoint → plan), enactment (decision 5: if it
+//! takes longer than `in_progress_threshold`, `PodResizeInProgress` is written first), next
+//! conditions and events (core `pod_status`), container `resources`/`allocatedResources` from
+//! the runtime (§12), then one strategic-merge status patch with a `resourceVersion`
+//! precondition (re-read and recomputed on 409). The pass's effects come back to the owning
+//! task as data ([`PassOutput`]). A gate-off kubelet that erases the resize fields causes a
+//! watch event, which re-asserts them without another runtime round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
@@ -14,23 +21,33 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use kube::runtime::watcher;
+use serde::Serialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::core::admission::{Decision, NodePressure};
-use crate::core::pod_status::{next_conditions, PassResult, ResizeConditions};
+use crate::core::pod_status::{next_conditions, PassResult, ResizeConditions, ResizeEvent};
 use crate::core::queue::{PendingQueue, QueueEntry, Trigger, FIRST_RETRY_MS, RETRY_INTERVAL_MS};
-use crate::core::resources::{pod_requests, PodSpec, ResourceRequirements, CPU, MEMORY};
+use crate::core::resources::{
+    pod_requests, PodSpec, ResourceList, ResourceRequirements, CPU, MEMORY,
+};
 use crate::core::status::{allocated_resources_status, container_resources_status};
 use crate::engine::{Engine, EngineError};
 use crate::k8s::convert::{node_view, pod_view, ContainerStatusResources, PodView, StatusIntent};
 use crate::k8s::events::EventRecorder;
 use crate::k8s::{Input, KubeWriter, WriteError};
+use crate::metrics::{Metrics, Phase};
 
 /// Retry of a failed enactment: 10 s plus up to 5 s of jitter (spec §7.4).
 pub const ERROR_RETRY: Duration = Duration::from_secs(10);
+/// Decision 5's default threshold for the intermediate `PodResizeInProgress` write.
+pub const DEFAULT_IN_PROGRESS_THRESHOLD: Duration = Duration::from_millis(100);
 const CONFLICT_RETRIES: usize = 5;
+/// How long a shutdown waits for passes in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
@@ -39,10 +56,24 @@ pub struct ControllerOptions {
     pub legacy_resize_status: bool,
     /// Act even when the node's kubelet enacts resizes itself (decision 6 override).
     pub ignore_resizing_kubelet: bool,
+    /// Decision 5: an enactment still running after this long gets an intermediate
+    /// `PodResizeInProgress` status write before the final one.
+    pub in_progress_threshold: Duration,
 }
 
-/// Counters for metrics, readiness and benchmarks.
-#[derive(Debug, Default)]
+impl ControllerOptions {
+    pub fn new(node_name: impl Into<String>) -> Self {
+        ControllerOptions {
+            node_name: node_name.into(),
+            legacy_resize_status: false,
+            ignore_resizing_kubelet: false,
+            in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
+        }
+    }
+}
+
+/// Counters, metrics and the per-pod reports, shared with the admin endpoint and benchmarks.
+#[derive(Default)]
 pub struct ControllerStats {
     pub syncs: AtomicU64,
     pub status_writes: AtomicU64,
@@ -55,12 +86,76 @@ pub struct ControllerStats {
     pub fields_missing_us: Mutex<Vec<u64>>,
     /// Why the controller stands down (decision 6), if it does.
     pub stand_down: Mutex<Option<String>>,
+    /// What the last pass of each pod saw and did, by UID (for `resizelet status`/`explain`).
+    pub pods: Mutex<BTreeMap<String, PodReport>>,
+    pub metrics: Metrics,
 }
 
-pub struct Controller {
+/// One pod as its last pass saw it: the kubelet's four views of its resources, the resize
+/// conditions, and — when a resize waits or failed — why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReport {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub generation: i64,
+    /// Per container: desired (spec), allocated, actuated (what resizelet last applied) and
+    /// actual (what the runtime reports, as written to `status.resources`).
+    pub containers: Vec<ContainerReport>,
+    /// `Unchanged`, `Accepted`, `Deferred`, `Infeasible`.
+    pub decision: String,
+    pub decision_message: String,
+    pub pending: Option<ConditionReport>,
+    pub in_progress: Option<ConditionReport>,
+    pub last_error: Option<String>,
+    /// The steps of the last non-empty plan (debug form), in order.
+    pub last_plan: Vec<String>,
+    /// Admission arithmetic when the resize does not fit: per resource, allocatable, the
+    /// other pods' allocated requests and this pod's desired requests.
+    pub admission: Vec<AdmissionLine>,
+    /// RFC 3339 time of the pass.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerReport {
+    pub name: String,
+    pub desired: ResourceRequirements,
+    pub allocated: ResourceRequirements,
+    pub actuated: Option<ResourceRequirements>,
+    pub actual: Option<ResourceRequirements>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionReport {
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionLine {
+    pub resource: String,
+    pub allocatable: Option<String>,
+    pub other_pods: String,
+    pub this_pod: String,
+}
+
+/// State the passes share (read-only, or internally synchronised).
+struct Shared {
     engine: Engine,
     writer: Arc<dyn KubeWriter>,
     opts: ControllerOptions,
+    events: EventRecorder,
+    stats: Arc<ControllerStats>,
+}
+
+pub struct Controller {
+    shared: Arc<Shared>,
     pods: BTreeMap<String, PodView>,
     /// The resize conditions as resizelet last decided them (seeded from the API on first sight;
     /// kept here because a gate-off kubelet erases them from the API).
@@ -79,11 +174,19 @@ pub struct Controller {
     /// (the echo of our own write, a kubelet erasing the resize fields) only needs the status
     /// re-asserted, not another round of CRI and cgroup reads.
     last_pass: BTreeMap<String, LastPass>,
-    events: EventRecorder,
-    stats: Arc<ControllerStats>,
+    /// Pods to pass, with when they became dirty.
+    dirty: BTreeMap<String, Instant>,
+    /// Pods whose pass is running; touched again meanwhile → `rerun`.
+    in_flight: BTreeSet<String>,
+    rerun: BTreeSet<String>,
+    /// Deleted while in flight: forget the engine state when the pass ends.
+    forget_after: BTreeSet<String>,
+    retry_pass_running: bool,
+    tasks: FuturesUnordered<BoxFuture<'static, TaskDone>>,
 }
 
 /// The inputs of a full pass that come from the API, and the container statuses it computed.
+#[derive(Clone)]
 struct LastPass {
     spec: PodSpec,
     /// (name, container ID, running) of every container status.
@@ -135,13 +238,86 @@ fn shrinks(desired: &PodSpec, allocated: &PodSpec) -> bool {
         .any(|r| matches!((want.get(*r), have.get(*r)), (Some(w), Some(h)) if w < h))
 }
 
+/// What a pass needs; built by the owning task from its state.
+enum Work {
+    /// Only re-assert the last pass's status (nothing the pass depends on changed).
+    Reassert {
+        view: PodView,
+        containers: BTreeMap<String, ContainerStatusResources>,
+        conditions: ResizeConditions,
+    },
+    Full(Box<FullInput>),
+}
+
+struct FullInput {
+    view: PodView,
+    others: Vec<PodSpec>,
+    previous: ResizeConditions,
+    /// Previously reported `resources` of this pod's containers, by container ID.
+    reported: BTreeMap<String, ResourceRequirements>,
+    /// Set when the pass is part of a retry pass (the metric label of its trigger).
+    trigger: Option<Trigger>,
+}
+
+struct TaskDone {
+    retry_pass: bool,
+    outputs: Vec<PassOutput>,
+}
+
+/// The effects of one pass on the owning task's state.
+struct PassOutput {
+    uid: String,
+    /// The resourceVersion the pass started from.
+    started_rv: String,
+    since: Instant,
+    retry: Retry,
+    /// The pod as the API returned it after our write.
+    fresh: Option<PodView>,
+    /// The API now shows the resize fields we want (written, or nothing to write).
+    status_ok: bool,
+    full: Option<FullOutput>,
+}
+
+struct FullOutput {
+    /// `Some`: (re)queue as pending; `None`: leave the queue.
+    queue: Option<QueueEntry>,
+    shrank: bool,
+    conditions: ResizeConditions,
+    reported: Vec<(String, ResourceRequirements)>,
+    last_pass: LastPass,
+    report: PodReport,
+}
+
+enum Retry {
+    Keep,
+    Clear,
+    After(Duration),
+}
+
+/// A pass that did not get to a status write.
+fn no_pass(uid: &str, view: &PodView, since: Instant, retry: Retry) -> PassOutput {
+    PassOutput {
+        uid: uid.to_string(),
+        started_rv: view.resource_version.clone(),
+        since,
+        retry,
+        fresh: None,
+        status_ok: false,
+        full: None,
+    }
+}
+
 impl Controller {
     pub fn new(engine: Engine, writer: Arc<dyn KubeWriter>, opts: ControllerOptions) -> Self {
         let events = EventRecorder::new(&opts.node_name);
         Controller {
-            engine,
-            writer,
-            opts,
+            shared: Arc::new(Shared {
+                engine,
+                writer,
+                opts,
+                events,
+                stats: Arc::new(ControllerStats::default()),
+            }),
             pods: BTreeMap::new(),
             conditions: BTreeMap::new(),
             reported: BTreeMap::new(),
@@ -154,20 +330,25 @@ impl Controller {
             pods_synced: false,
             missing_since: BTreeMap::new(),
             last_pass: BTreeMap::new(),
-            events,
-            stats: Arc::new(ControllerStats::default()),
+            dirty: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
+            rerun: BTreeSet::new(),
+            forget_after: BTreeSet::new(),
+            retry_pass_running: false,
+            tasks: FuturesUnordered::new(),
         }
     }
 
     pub fn stats(&self) -> Arc<ControllerStats> {
-        self.stats.clone()
+        self.shared.stats.clone()
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.shared.engine
     }
 
-    /// Runs until `inputs` ends or `shutdown` resolves.
+    /// Runs until `inputs` ends or `shutdown` resolves; then waits (bounded) for passes in
+    /// flight.
     pub async fn run(
         mut self,
         inputs: impl Stream<Item = Input>,
@@ -176,37 +357,55 @@ impl Controller {
         let mut inputs = pin!(inputs);
         let mut shutdown = pin!(shutdown);
         loop {
+            self.dispatch();
             let deadline = self.next_deadline();
-            let mut dirty = BTreeSet::new();
             tokio::select! {
                 _ = &mut shutdown => break,
                 input = inputs.next() => {
                     let Some(input) = input else { break };
-                    self.handle(input, &mut dirty);
+                    self.handle(input);
                     // coalesce whatever else is already there
                     while let Some(Some(input)) = inputs.next().now_or_never() {
-                        self.handle(input, &mut dirty);
+                        self.handle(input);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.due(&mut dirty),
+                Some(done) = self.tasks.next(), if !self.tasks.is_empty() => self.apply(done),
+                _ = tokio::time::sleep_until(deadline.into()) => self.due(),
             }
-            self.process(dirty).await;
+        }
+        let drain = async {
+            while let Some(done) = self.tasks.next().await {
+                self.apply(done);
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            warn!("passes still running at shutdown; the checkpoints let the next start finish them");
         }
         info!("controller stopped");
     }
 
-    /// Feeds one input; returns the pods it touched (for tests driving the loop by hand).
+    /// Feeds one input and waits until every pass it caused has ended (for tests driving the
+    /// loop by hand).
     pub async fn step(&mut self, input: Input) {
-        let mut dirty = BTreeSet::new();
-        self.handle(input, &mut dirty);
-        self.process(dirty).await;
+        self.handle(input);
+        self.settle().await;
     }
 
-    /// Runs timers that are due at `now` (error retries, the periodic retry pass).
+    /// Runs timers that are due now (error retries, the periodic retry pass) and waits for the
+    /// passes they caused.
     pub async fn tick(&mut self) {
-        let mut dirty = BTreeSet::new();
-        self.due(&mut dirty);
-        self.process(dirty).await;
+        self.due();
+        self.settle().await;
+    }
+
+    async fn settle(&mut self) {
+        loop {
+            self.dispatch();
+            match self.tasks.next().await {
+                Some(done) => self.apply(done),
+                None => break,
+            }
+        }
     }
 
     fn next_deadline(&self) -> Instant {
@@ -218,7 +417,11 @@ impl Controller {
             .unwrap_or(self.next_periodic)
     }
 
-    fn due(&mut self, dirty: &mut BTreeSet<String>) {
+    fn mark_dirty(&mut self, uid: String) {
+        self.dirty.entry(uid).or_insert_with(Instant::now);
+    }
+
+    fn due(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
             .retry_at
@@ -229,7 +432,7 @@ impl Controller {
         for uid in due {
             self.retry_at.remove(&uid);
             self.last_pass.remove(&uid);
-            dirty.insert(uid);
+            self.mark_dirty(uid);
         }
         if self.next_periodic <= now {
             self.next_periodic = now + Duration::from_millis(RETRY_INTERVAL_MS as u64);
@@ -237,7 +440,7 @@ impl Controller {
         }
     }
 
-    fn handle(&mut self, input: Input, dirty: &mut BTreeSet<String>) {
+    fn handle(&mut self, input: Input) {
         match input {
             Input::Pod(watcher::Event::Init) => self.relist = Some(BTreeMap::new()),
             Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
@@ -255,7 +458,7 @@ impl Controller {
                     .pods
                     .keys()
                     .cloned()
-                    .chain(self.engine.known_pods())
+                    .chain(self.shared.engine.known_pods())
                     .filter(|u| !listed.contains_key(u))
                     .collect::<BTreeSet<_>>()
                     .into_iter()
@@ -265,7 +468,7 @@ impl Controller {
                 }
                 for (uid, view) in listed {
                     self.applied(view);
-                    dirty.insert(uid);
+                    self.mark_dirty(uid);
                 }
                 if !self.pods_synced {
                     info!(pods = self.pods.len(), "pod watch synced");
@@ -282,14 +485,14 @@ impl Controller {
                     if became_terminal && !self.queue.is_empty() {
                         self.retry_pass.get_or_insert(Trigger::PodTerminated);
                     }
-                    dirty.insert(uid);
+                    self.mark_dirty(uid);
                 }
                 Err(e) => warn!(error = %e, "ignoring pod"),
             },
             Input::Pod(watcher::Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid {
                     self.deleted(&uid);
-                    dirty.remove(&uid);
+                    self.dirty.remove(&uid);
                 }
             }
             Input::Node(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) => {
@@ -298,26 +501,23 @@ impl Controller {
                     warn!(entry = %bad, "ignoring unparsable node allocatable");
                 }
                 if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
-                    if minor >= 35 && !self.opts.ignore_resizing_kubelet {
-                        let reason = format!(
+                    if minor >= 35 && !self.shared.opts.ignore_resizing_kubelet {
+                        self.stand_down(format!(
                             "the node's kubelet {} enacts in-place resizes itself (the gate is locked on from 1.35); resizelet stands down instead of racing it",
                             view.kubelet_version.clone().unwrap_or_default()
-                        );
-                        let mut s = self.stats.stand_down.lock().unwrap();
-                        if s.is_none() {
-                            warn!("{reason}");
-                        }
-                        *s = Some(reason);
+                        ));
                     }
                 }
-                let changed = self.engine.node().allocatable != view.allocatable;
+                let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
                 if changed {
                     info!(allocatable = ?view.allocatable, "node allocatable");
-                    self.engine.set_allocatable(view.allocatable);
                 }
                 if !self.node_seen {
                     self.node_seen = true;
-                    dirty.extend(self.pods.keys().cloned());
+                    let all: Vec<String> = self.pods.keys().cloned().collect();
+                    for uid in all {
+                        self.mark_dirty(uid);
+                    }
                     self.update_ready();
                 } else if changed {
                     self.retry_pass.get_or_insert(Trigger::PodResized);
@@ -327,15 +527,25 @@ impl Controller {
         }
     }
 
+    fn stand_down(&self, reason: String) {
+        let stats = &self.shared.stats;
+        let mut s = stats.stand_down.lock().unwrap();
+        if s.is_none() {
+            warn!("{reason}");
+        }
+        *s = Some(reason);
+        stats.metrics.set_stand_down(true);
+    }
+
     fn update_ready(&self) {
-        self.stats
-            .ready
-            .store(self.pods_synced && self.node_seen, Ordering::Relaxed);
+        let ready = self.pods_synced && self.node_seen;
+        self.shared.stats.ready.store(ready, Ordering::Relaxed);
+        self.shared.stats.metrics.set_ready(ready);
     }
 
     fn applied(&mut self, view: PodView) {
         let uid = view.spec.uid.clone();
-        if view.node_name.as_deref() != Some(self.opts.node_name.as_str()) {
+        if view.node_name.as_deref() != Some(self.shared.opts.node_name.as_str()) {
             return;
         }
         self.conditions
@@ -373,273 +583,701 @@ impl Controller {
         self.retry_at.remove(uid);
         self.missing_since.remove(uid);
         self.last_pass.remove(uid);
+        self.rerun.remove(uid);
         self.queue.remove(uid);
-        if let Err(e) = self.engine.forget_pod(uid) {
+        self.shared.stats.pods.lock().unwrap().remove(uid);
+        if self.in_flight.contains(uid) {
+            self.forget_after.insert(uid.to_string());
+        } else if let Err(e) = self.shared.engine.forget_pod(uid) {
             warn!(error = %e, uid, "forgetting a removed pod");
         }
         self.retry_pass.get_or_insert(Trigger::PodsRemoved);
     }
 
-    async fn process(&mut self, dirty: BTreeSet<String>) {
-        for uid in dirty {
-            self.sync(&uid).await;
-        }
-        while let Some(trigger) = self.retry_pass.take() {
-            let queued = self.queue.uids();
-            if !queued.is_empty() {
-                debug!(
-                    trigger = trigger.label(),
-                    pods = queued.len(),
-                    "retrying deferred resizes"
-                );
+    /// Starts passes for dirty pods (each pod at most once at a time) and, when none runs, a
+    /// retry pass over the pending queue.
+    fn dispatch(&mut self) {
+        for (uid, since) in std::mem::take(&mut self.dirty) {
+            if self.in_flight.contains(&uid) {
+                self.rerun.insert(uid);
+                continue;
             }
-            for uid in queued {
-                self.last_pass.remove(&uid);
-                self.sync(&uid).await;
-            }
+            let Some(work) = self.work_for(&uid, None) else {
+                continue;
+            };
+            self.in_flight.insert(uid.clone());
+            let shared = self.shared.clone();
+            self.tasks.push(
+                async move {
+                    TaskDone {
+                        retry_pass: false,
+                        outputs: vec![run_pass(&shared, work, since).await],
+                    }
+                }
+                .boxed(),
+            );
         }
-    }
-
-    async fn sync(&mut self, uid: &str) {
-        let Some(view) = self.pods.get(uid).cloned() else {
+        if self.retry_pass_running {
+            return;
+        }
+        let Some(trigger) = self.retry_pass.take() else {
             return;
         };
-        if !self.node_seen || !self.pods_synced || view.deleting {
+        let mut works = Vec::new();
+        for uid in self.queue.uids() {
+            self.last_pass.remove(&uid);
+            if self.in_flight.contains(&uid) {
+                self.rerun.insert(uid);
+                continue;
+            }
+            if let Some(work) = self.work_for(&uid, Some(trigger)) {
+                self.in_flight.insert(uid);
+                works.push(work);
+            }
+        }
+        if works.is_empty() {
             return;
         }
-        if self.stats.stand_down.lock().unwrap().is_some() {
-            return;
+        debug!(
+            trigger = trigger.label(),
+            pods = works.len(),
+            "retrying deferred resizes"
+        );
+        self.retry_pass_running = true;
+        let shared = self.shared.clone();
+        self.tasks.push(
+            async move {
+                // in queue order, each admitted before the next is evaluated (spec §5)
+                let mut outputs = Vec::with_capacity(works.len());
+                for work in works {
+                    outputs.push(run_pass(&shared, work, Instant::now()).await);
+                }
+                TaskDone {
+                    retry_pass: true,
+                    outputs,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn work_for(&mut self, uid: &str, trigger: Option<Trigger>) -> Option<Work> {
+        let view = self.pods.get(uid)?;
+        if !self.node_seen || !self.pods_synced || view.deleting {
+            return None;
+        }
+        if self.shared.stats.stand_down.lock().unwrap().is_some() {
+            return None;
         }
         if view.terminal {
             self.queue.remove(uid);
-            return;
+            return None;
         }
-        let span = info_span!("pod", namespace = %view.spec.namespace, name = %view.spec.name,
-            uid = %uid, generation = view.spec.generation);
         let unchanged = self
             .last_pass
             .get(uid)
-            .filter(|last| last.spec == view.spec && last.api_containers == api_containers(&view));
+            .filter(|last| last.spec == view.spec && last.api_containers == api_containers(view));
         if let Some(last) = unchanged {
-            let containers = last.containers.clone();
-            let conditions = self.conditions.get(uid).cloned().unwrap_or_default();
-            self.write_status(view, &containers, &conditions)
-                .instrument(span)
-                .await;
-            return;
+            return Some(Work::Reassert {
+                view: view.clone(),
+                containers: last.containers.clone(),
+                conditions: self.conditions.get(uid).cloned().unwrap_or_default(),
+            });
         }
-        self.sync_view(view).instrument(span).await;
-    }
-
-    async fn sync_view(&mut self, view: PodView) {
-        let uid = view.spec.uid.clone();
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         let others: Vec<PodSpec> = self
             .pods
             .values()
             .filter(|p| p.spec.uid != uid && !p.terminal)
             .map(|p| p.spec.clone())
             .collect();
-        let allocated_before = self
-            .engine
-            .allocated(&uid)
-            .map(|a| view.spec.with_allocated(a));
-        let outcome = match self
-            .engine
-            .sync_pod(&view.spec, &others, NodePressure::default(), None)
-            .await
-        {
-            Ok(o) => o,
-            Err(EngineError::NoContainers { .. }) => {
-                debug!("no containers in the runtime yet");
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, "sync failed; retrying");
-                self.retry_at
-                    .insert(uid.clone(), Instant::now() + ERROR_RETRY + jitter(&uid));
-                return;
-            }
-        };
-        let allocated = match self.engine.allocated(&uid) {
-            Some(a) => view.spec.with_allocated(a),
-            None => view.spec.clone(),
-        };
-        match &outcome.decision {
-            Decision::Deferred { .. } => {
-                let since = view
-                    .condition_transition_times
-                    .get(crate::core::pod_status::POD_RESIZE_PENDING)
-                    .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-                    .map(|t| t.as_millisecond());
-                self.queue
-                    .insert(QueueEntry::new(&view.spec, &allocated, since));
-            }
-            _ => {
-                self.queue.remove(&uid);
-            }
-        }
-        if outcome.decision == Decision::Accepted {
-            if let Some(before) = &allocated_before {
-                if shrinks(&view.spec, before) && !self.queue.is_empty() {
-                    self.retry_pass.get_or_insert(Trigger::PodResized);
-                }
-            }
-        }
-        let error = outcome.enactment.as_ref().err().map(|e| e.to_string());
-        if let Some(e) = &error {
-            warn!(error = %e, "resize enactment failed; retrying");
-            self.retry_at
-                .insert(uid.clone(), Instant::now() + ERROR_RETRY + jitter(&uid));
-        } else {
-            self.retry_at.remove(&uid);
-        }
-        let previous = self.conditions.get(&uid).cloned().unwrap_or_default();
-        let (conditions, events) = next_conditions(
-            &previous,
-            &PassResult {
-                decision: &outcome.decision,
-                desired: &view.spec,
-                allocated: &allocated,
-                in_progress: outcome.in_progress || error.is_some(),
-                error: error.as_deref(),
-            },
-        );
-        if events.iter().any(|e| e.reason == "ResizeCompleted") {
-            self.stats.resizes_completed.fetch_add(1, Ordering::Relaxed);
-            info!("resize completed");
-        }
-
-        // container status resources (§12)
-        let actuated = self.engine.actuated(&uid).cloned().unwrap_or_default();
-        let mut containers = BTreeMap::new();
-        for s in view
+        let reported = view
             .container_statuses
             .iter()
             .chain(&view.init_container_statuses)
-        {
-            let Some(api_id) = &s.container_id else {
-                continue;
-            };
-            let id = strip_runtime(api_id).to_string();
-            let Some(spec) = allocated
-                .containers
-                .iter()
-                .chain(&allocated.init_containers)
-                .find(|c| c.name == s.name)
-            else {
-                continue;
-            };
-            let running = outcome.running.get(&s.name).filter(|c| c.id == id);
-            let runtime = match running {
-                Some(c) => match self.engine.runtime().container_status(&c.id).await {
-                    Ok(st) => st.resources,
-                    Err(e) => {
-                        debug!(error = %e, container = %s.name, "container status");
-                        None
-                    }
-                },
-                None => None,
-            };
-            let resources = container_resources_status(
-                &spec.resources,
-                actuated.container_resources.get(&s.name),
-                runtime.as_ref(),
-                running.is_some(),
-                self.reported.get(&id),
-            );
-            if running.is_some() {
-                self.reported.insert(id, resources.clone());
-            }
-            containers.insert(
-                s.name.clone(),
-                ContainerStatusResources {
-                    allocated: allocated_resources_status(&spec.resources),
-                    resources,
-                },
-            );
+            .filter_map(|c| c.container_id.as_deref())
+            .map(strip_runtime)
+            .filter_map(|id| self.reported.get(id).map(|r| (id.to_string(), r.clone())))
+            .collect();
+        Some(Work::Full(Box::new(FullInput {
+            view: view.clone(),
+            others,
+            previous: self.conditions.get(uid).cloned().unwrap_or_default(),
+            reported,
+            trigger,
+        })))
+    }
+
+    /// Applies the effects of finished passes.
+    fn apply(&mut self, done: TaskDone) {
+        if done.retry_pass {
+            self.retry_pass_running = false;
         }
-        self.last_pass.insert(
-            uid.clone(),
-            LastPass {
-                spec: view.spec.clone(),
-                api_containers: api_containers(&view),
-                containers: containers.clone(),
-            },
-        );
-        let view = self.write_status(view, &containers, &conditions).await;
-        self.conditions.insert(uid.clone(), conditions);
-        for event in &events {
-            if self.events.emit(self.writer.as_ref(), &view, event).await {
-                self.stats.events_written.fetch_add(1, Ordering::Relaxed);
+        for out in done.outputs {
+            self.apply_one(out);
+        }
+        self.update_gauges();
+    }
+
+    fn apply_one(&mut self, out: PassOutput) {
+        let uid = out.uid;
+        self.in_flight.remove(&uid);
+        if self.forget_after.remove(&uid) {
+            if let Err(e) = self.shared.engine.forget_pod(&uid) {
+                warn!(error = %e, uid, "forgetting a removed pod");
             }
+            return;
+        }
+        let Some(current) = self.pods.get(&uid) else {
+            return;
+        };
+        if let Some(fresh) = out.fresh {
+            // unless a newer event arrived meanwhile
+            if current.resource_version == out.started_rv {
+                self.pods.insert(uid.clone(), fresh);
+            }
+        }
+        if out.status_ok {
+            if let Some(since) = self.missing_since.remove(&uid) {
+                let missing = since.elapsed();
+                let stats = &self.shared.stats;
+                stats
+                    .fields_missing_us
+                    .lock()
+                    .unwrap()
+                    .push(missing.as_micros() as u64);
+                stats.metrics.fields_missing(missing);
+            }
+        }
+        match out.retry {
+            Retry::Keep => {}
+            Retry::Clear => {
+                self.retry_at.remove(&uid);
+            }
+            Retry::After(d) => {
+                self.retry_at.insert(uid.clone(), Instant::now() + d);
+            }
+        }
+        if let Some(full) = out.full {
+            match full.queue {
+                Some(entry) => self.queue.insert(entry),
+                None => {
+                    self.queue.remove(&uid);
+                }
+            }
+            if full.shrank && !self.queue.is_empty() {
+                self.retry_pass.get_or_insert(Trigger::PodResized);
+            }
+            self.conditions.insert(uid.clone(), full.conditions);
+            for (id, r) in full.reported {
+                self.reported.insert(id, r);
+            }
+            self.last_pass.insert(uid.clone(), full.last_pass);
+            self.shared
+                .stats
+                .pods
+                .lock()
+                .unwrap()
+                .insert(uid.clone(), full.report);
+        }
+        self.shared
+            .stats
+            .metrics
+            .observe_phase(Phase::Total, out.since.elapsed());
+        if self.rerun.remove(&uid) {
+            self.mark_dirty(uid);
         }
     }
 
-    /// Patches the pod's status to say `containers` and `conditions` (nothing is sent when it
-    /// already does); on 409 re-reads the pod and recomputes. Returns the latest view.
-    async fn write_status(
-        &mut self,
-        view: PodView,
-        containers: &BTreeMap<String, ContainerStatusResources>,
-        conditions: &ResizeConditions,
-    ) -> PodView {
-        let uid = view.spec.uid.clone();
-        let now = now_rfc3339();
-        let mut view = view;
-        for attempt in 0..=CONFLICT_RETRIES {
-            let intent = StatusIntent {
-                containers,
-                conditions,
-                observed_generation: Some(view.spec.generation),
-                legacy_resize: self.opts.legacy_resize_status,
-                now: &now,
-            };
-            let Some(patch) = crate::k8s::convert::status_patch(&view, &intent) else {
-                self.missing_since.remove(&uid);
-                break;
-            };
-            self.stats.status_writes.fetch_add(1, Ordering::Relaxed);
-            let (ns, name) = (view.spec.namespace.clone(), view.spec.name.clone());
-            match self.writer.patch_pod_status(&ns, &name, &patch).await {
-                Ok(pod) => {
-                    if let Some(since) = self.missing_since.remove(&uid) {
-                        self.stats
-                            .fields_missing_us
-                            .lock()
-                            .unwrap()
-                            .push(since.elapsed().as_micros() as u64);
-                    }
-                    if let Ok(fresh) = pod_view(&pod) {
-                        self.pods.insert(uid.clone(), fresh);
-                    }
-                    break;
-                }
-                Err(WriteError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
-                    self.stats.status_conflicts.fetch_add(1, Ordering::Relaxed);
-                    match self.writer.get_pod(&ns, &name).await.map(|p| pod_view(&p)) {
-                        Ok(Ok(fresh)) if fresh.spec.uid == uid => {
-                            view = fresh.clone();
-                            self.pods.insert(uid.clone(), fresh);
-                        }
-                        Ok(_) => break,
-                        Err(e) => {
-                            warn!(error = %e, "re-reading pod after a conflict");
-                            break;
-                        }
-                    }
-                }
-                Err(WriteError::NotFound { .. }) => break,
-                Err(e) => {
-                    warn!(error = %e, "status write failed; retrying");
-                    self.retry_at
-                        .insert(uid.clone(), Instant::now() + Duration::from_secs(1));
-                    break;
-                }
+    fn update_gauges(&self) {
+        let (mut deferred, mut infeasible, mut in_progress) = (0, 0, 0);
+        for c in self.conditions.values() {
+            match c.pending.as_ref().map(|p| p.reason.as_str()) {
+                Some(crate::core::admission::REASON_INFEASIBLE) => infeasible += 1,
+                Some(_) => deferred += 1,
+                None => {}
+            }
+            in_progress += c.in_progress.is_some() as usize;
+        }
+        self.shared
+            .stats
+            .metrics
+            .set_resize_gauges(deferred, infeasible, in_progress);
+    }
+}
+
+/// One pass of one pod (runs as its own task; touches only `shared`).
+async fn run_pass(shared: &Shared, work: Work, since: Instant) -> PassOutput {
+    match work {
+        Work::Reassert {
+            view,
+            containers,
+            conditions,
+        } => {
+            let uid = view.spec.uid.clone();
+            let span = pod_span(&view);
+            let started_rv = view.resource_version.clone();
+            let written = write_status(shared, view, &containers, &conditions)
+                .instrument(span)
+                .await;
+            PassOutput {
+                uid,
+                started_rv,
+                since,
+                retry: written.retry,
+                fresh: written.fresh,
+                status_ok: written.ok,
+                full: None,
             }
         }
-        view
+        Work::Full(input) => {
+            let span = pod_span(&input.view);
+            full_pass(shared, *input, since).instrument(span).await
+        }
     }
+}
+
+fn pod_span(view: &PodView) -> tracing::Span {
+    info_span!("pod", namespace = %view.spec.namespace, name = %view.spec.name,
+        uid = %view.spec.uid, generation = view.spec.generation)
+}
+
+async fn full_pass(shared: &Shared, input: FullInput, since: Instant) -> PassOutput {
+    let FullInput {
+        view,
+        others,
+        previous,
+        reported,
+        trigger,
+    } = input;
+    let uid = view.spec.uid.clone();
+    let engine = &shared.engine;
+    let metrics = &shared.stats.metrics;
+    shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+
+    let allocated_before = engine
+        .allocated(&uid)
+        .map(|a| view.spec.with_allocated(&a));
+    let t = Instant::now();
+    let prepared = match engine
+        .prepare(&view.spec, &others, NodePressure::default())
+        .await
+    {
+        Ok(p) => p,
+        Err(EngineError::NoContainers { .. }) => {
+            debug!("no containers in the runtime yet");
+            return no_pass(&uid, &view, since, Retry::Keep);
+        }
+        Err(e) => {
+            warn!(error = %e, "sync failed; retrying");
+            return no_pass(&uid, &view, since, Retry::After(ERROR_RETRY + jitter(&uid)));
+        }
+    };
+    metrics.observe_phase(Phase::Admission, t.elapsed());
+    let allocated = prepared.allocated_pod.clone();
+    let decision = prepared.decision.clone();
+    if decision == Decision::Accepted {
+        if let Some(before) = &allocated_before {
+            metrics.requested(before, &view.spec);
+        }
+        if let (Some(trigger), Some(p)) = (trigger, &previous.pending) {
+            if p.reason != crate::core::admission::REASON_INFEASIBLE {
+                metrics.deferred_accepted(trigger.label());
+            }
+        }
+    }
+    let plan_steps: Vec<String> = prepared
+        .plan
+        .steps
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect();
+
+    // enactment; decision 5: a slow one gets an intermediate PodResizeInProgress write
+    let mut previous = previous;
+    let mut view = view;
+    let enactment = if prepared.plan.is_empty() {
+        Ok(Default::default())
+    } else {
+        let t = Instant::now();
+        let mut enact = pin!(engine.enact(&prepared, None));
+        let result = tokio::select! {
+            r = &mut enact => r,
+            _ = tokio::time::sleep(shared.opts.in_progress_threshold) => {
+                let (r, (fresh, conditions)) = tokio::join!(
+                    &mut enact,
+                    write_in_progress(shared, &view, &decision, &allocated, &previous, &reported)
+                );
+                if let Some(fresh) = fresh {
+                    view = fresh;
+                }
+                previous = conditions;
+                r
+            }
+        };
+        metrics.observe_phase(Phase::Enactment, t.elapsed());
+        metrics.resize_enacted(t.elapsed(), result.is_ok());
+        result
+    };
+    let outcome = engine.finish(prepared, enactment);
+
+    let queue = match &outcome.decision {
+        Decision::Deferred { .. } => {
+            let since_ms = view
+                .condition_transition_times
+                .get(crate::core::pod_status::POD_RESIZE_PENDING)
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .map(|t| t.as_millisecond());
+            Some(QueueEntry::new(&view.spec, &allocated, since_ms))
+        }
+        _ => None,
+    };
+    let shrank = outcome.decision == Decision::Accepted
+        && allocated_before
+            .as_ref()
+            .is_some_and(|before| shrinks(&view.spec, before));
+    let error = outcome.enactment.as_ref().err().map(|e| e.to_string());
+    let mut retry = match &error {
+        Some(e) => {
+            warn!(error = %e, "resize enactment failed; retrying");
+            Retry::After(ERROR_RETRY + jitter(&uid))
+        }
+        None => Retry::Clear,
+    };
+    let (conditions, events) = next_conditions(
+        &previous,
+        &PassResult {
+            decision: &outcome.decision,
+            desired: &view.spec,
+            allocated: &allocated,
+            in_progress: outcome.in_progress || error.is_some(),
+            error: error.as_deref(),
+        },
+    );
+    if events.iter().any(|e| e.reason == "ResizeCompleted") {
+        shared
+            .stats
+            .resizes_completed
+            .fetch_add(1, Ordering::Relaxed);
+        info!("resize completed");
+    }
+    if let Decision::Infeasible { reason_detail, .. } = &outcome.decision {
+        if events.iter().any(|e| e.reason == "ResizeInfeasible") {
+            metrics.infeasible(reason_detail);
+        }
+    }
+
+    // container status resources (§12)
+    let t = Instant::now();
+    let actuated = engine.actuated(&uid).unwrap_or_default();
+    let mut containers = BTreeMap::new();
+    let mut now_reported = Vec::new();
+    let mut container_reports = Vec::new();
+    for s in view
+        .container_statuses
+        .iter()
+        .chain(&view.init_container_statuses)
+    {
+        let Some(api_id) = &s.container_id else {
+            continue;
+        };
+        let id = strip_runtime(api_id).to_string();
+        let Some(spec) = allocated
+            .containers
+            .iter()
+            .chain(&allocated.init_containers)
+            .find(|c| c.name == s.name)
+        else {
+            continue;
+        };
+        let running = outcome.running.get(&s.name).filter(|c| c.id == id);
+        let runtime = match running {
+            Some(c) => match engine.runtime().container_status(&c.id).await {
+                Ok(st) => st.resources,
+                Err(e) => {
+                    debug!(error = %e, container = %s.name, "container status");
+                    None
+                }
+            },
+            None => None,
+        };
+        let resources = container_resources_status(
+            &spec.resources,
+            actuated.container_resources.get(&s.name),
+            runtime.as_ref(),
+            running.is_some(),
+            reported.get(&id),
+        );
+        if running.is_some() {
+            now_reported.push((id, resources.clone()));
+        }
+        container_reports.push(ContainerReport {
+            name: s.name.clone(),
+            desired: view
+                .spec
+                .container(&s.name)
+                .map(|c| c.resources.clone())
+                .unwrap_or_default(),
+            allocated: spec.resources.clone(),
+            actuated: actuated.container_resources.get(&s.name).cloned(),
+            actual: running.is_some().then(|| resources.clone()),
+        });
+        containers.insert(
+            s.name.clone(),
+            ContainerStatusResources {
+                allocated: allocated_resources_status(&spec.resources),
+                resources,
+            },
+        );
+    }
+    metrics.observe_phase(Phase::RuntimeStatus, t.elapsed());
+    let last_pass = LastPass {
+        spec: view.spec.clone(),
+        api_containers: api_containers(&view),
+        containers: containers.clone(),
+    };
+    let report = PodReport {
+        namespace: view.spec.namespace.clone(),
+        name: view.spec.name.clone(),
+        uid: uid.clone(),
+        generation: view.spec.generation,
+        containers: container_reports,
+        decision: decision_name(&outcome.decision).into(),
+        decision_message: decision_message(&outcome.decision),
+        pending: conditions.pending.as_ref().map(condition_report),
+        in_progress: conditions.in_progress.as_ref().map(condition_report),
+        last_error: error.clone(),
+        last_plan: plan_steps,
+        admission: match &outcome.decision {
+            Decision::Deferred { .. } | Decision::Infeasible { .. } => {
+                admission_lines(engine, &view.spec, &others)
+            }
+            _ => Vec::new(),
+        },
+        at: now_rfc3339(),
+    };
+    let started_rv = view.resource_version.clone();
+    let written = write_status(shared, view, &containers, &conditions).await;
+    if let Retry::After(_) = written.retry {
+        if error.is_none() {
+            retry = written.retry;
+        }
+    }
+    emit_events(shared, written.fresh.as_ref(), &events).await;
+    PassOutput {
+        uid,
+        started_rv,
+        since,
+        retry,
+        fresh: written.fresh,
+        status_ok: written.ok,
+        full: Some(FullOutput {
+            queue,
+            shrank,
+            conditions,
+            reported: now_reported,
+            last_pass,
+            report,
+        }),
+    }
+}
+
+/// Decision 5: the status an enactment in progress shows (new allocation, condition
+/// `PodResizeInProgress`, `ResizeStarted`), written while it continues. Returns the pod as
+/// written and the conditions now in the API.
+async fn write_in_progress(
+    shared: &Shared,
+    view: &PodView,
+    decision: &Decision,
+    allocated: &PodSpec,
+    previous: &ResizeConditions,
+    reported: &BTreeMap<String, ResourceRequirements>,
+) -> (Option<PodView>, ResizeConditions) {
+    let (conditions, events) = next_conditions(
+        previous,
+        &PassResult {
+            decision,
+            desired: &view.spec,
+            allocated,
+            in_progress: true,
+            error: None,
+        },
+    );
+    let mut containers = BTreeMap::new();
+    for s in view
+        .container_statuses
+        .iter()
+        .chain(&view.init_container_statuses)
+    {
+        let (Some(api_id), Some(spec)) = (
+            &s.container_id,
+            allocated
+                .containers
+                .iter()
+                .chain(&allocated.init_containers)
+                .find(|c| c.name == s.name),
+        ) else {
+            continue;
+        };
+        // the actual values are still the old ones
+        let resources = reported
+            .get(strip_runtime(api_id))
+            .cloned()
+            .unwrap_or_else(|| spec.resources.clone());
+        containers.insert(
+            s.name.clone(),
+            ContainerStatusResources {
+                allocated: allocated_resources_status(&spec.resources),
+                resources,
+            },
+        );
+    }
+    debug!("enactment slower than the threshold: writing PodResizeInProgress first");
+    let written = write_status(shared, view.clone(), &containers, &conditions).await;
+    emit_events(shared, written.fresh.as_ref().or(Some(view)), &events).await;
+    (written.fresh, conditions)
+}
+
+async fn emit_events(shared: &Shared, view: Option<&PodView>, events: &[ResizeEvent]) {
+    let Some(view) = view else { return };
+    for event in events {
+        if shared
+            .events
+            .emit(shared.writer.as_ref(), view, event)
+            .await
+        {
+            shared.stats.events_written.fetch_add(1, Ordering::Relaxed);
+            shared.stats.metrics.event();
+        }
+    }
+}
+
+fn decision_name(d: &Decision) -> &'static str {
+    match d {
+        Decision::Unchanged => "Unchanged",
+        Decision::Accepted => "Accepted",
+        Decision::Deferred { .. } => "Deferred",
+        Decision::Infeasible { .. } => "Infeasible",
+    }
+}
+
+fn decision_message(d: &Decision) -> String {
+    match d {
+        Decision::Deferred { reason, message } => format!("{reason}: {message}"),
+        Decision::Infeasible { message, .. } => message.clone(),
+        _ => String::new(),
+    }
+}
+
+fn condition_report(c: &crate::core::pod_status::ResizeCondition) -> ConditionReport {
+    ConditionReport {
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+        observed_generation: c.observed_generation,
+    }
+}
+
+/// Per resource (cpu, memory): allocatable, the sum of the other pods' allocated requests and
+/// this pod's desired requests — the arithmetic behind a Deferred/Infeasible decision.
+fn admission_lines(engine: &Engine, desired: &PodSpec, others: &[PodSpec]) -> Vec<AdmissionLine> {
+    let node = engine.node();
+    let mut sum = ResourceList::new();
+    for p in others {
+        let p = match engine.allocated(&p.uid) {
+            Some(a) => p.with_allocated(&a),
+            None => p.clone(),
+        };
+        for (name, q) in pod_requests(&p) {
+            let total = sum.get(&name).map_or(q.clone(), |s| s.add(&q));
+            sum.insert(name, total);
+        }
+    }
+    let this = pod_requests(desired);
+    [CPU, MEMORY]
+        .iter()
+        .map(|r| AdmissionLine {
+            resource: r.to_string(),
+            allocatable: node.allocatable.get(*r).map(|q| q.to_string()),
+            other_pods: sum.get(*r).map(|q| q.to_string()).unwrap_or_else(|| "0".into()),
+            this_pod: this.get(*r).map(|q| q.to_string()).unwrap_or_else(|| "0".into()),
+        })
+        .collect()
+}
+
+struct StatusWrite {
+    fresh: Option<PodView>,
+    ok: bool,
+    retry: Retry,
+}
+
+/// Patches the pod's status to say `containers` and `conditions` (nothing is sent when it
+/// already does); on 409 re-reads the pod and recomputes.
+async fn write_status(
+    shared: &Shared,
+    view: PodView,
+    containers: &BTreeMap<String, ContainerStatusResources>,
+    conditions: &ResizeConditions,
+) -> StatusWrite {
+    let t = Instant::now();
+    let uid = view.spec.uid.clone();
+    let now = now_rfc3339();
+    let stats = &shared.stats;
+    let mut view = view;
+    let mut result = StatusWrite {
+        fresh: None,
+        ok: false,
+        retry: Retry::Keep,
+    };
+    for attempt in 0..=CONFLICT_RETRIES {
+        let intent = StatusIntent {
+            containers,
+            conditions,
+            observed_generation: Some(view.spec.generation),
+            legacy_resize: shared.opts.legacy_resize_status,
+            now: &now,
+        };
+        let Some(patch) = crate::k8s::convert::status_patch(&view, &intent) else {
+            result.ok = true;
+            break;
+        };
+        stats.status_writes.fetch_add(1, Ordering::Relaxed);
+        stats.metrics.status_patch();
+        let (ns, name) = (view.spec.namespace.clone(), view.spec.name.clone());
+        match shared.writer.patch_pod_status(&ns, &name, &patch).await {
+            Ok(pod) => {
+                result.ok = true;
+                result.fresh = pod_view(&pod).ok();
+                break;
+            }
+            Err(WriteError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                stats.status_conflicts.fetch_add(1, Ordering::Relaxed);
+                stats.metrics.status_conflict();
+                match shared
+                    .writer
+                    .get_pod(&ns, &name)
+                    .await
+                    .map(|p| pod_view(&p))
+                {
+                    Ok(Ok(fresh)) if fresh.spec.uid == uid => {
+                        view = fresh.clone();
+                        result.fresh = Some(fresh);
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(error = %e, "re-reading pod after a conflict");
+                        break;
+                    }
+                }
+            }
+            Err(WriteError::NotFound { .. }) => break,
+            Err(e) => {
+                warn!(error = %e, "status write failed; retrying");
+                result.retry = Retry::After(Duration::from_secs(1));
+                break;
+            }
+        }
+    }
+    stats.metrics.observe_phase(Phase::StatusPatch, t.elapsed());
+    result
 }
 
 /// `containerd://abc` → `abc`.
@@ -739,11 +1377,7 @@ mod tests {
             Controller::new(
                 engine,
                 self.writer.clone(),
-                ControllerOptions {
-                    node_name: "n1".into(),
-                    legacy_resize_status: false,
-                    ignore_resizing_kubelet: false,
-                },
+                ControllerOptions::new("n1"),
             )
         }
 

@@ -4,7 +4,7 @@
 //! call [`Engine::sync_pod`] whenever a pod's desired spec, the node or the runtime changes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::{debug, info};
 
@@ -59,16 +59,28 @@ pub fn running_containers(containers: &[RuntimeContainer]) -> BTreeMap<String, R
 }
 
 /// Allocated and actuated state of every pod on the node, loaded from and written through a
-/// [`CheckpointStore`].
+/// [`CheckpointStore`]. Shared by the passes of different pods, which may run concurrently:
+/// admission and the allocated checkpoint are serialised by one lock (a resize is admitted
+/// atomically against every other pod's allocation); enactment holds no lock across a CRI call
+/// or a cgroup write. Passes of the *same* pod must not overlap (the caller serialises them).
 pub struct Engine {
     runtime: Arc<dyn Runtime>,
     cgroups: Arc<dyn CgroupFs>,
     store: Arc<dyn CheckpointStore>,
+    admission: Mutex<Admission>,
+    actuated: Mutex<CheckpointData>,
+    /// Shares last written to each pod cgroup (pitfall 2), by pod UID.
+    last_written_shares: Mutex<BTreeMap<String, u64>>,
+}
+
+/// What admission decides against: the node and every pod's allocation.
+struct Admission {
     node: NodeConfig,
     allocated: CheckpointData,
-    actuated: CheckpointData,
-    /// Shares last written to each pod cgroup (pitfall 2), by pod UID.
-    last_written_shares: BTreeMap<String, u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What one [`Engine::sync_pod`] pass decided and did.
@@ -84,6 +96,19 @@ pub struct SyncOutcome {
     pub in_progress: bool,
     /// The pod's running containers (by name) as listed at the start of the pass.
     pub running: BTreeMap<String, RuntimeContainer>,
+}
+
+/// The first half of a pass: admitted (and checkpointed) and planned, nothing enacted yet.
+#[derive(Debug)]
+pub struct Prepared {
+    pub decision: Decision,
+    pub seeded: bool,
+    pub plan: Plan,
+    pub running: BTreeMap<String, RuntimeContainer>,
+    /// The pod at its allocated resources after admission.
+    pub allocated_pod: PodSpec,
+    pod_cgroup: PodCgroupId,
+    running_ids: BTreeMap<String, String>,
 }
 
 /// Both checkpoints as loaded at start-up.
@@ -132,10 +157,12 @@ impl Engine {
             runtime,
             cgroups,
             store,
-            node,
-            allocated: checkpoints.allocated,
-            actuated: checkpoints.actuated,
-            last_written_shares: BTreeMap::new(),
+            admission: Mutex::new(Admission {
+                node,
+                allocated: checkpoints.allocated,
+            }),
+            actuated: Mutex::new(checkpoints.actuated),
+            last_written_shares: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -144,14 +171,27 @@ impl Engine {
     /// on the node (desired specs; their allocations are overlaid here). `after_step` is a test
     /// hook called after each applied step.
     pub async fn sync_pod(
-        &mut self,
+        &self,
         desired: &PodSpec,
         others: &[PodSpec],
         pressure: NodePressure,
         after_step: Option<StepHook<'_>>,
     ) -> Result<SyncOutcome, EngineError> {
+        let prepared = self.prepare(desired, others, pressure).await?;
+        let enactment = self.enact(&prepared, after_step).await;
+        Ok(self.finish(prepared, enactment))
+    }
+
+    /// The first half of [`Engine::sync_pod`]: list the runtime's containers, seed, admit (and
+    /// checkpoint an accepted allocation), read the pod cgroup and plan.
+    pub async fn prepare(
+        &self,
+        desired: &PodSpec,
+        others: &[PodSpec],
+        pressure: NodePressure,
+    ) -> Result<Prepared, EngineError> {
         let containers = self.runtime_containers(desired).await?;
-        if containers.is_empty() && !self.allocated.entries.contains_key(&desired.uid) {
+        if containers.is_empty() && self.allocated(&desired.uid).is_none() {
             return Err(EngineError::NoContainers {
                 pod: pod_name(desired),
                 uid: desired.uid.clone(),
@@ -160,36 +200,41 @@ impl Engine {
         let running = running_containers(&containers);
         let seeded = self.seed_if_unknown(desired, &running).await?;
 
-        let others: Vec<PodSpec> = others
-            .iter()
-            .filter(|p| p.uid != desired.uid)
-            .map(|p| match self.allocated.entries.get(&p.uid) {
-                Some(a) => p.with_allocated(a),
-                None => p.clone(),
-            })
-            .collect();
-        let allocation = self
-            .allocated
-            .entries
-            .get(&desired.uid)
-            .cloned()
-            .unwrap_or_default();
-        let decision = admit(desired, &allocation, &others, &self.node, pressure);
-        if decision == Decision::Accepted {
-            self.allocate(desired)?;
-            info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
-        } else if decision != Decision::Unchanged {
-            debug!(pod = %pod_name(desired), ?decision, "resize not admitted");
-        }
-
-        let allocated_pod = desired.with_allocated(
-            self.allocated
+        let (decision, allocated_pod, node) = {
+            let mut admission = lock(&self.admission);
+            let others: Vec<PodSpec> = others
+                .iter()
+                .filter(|p| p.uid != desired.uid)
+                .map(|p| match admission.allocated.entries.get(&p.uid) {
+                    Some(a) => p.with_allocated(a),
+                    None => p.clone(),
+                })
+                .collect();
+            let allocation = admission
+                .allocated
                 .entries
                 .get(&desired.uid)
-                .unwrap_or(&allocation),
-        );
+                .cloned()
+                .unwrap_or_default();
+            let decision = admit(desired, &allocation, &others, &admission.node, pressure);
+            if decision == Decision::Accepted {
+                Self::allocate_locked(&mut admission, self.store.as_ref(), desired)?;
+                info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
+            } else if decision != Decision::Unchanged {
+                debug!(pod = %pod_name(desired), ?decision, "resize not admitted");
+            }
+            let allocated_pod = desired.with_allocated(
+                admission
+                    .allocated
+                    .entries
+                    .get(&desired.uid)
+                    .unwrap_or(&allocation),
+            );
+            (decision, allocated_pod, admission.node.clone())
+        };
+
         let pod_cgroup = self.pod_cgroup(&allocated_pod);
-        let current = if self.node.cgroups_per_qos {
+        let current = if node.cgroups_per_qos {
             Some(
                 self.cgroups
                     .read_pod(&pod_cgroup)
@@ -205,86 +250,122 @@ impl Engine {
             .iter()
             .map(|(n, c)| (n.clone(), c.id.clone()))
             .collect();
-        let empty = PodResourceState::default();
+        let actuated = self.actuated(&desired.uid).unwrap_or_default();
+        let last_written_shares = lock(&self.last_written_shares).get(&desired.uid).copied();
         let plan = plan_pod_resize(&PlanInput {
             pod: &allocated_pod,
-            actuated: self.actuated.entries.get(&desired.uid).unwrap_or(&empty),
+            actuated: &actuated,
             running: &running_ids,
             pod_cgroup: current,
-            last_written_shares: self.last_written_shares.get(&desired.uid).copied(),
-            node: &self.node,
+            last_written_shares,
+            node: &node,
         });
-        let enactment = if plan.is_empty() {
-            Ok(ExecutionReport::default())
-        } else {
-            let executor = Executor {
-                runtime: self.runtime.as_ref(),
-                cgroups: self.cgroups.as_ref(),
-                store: self.store.as_ref(),
-                pod_name: pod_name(desired),
-                pod_cgroup,
-                after_step,
-            };
-            executor.execute(&plan, &mut self.actuated).await
-        };
-        if let Ok(report) = &enactment {
-            if let Some(shares) = report.last_written_shares {
-                self.last_written_shares.insert(desired.uid.clone(), shares);
-            }
-        }
-        let in_progress = is_in_progress(
-            &allocated_pod,
-            self.actuated.entries.get(&desired.uid).unwrap_or(&empty),
-            &running_ids,
-        );
-        Ok(SyncOutcome {
+        Ok(Prepared {
             decision,
             seeded,
             plan,
-            enactment,
-            in_progress,
             running,
+            allocated_pod,
+            pod_cgroup,
+            running_ids,
         })
     }
 
-    pub fn node(&self) -> &NodeConfig {
-        &self.node
+    /// The second half: applies the prepared plan (nothing when it is empty), recording
+    /// actuated state after each container step.
+    pub async fn enact(
+        &self,
+        prepared: &Prepared,
+        after_step: Option<StepHook<'_>>,
+    ) -> Result<ExecutionReport, ExecError> {
+        if prepared.plan.is_empty() {
+            return Ok(ExecutionReport::default());
+        }
+        let executor = Executor {
+            runtime: self.runtime.as_ref(),
+            cgroups: self.cgroups.as_ref(),
+            store: self.store.as_ref(),
+            pod_name: pod_name(&prepared.allocated_pod),
+            pod_cgroup: prepared.pod_cgroup.clone(),
+            after_step,
+        };
+        let report = executor
+            .execute_shared(&prepared.plan, &self.actuated)
+            .await?;
+        if let Some(shares) = report.last_written_shares {
+            lock(&self.last_written_shares).insert(prepared.plan.pod_uid.clone(), shares);
+        }
+        Ok(report)
     }
 
-    /// Node allocatable changed (the Node object was updated).
-    pub fn set_allocatable(&mut self, allocatable: crate::core::resources::ResourceList) {
-        self.node.allocatable = allocatable;
+    /// Completes a pass: whether the pod is still in progress (§6.2) after `enactment`.
+    pub fn finish(
+        &self,
+        prepared: Prepared,
+        enactment: Result<ExecutionReport, ExecError>,
+    ) -> SyncOutcome {
+        let actuated = self
+            .actuated(&prepared.allocated_pod.uid)
+            .unwrap_or_default();
+        let in_progress = is_in_progress(&prepared.allocated_pod, &actuated, &prepared.running_ids);
+        SyncOutcome {
+            decision: prepared.decision,
+            seeded: prepared.seeded,
+            plan: prepared.plan,
+            enactment,
+            in_progress,
+            running: prepared.running,
+        }
+    }
+
+    pub fn node(&self) -> NodeConfig {
+        lock(&self.admission).node.clone()
+    }
+
+    /// Node allocatable changed (the Node object was updated). Returns whether it changed.
+    pub fn set_allocatable(&self, allocatable: crate::core::resources::ResourceList) -> bool {
+        let mut admission = lock(&self.admission);
+        let changed = admission.node.allocatable != allocatable;
+        admission.node.allocatable = allocatable;
+        changed
     }
 
     /// UIDs of every pod with checkpointed state.
     pub fn known_pods(&self) -> Vec<String> {
-        self.allocated
+        let admission = lock(&self.admission);
+        let actuated = lock(&self.actuated);
+        admission
+            .allocated
             .entries
             .keys()
-            .chain(self.actuated.entries.keys())
+            .chain(actuated.entries.keys())
             .cloned()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect()
     }
 
-    pub fn allocated(&self, uid: &str) -> Option<&PodResourceState> {
-        self.allocated.entries.get(uid)
+    pub fn allocated(&self, uid: &str) -> Option<PodResourceState> {
+        lock(&self.admission).allocated.entries.get(uid).cloned()
     }
 
-    pub fn actuated(&self, uid: &str) -> Option<&PodResourceState> {
-        self.actuated.entries.get(uid)
+    pub fn actuated(&self, uid: &str) -> Option<PodResourceState> {
+        lock(&self.actuated).entries.get(uid).cloned()
     }
 
     /// Forgets a deleted pod (both checkpoints).
-    pub fn forget_pod(&mut self, uid: &str) -> Result<(), EngineError> {
-        self.last_written_shares.remove(uid);
-        if self.allocated.entries.remove(uid).is_some() {
-            self.store
-                .save(CheckpointKind::Allocated, &self.allocated)?;
+    pub fn forget_pod(&self, uid: &str) -> Result<(), EngineError> {
+        lock(&self.last_written_shares).remove(uid);
+        {
+            let mut admission = lock(&self.admission);
+            if admission.allocated.entries.remove(uid).is_some() {
+                self.store
+                    .save(CheckpointKind::Allocated, &admission.allocated)?;
+            }
         }
-        if self.actuated.entries.remove(uid).is_some() {
-            self.store.save(CheckpointKind::Actuated, &self.actuated)?;
+        let mut actuated = lock(&self.actuated);
+        if actuated.entries.remove(uid).is_some() {
+            self.store.save(CheckpointKind::Actuated, &actuated)?;
         }
         Ok(())
     }
@@ -306,11 +387,11 @@ impl Engine {
     /// First sight of a pod without checkpoint entries: seed actuated from what the runtime
     /// reports and allocated from actuated (spec §6.1). Returns whether it seeded.
     pub async fn seed_if_unknown(
-        &mut self,
+        &self,
         pod: &PodSpec,
         running: &BTreeMap<String, RuntimeContainer>,
     ) -> Result<bool, EngineError> {
-        if self.allocated.entries.contains_key(&pod.uid) {
+        if self.allocated(&pod.uid).is_some() {
             return Ok(false);
         }
         let mut actual: BTreeMap<String, Option<LinuxResources>> = BTreeMap::new();
@@ -325,30 +406,44 @@ impl Engine {
                 })?;
             actual.insert(name.clone(), status.resources);
         }
-        let seeded = seed_pod(pod, &actual, &self.node);
+        let mut admission = lock(&self.admission);
+        if admission.allocated.entries.contains_key(&pod.uid) {
+            return Ok(false);
+        }
+        let seeded = seed_pod(pod, &actual, &admission.node);
         debug!(pod = %pod_name(pod), "seeded allocated and actuated state from the runtime");
-        self.actuated
-            .entries
-            .insert(pod.uid.clone(), seeded.clone());
-        self.allocated.entries.insert(pod.uid.clone(), seeded);
-        self.store.save(CheckpointKind::Actuated, &self.actuated)?;
+        {
+            let mut actuated = lock(&self.actuated);
+            actuated.entries.insert(pod.uid.clone(), seeded.clone());
+            self.store.save(CheckpointKind::Actuated, &actuated)?;
+        }
+        admission.allocated.entries.insert(pod.uid.clone(), seeded);
         self.store
-            .save(CheckpointKind::Allocated, &self.allocated)?;
+            .save(CheckpointKind::Allocated, &admission.allocated)?;
         Ok(true)
     }
 
     /// Records an accepted allocation (written before any enactment, spec §4.4).
-    pub fn allocate(&mut self, pod: &PodSpec) -> Result<(), EngineError> {
+    pub fn allocate(&self, pod: &PodSpec) -> Result<(), EngineError> {
+        let mut admission = lock(&self.admission);
+        Self::allocate_locked(&mut admission, self.store.as_ref(), pod)
+    }
+
+    fn allocate_locked(
+        admission: &mut Admission,
+        store: &dyn CheckpointStore,
+        pod: &PodSpec,
+    ) -> Result<(), EngineError> {
         let state = pod.resource_state();
-        if self.allocated.entries.get(&pod.uid) == Some(&state) {
+        if admission.allocated.entries.get(&pod.uid) == Some(&state) {
             return Ok(());
         }
-        let previous = self.allocated.entries.insert(pod.uid.clone(), state);
-        if let Err(e) = self.store.save(CheckpointKind::Allocated, &self.allocated) {
+        let previous = admission.allocated.entries.insert(pod.uid.clone(), state);
+        if let Err(e) = store.save(CheckpointKind::Allocated, &admission.allocated) {
             // Not durable, so not accepted: restore and let the caller retry.
             match previous {
-                Some(p) => self.allocated.entries.insert(pod.uid.clone(), p),
-                None => self.allocated.entries.remove(&pod.uid),
+                Some(p) => admission.allocated.entries.insert(pod.uid.clone(), p),
+                None => admission.allocated.entries.remove(&pod.uid),
             };
             return Err(e.into());
         }
@@ -460,7 +555,7 @@ mod tests {
             vec![container("c", "cpu=500m,memory=1Gi", "cpu=1,memory=1Gi")],
         );
         node.start(&p);
-        let mut engine = node.engine();
+        let engine = node.engine();
         let first = engine
             .sync_pod(&p, &[], NodePressure::default(), None)
             .await
@@ -492,7 +587,7 @@ mod tests {
             .runtime
             .calls_of(CallKind::UpdateContainerResources)
             .len();
-        let mut restarted = node.engine();
+        let restarted = node.engine();
         let again = restarted
             .sync_pod(&bigger, &[], NodePressure::default(), None)
             .await
@@ -515,7 +610,7 @@ mod tests {
         let b = pod("b", vec![container("c", "cpu=2", "")]);
         node.start(&a);
         node.start(&b);
-        let mut engine = node.engine();
+        let engine = node.engine();
         engine
             .sync_pod(&a, &[b.clone()], NodePressure::default(), None)
             .await
@@ -536,7 +631,7 @@ mod tests {
             out.decision
         );
         assert!(out.plan.is_empty());
-        assert_eq!(engine.allocated("a"), Some(&a.resource_state()));
+        assert_eq!(engine.allocated("a"), Some(a.resource_state()));
 
         engine.forget_pod("b").unwrap();
         let out = engine
@@ -563,7 +658,7 @@ mod tests {
         let node = Node::new();
         let p = pod("u", vec![container("c", "cpu=500m", "")]);
         node.start(&p);
-        let mut engine = node.engine();
+        let engine = node.engine();
         engine
             .sync_pod(&p, &[], NodePressure::default(), None)
             .await
@@ -581,7 +676,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, EngineError::Checkpoint(_)), "{err}");
-        assert_eq!(engine.allocated("u"), Some(&p.resource_state()));
+        assert_eq!(engine.allocated("u"), Some(p.resource_state()));
         assert!(node
             .runtime
             .calls_of(CallKind::UpdateContainerResources)
@@ -591,7 +686,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_pod_is_a_clear_error() {
         let node = Node::new();
-        let mut engine = node.engine();
+        let engine = node.engine();
         let p = pod("ghost", vec![container("c", "cpu=1", "")]);
         let err = engine
             .sync_pod(&p, &[], NodePressure::default(), None)

@@ -7,6 +7,8 @@ use crate::cgroup::{CgroupError, CgroupFs, PodCgroupId};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::core::plan::{record_actuated, ContainerLimitCheck, Plan, PodCgroupWrite, Step};
 use crate::core::state::{CheckpointData, CheckpointKind};
+use std::sync::Mutex;
+
 use crate::cri::{CriError, Runtime};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,20 @@ impl Executor<'_> {
         plan: &Plan,
         actuated: &mut CheckpointData,
     ) -> Result<ExecutionReport, ExecError> {
+        let shared = Mutex::new(std::mem::take(actuated));
+        let result = self.execute_shared(plan, &shared).await;
+        *actuated = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+        result
+    }
+
+    /// [`Executor::execute`] with the node's actuated checkpoint shared between pods enacted
+    /// concurrently: the lock is held only while one step is recorded and saved, never across
+    /// a CRI call.
+    pub async fn execute_shared(
+        &self,
+        plan: &Plan,
+        actuated: &Mutex<CheckpointData>,
+    ) -> Result<ExecutionReport, ExecError> {
         let mut report = ExecutionReport::default();
         for (i, step) in plan.steps.iter().enumerate() {
             self.apply(step).await?;
@@ -84,10 +100,11 @@ impl Executor<'_> {
                 step,
                 Step::UpdateContainer { .. } | Step::StopContainer { .. }
             ) {
+                let mut actuated = actuated.lock().unwrap_or_else(|e| e.into_inner());
                 let entry = actuated.entries.entry(plan.pod_uid.clone()).or_default();
                 record_actuated(entry, step);
                 self.store
-                    .save(CheckpointKind::Actuated, actuated)
+                    .save(CheckpointKind::Actuated, &actuated)
                     .map_err(|source| ExecError::Checkpoint {
                         pod: self.pod_name.clone(),
                         source,

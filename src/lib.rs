@@ -14,3 +14,4 @@ pub mod engine;
 pub mod executor;
 pub mod host;
 pub mod k8s;
+pub mod metrics;

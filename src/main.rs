@@ -204,6 +204,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     node_name,
                     legacy_resize_status,
                     ignore_resizing_kubelet,
+                    in_progress_threshold: resizelet::controller::DEFAULT_IN_PROGRESS_THRESHOLD,
                 },
                 kubeconfig.as_deref(),
                 &host,
@@ -358,7 +359,7 @@ async fn resize_once(
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let mut engine = open_engine(host, root_dir, allocatable).await?;
+    let engine = open_engine(host, root_dir, allocatable).await?;
     let crash = move |step: usize| {
         if Some(step) == crash_after_step {
             eprintln!("resizelet: crash requested after step {step}");

@@ -98,7 +98,7 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
         inner: RealCgroupFs::v2(root.path(), CgroupDriver::Systemd),
         log: log.clone(),
     };
-    let mut engine = Engine::open(
+    let engine = Engine::open(
         runtime.clone(),
         Arc::new(cgroups),
         Arc::new(MemoryCheckpointStore::new()),

@@ -28,7 +28,7 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
         vec![c("a", (250, 250), (32, 32)), c("b", (250, 250), (64, 64))],
     );
     let running = kubelet.run_pod(&pod).await;
-    let mut t = engine().await;
+    let t = engine().await;
     let spec = pod_spec(&pod);
     let first = t
         .engine
@@ -108,7 +108,7 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
         ],
     );
     let running = kubelet.run_pod(&pod).await;
-    let mut t = engine().await;
+    let t = engine().await;
     let spec = pod_spec(&pod);
     t.engine
         .sync_pod(&spec, &[], NodePressure::default(), None)
@@ -169,7 +169,7 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     let running = kubelet.run_pod(&pod).await;
     running.wait_memory_usage("hog", 48 * MIB).await;
 
-    let mut t = engine().await;
+    let t = engine().await;
     let spec = pod_spec(&pod);
     t.engine
         .sync_pod(&spec, &[], NodePressure::default(), None)
@@ -230,7 +230,7 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
         ],
     );
     let running = kubelet.run_pod(&pod).await;
-    let mut t = engine().await;
+    let t = engine().await;
     let spec = pod_spec(&pod);
     t.engine
         .sync_pod(&spec, &[], NodePressure::default(), None)
@@ -291,7 +291,7 @@ async fn container_vanishing_mid_plan_stops_the_plan_with_a_clear_error() {
         ],
     );
     let running = kubelet.run_pod(&pod).await;
-    let mut t = engine().await;
+    let t = engine().await;
     let spec = pod_spec(&pod);
     t.engine
         .sync_pod(&spec, &[], NodePressure::default(), None)

@@ -3,6 +3,7 @@
 //! [`SERIES_PATCH_INTERVAL`], so a retry loop cannot flood the API server.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -29,8 +30,10 @@ struct Series {
 /// Writes Events, aggregating repeats.
 pub struct EventRecorder {
     reporting_instance: String,
-    series: HashMap<(String, &'static str, String), Series>,
+    series: Mutex<HashMap<SeriesKey, Series>>,
 }
+
+type SeriesKey = (String, &'static str, String);
 
 fn micro_now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
@@ -40,14 +43,15 @@ impl EventRecorder {
     pub fn new(node_name: &str) -> Self {
         EventRecorder {
             reporting_instance: format!("resizelet-{node_name}"),
-            series: HashMap::new(),
+            series: Mutex::new(HashMap::new()),
         }
     }
 
     /// Emits `event` about `pod`; failures are logged, never fatal. Returns whether it wrote to
-    /// the API (a create or a series patch) rather than only counting a repeat.
+    /// the API (a create or a series patch) rather than only counting a repeat. Safe to call
+    /// for different pods concurrently (the series lock is never held across a write).
     pub async fn emit(
-        &mut self,
+        &self,
         writer: &dyn KubeWriter,
         pod: &PodView,
         event: &ResizeEvent,
@@ -55,16 +59,24 @@ impl EventRecorder {
         let ns = pod.spec.namespace.clone();
         let key = (pod.spec.uid.clone(), event.reason, event.message.clone());
         let now = Instant::now();
-        self.series
-            .retain(|_, s| now.duration_since(s.first) < SERIES_WINDOW);
-        if let Some(s) = self.series.get_mut(&key) {
-            s.count += 1;
-            if now.duration_since(s.last_patch) < SERIES_PATCH_INTERVAL {
-                return false;
+        let series_patch = {
+            let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            series.retain(|_, s| now.duration_since(s.first) < SERIES_WINDOW);
+            match series.get_mut(&key) {
+                Some(s) => {
+                    s.count += 1;
+                    if now.duration_since(s.last_patch) < SERIES_PATCH_INTERVAL {
+                        return false;
+                    }
+                    s.last_patch = now;
+                    Some((s.name.clone(), s.count))
+                }
+                None => None,
             }
-            s.last_patch = now;
-            let patch = json!({"series": {"count": s.count, "lastObservedTime": micro_now()}});
-            if let Err(e) = writer.patch_event(&ns, &s.name, &patch).await {
+        };
+        if let Some((name, count)) = series_patch {
+            let patch = json!({"series": {"count": count, "lastObservedTime": micro_now()}});
+            if let Err(e) = writer.patch_event(&ns, &name, &patch).await {
                 warn!(error = %e, "updating event series");
             }
             return true;
@@ -95,7 +107,7 @@ impl EventRecorder {
         };
         match writer.create_event(&ns, &ev).await {
             Ok(name) => {
-                self.series.insert(
+                self.series.lock().unwrap_or_else(|e| e.into_inner()).insert(
                     key,
                     Series {
                         name,
