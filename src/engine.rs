@@ -464,6 +464,11 @@ impl Engine {
     pub fn runtime(&self) -> &dyn Runtime {
         self.runtime.as_ref()
     }
+
+    /// A shared handle on the runtime (for readiness probes).
+    pub fn runtime_handle(&self) -> Arc<dyn Runtime> {
+        self.runtime.clone()
+    }
 }
 
 pub fn pod_name(pod: &PodSpec) -> String {

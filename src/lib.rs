@@ -4,6 +4,7 @@
 //! each behind a small trait with a real and an in-memory implementation; `executor` applies a
 //! [`core::plan::Plan`] through those traits. See `docs/ARCHITECTURE.md`.
 
+pub mod admin;
 pub mod cgroup;
 pub mod check;
 pub mod checkpoint;

@@ -120,6 +120,22 @@ enum Command {
         #[arg(long, hide = true)]
         crash_after_step: Option<usize>,
     },
+    /// Table of this node's pods as the running agent sees them: desired, allocated, actuated
+    /// and actual resources per container, and the resize state.
+    Status {
+        /// The running agent's admin endpoint.
+        #[arg(long, env = "RESIZELET_ADMIN_ADDRESS", default_value = "127.0.0.1:10258")]
+        admin_address: String,
+    },
+    /// Why a pod's resize is pending or in progress: the admission arithmetic, the plan and the
+    /// last error, from the running agent.
+    Explain {
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The running agent's admin endpoint.
+        #[arg(long, env = "RESIZELET_ADMIN_ADDRESS", default_value = "127.0.0.1:10258")]
+        admin_address: String,
+    },
     /// Print the version.
     Version,
 }
@@ -162,6 +178,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("resizelet {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { admin_address } => {
+            let pods = resizelet::admin::fetch_pods(&admin_address).await?;
+            print!("{}", resizelet::admin::render_status(&pods));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { pod, admin_address } => {
+            let (ns, name) = pod.split_once('/').ok_or_else(|| {
+                anyhow::anyhow!("pod must be given as namespace/name, got {pod:?}")
+            })?;
+            let report = resizelet::admin::fetch_pod(&admin_address, ns, name).await?;
+            print!("{}", resizelet::admin::render_explain(&report));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { host } => {
             let facts = gather_facts(&host).await;
             let report = resizelet::check::assess(&facts);
@@ -193,7 +222,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kubeconfig,
             host,
             root_dir,
-            admin_address: _,
+            admin_address,
             kube_api_qps,
             kube_api_burst,
             legacy_resize_status,
@@ -210,6 +239,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &host,
                 &root_dir,
                 (kube_api_qps, kube_api_burst),
+                &admin_address,
             )
             .await
         }
@@ -254,12 +284,20 @@ async fn run_agent(
     host: &HostArgs,
     root_dir: &std::path::Path,
     (qps, burst): (f64, u32),
+    admin_address: &str,
 ) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
     use anyhow::Context;
 
+    let admin_address: std::net::SocketAddr = admin_address.parse().with_context(|| {
+        format!("--admin-address {admin_address:?} is not an ip:port socket address")
+    })?;
+    if !admin_address.ip().is_loopback() {
+        tracing::warn!(address = %admin_address, "the admin endpoint (metrics, pod reports) listens beyond loopback");
+    }
     let engine = open_engine(host, root_dir, None).await?;
+    let admin = resizelet::admin::bind(admin_address).await?;
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -279,8 +317,18 @@ async fn run_agent(
     ));
     tracing::info!(node = %opts.node_name, "resizelet starting");
     let inputs = resizelet::k8s::client::watch_inputs(client, &opts.node_name);
+    let runtime = engine.runtime_handle();
     let controller = resizelet::controller::Controller::new(engine, writer, opts);
+    let admin = tokio::spawn(resizelet::admin::serve(
+        admin,
+        resizelet::admin::AdminState {
+            stats: controller.stats(),
+            runtime,
+        },
+    ));
+    tracing::info!(address = %admin_address, "admin endpoint listening");
     controller.run(inputs, shutdown_signal()).await;
+    admin.abort();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -248,7 +248,40 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         gaps[gaps.len() - 1]
     );
 
+    // the admin endpoint: alive, ready, metrics with the kubelet's names and per-phase timings
+    assert_eq!(agent.get("/healthz").await.0, 200);
+    eventually("/readyz 200", DEADLINE, || async {
+        (agent.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let (code, metrics) = agent.get("/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        "kubelet_pod_resize_duration_milliseconds_count{success=\"true\"}",
+        "kubelet_container_requested_resizes_total{resource=\"cpu\",requirement=\"limits\",operation=\"increase\"}",
+        "kubelet_pod_pending_resizes{reason=\"infeasible\"} 0",
+        "resizelet_pod_sync_phase_duration_seconds_count{phase=\"enactment\"}",
+        "resizelet_pod_sync_phase_duration_seconds_count{phase=\"status_patch\"}",
+        "resizelet_ready 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics:\n{metrics}");
+    }
+    // the operator CLI reads the same agent
+    let out = agent.cli(&["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{}/{}", g.namespace, g.name)))
+        .unwrap_or_else(|| panic!("no row for {} in\n{table}", g.name));
+    assert!(row.contains("app") && row.contains("96Mi"), "{row}");
+
     agent.kill();
+    // with the agent gone the CLI says so instead of printing nothing
+    let out = agent.cli(&["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no resizelet agent answers on"), "{err}");
     g_run.teardown().await.unwrap();
     b_run.teardown().await.unwrap();
 }
@@ -290,6 +323,20 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     })
     .await;
     assert!(reasons(&cluster, &b).contains(&"ResizeDeferred".to_string()));
+    // `resizelet explain` shows the admission arithmetic behind the Deferred
+    let pod = format!("{}/{}", b.namespace, b.name);
+    let out = agent.cli(&["explain", &pod]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("PodResizePending: Deferred"), "{text}");
+    assert!(text.contains("allocatable"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("cpu") && l.contains("800m") && l.contains("500m")),
+        "{text}"
+    );
+    let out = agent.cli(&["explain", "default/no-such-pod"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not known to the agent"));
     // a leaves → b's resize is retried and accepted
     cluster.api.delete_pod(&a.namespace, &a.name).unwrap();
     done(&cluster, &b).await;

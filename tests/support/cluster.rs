@@ -222,10 +222,21 @@ pub fn condition<'a>(pod: &'a Value, type_: &str) -> Option<&'a Value> {
 /// `resizelet run` as a child process; killed (SIGKILL) on drop.
 pub struct Agent {
     pub child: Child,
+    /// The agent's admin endpoint (`ip:port`).
+    pub admin: String,
+}
+
+/// A loopback port free at the time of asking.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl Agent {
     pub fn start(cluster: &Cluster, root_dir: &std::path::Path) -> Agent {
+        let admin = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_resizelet"))
             .args(["run", "--node-name", NODE, "--kubeconfig"])
             .arg(&cluster.kubeconfig)
@@ -239,6 +250,7 @@ impl Agent {
             ])
             .arg("--root-dir")
             .arg(root_dir)
+            .args(["--admin-address", &admin])
             .env("RESIZELET_LOG", "resizelet=debug,info")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
@@ -248,7 +260,23 @@ impl Agent {
             })
             .spawn()
             .expect("spawn resizelet run");
-        Agent { child }
+        Agent { child, admin }
+    }
+
+    /// `GET path` on the admin endpoint: (status code, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        resizelet::admin::get(&self.admin, path)
+            .await
+            .unwrap_or_else(|e| panic!("admin GET {path}: {e}"))
+    }
+
+    /// Runs `resizelet <args> --admin-address <admin>` (the operator CLI).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_resizelet"))
+            .args(args)
+            .args(["--admin-address", &self.admin])
+            .output()
+            .expect("run the resizelet CLI")
     }
 
     pub fn kill(&mut self) {

@@ -1,0 +1,401 @@
+//! The admin endpoint (default `127.0.0.1:10258`): `/metrics` (Prometheus text), `/healthz`
+//! (alive), `/readyz` (watches synced, runtime reachable, checkpoints loaded) and the read-only
+//! debug views `resizelet status` and `resizelet explain` render: `/debug/pods` and
+//! `/debug/pods/<namespace>/<name>`. Also the small HTTP client those commands use.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+use crate::controller::{ControllerStats, PodReport};
+use crate::cri::Runtime;
+
+/// How long `/readyz` waits for the runtime's `Version`.
+const RUNTIME_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot listen on admin address {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no resizelet agent answers on {address}: {source} (is `resizelet run` running? point --admin-address or RESIZELET_ADMIN_ADDRESS at its admin endpoint)")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {path} from the agent at {address}: {detail}")]
+    Response {
+        address: String,
+        path: String,
+        detail: String,
+    },
+    #[error("pod {pod} is not known to the agent on this node (is it bound to this node and running?)")]
+    UnknownPod { pod: String },
+}
+
+/// What the endpoint reads.
+#[derive(Clone)]
+pub struct AdminState {
+    pub stats: Arc<ControllerStats>,
+    pub runtime: Arc<dyn Runtime>,
+}
+
+/// Binds `address`; the listener is returned so the caller can fail early and report it.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, AdminError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| AdminError::Bind { address, source })
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(error = %e, "admin endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req.method(), req.uri().path()).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                debug!(error = %e, "admin connection");
+            }
+        });
+    }
+}
+
+fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(code)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+async fn handle(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n");
+    }
+    match path {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            state.stats.metrics.render(),
+        ),
+        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
+        "/readyz" => {
+            let problems = readiness(state).await;
+            if problems.is_empty() {
+                reply(StatusCode::OK, TEXT, "ok\n")
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    problems.join("\n") + "\n",
+                )
+            }
+        }
+        "/debug/pods" => {
+            let pods: Vec<PodReport> = state.stats.pods.lock().unwrap().values().cloned().collect();
+            json(StatusCode::OK, &pods)
+        }
+        p => match p.strip_prefix("/debug/pods/").and_then(|r| r.split_once('/')) {
+            Some((ns, name)) => {
+                let pods = state.stats.pods.lock().unwrap();
+                match pods.values().find(|r| r.namespace == ns && r.name == name) {
+                    Some(r) => json(StatusCode::OK, r),
+                    None => reply(
+                        StatusCode::NOT_FOUND,
+                        TEXT,
+                        format!("pod {ns}/{name} is not known to this agent\n"),
+                    ),
+                }
+            }
+            None => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
+        },
+    }
+}
+
+fn json<T: serde::Serialize>(code: StatusCode, v: &T) -> Response<Full<Bytes>> {
+    reply(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+/// Why the agent is not ready (empty: ready). Checkpoints are loaded before the endpoint
+/// starts, so they are always ready here.
+async fn readiness(state: &AdminState) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !state.stats.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        problems.push("pod and node watches are not synced yet".to_string());
+    }
+    match tokio::time::timeout(RUNTIME_PROBE_TIMEOUT, state.runtime.version()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("container runtime unreachable: {e}")),
+        Err(_) => problems.push(format!(
+            "container runtime did not answer Version within {RUNTIME_PROBE_TIMEOUT:?}"
+        )),
+    }
+    if let Some(why) = state.stats.stand_down.lock().unwrap().as_ref() {
+        // still ready (it is doing the right thing), but say so
+        debug!(reason = %why, "standing down");
+    }
+    problems
+}
+
+/// `GET path` from the agent's admin endpoint; returns the body of a 200.
+pub async fn get(address: &str, path: &str) -> Result<(u16, String), AdminError> {
+    let response_err = |detail: String| AdminError::Response {
+        address: address.to_string(),
+        path: path.to_string(),
+        detail,
+    };
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(address))
+        .await
+        .map_err(|_| AdminError::Connect {
+            address: address.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+        })?
+        .map_err(|source| AdminError::Connect {
+            address: address.to_string(),
+            source,
+        })?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut raw).await
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| response_err("timed out".into()))?
+        .map_err(|e| response_err(e.to_string()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| response_err("malformed HTTP response".into()))?;
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| response_err(format!("malformed status line {:?}", head.lines().next())))?;
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Ok((code, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The agent's pod reports (for `resizelet status`).
+pub async fn fetch_pods(address: &str) -> Result<Vec<PodReport>, AdminError> {
+    let (code, body) = get(address, "/debug/pods").await?;
+    parse_report(address, "/debug/pods", code, &body)
+}
+
+/// One pod's report (for `resizelet explain`).
+pub async fn fetch_pod(address: &str, namespace: &str, name: &str) -> Result<PodReport, AdminError> {
+    let path = format!("/debug/pods/{namespace}/{name}");
+    let (code, body) = get(address, &path).await?;
+    if code == 404 {
+        return Err(AdminError::UnknownPod {
+            pod: format!("{namespace}/{name}"),
+        });
+    }
+    parse_report(address, &path, code, &body)
+}
+
+fn parse_report<T: serde::de::DeserializeOwned>(
+    address: &str,
+    path: &str,
+    code: u16,
+    body: &str,
+) -> Result<T, AdminError> {
+    let err = |detail: String| AdminError::Response {
+        address: address.to_string(),
+        path: path.to_string(),
+        detail,
+    };
+    if code != 200 {
+        return Err(err(format!("HTTP {code}: {}", body.trim())));
+    }
+    serde_json::from_str(body).map_err(|e| err(format!("unexpected answer: {e}")))
+}
+
+/// `resizelet status`: one line per container.
+pub fn render_status(pods: &[PodReport]) -> String {
+    use crate::core::resources::ResourceRequirements;
+    fn rr(r: Option<&ResourceRequirements>) -> String {
+        let Some(r) = r else { return "-".into() };
+        let side = |l: &crate::core::resources::ResourceList| {
+            ["cpu", "memory"]
+                .iter()
+                .map(|k| l.get(*k).map_or("-".to_string(), |q| q.to_string()))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        format!("{} {}", side(&r.requests), side(&r.limits))
+    }
+    let mut rows = vec![[
+        "POD".to_string(),
+        "CONTAINER".into(),
+        "DESIRED".into(),
+        "ALLOCATED".into(),
+        "ACTUATED".into(),
+        "ACTUAL".into(),
+        "RESIZE".into(),
+    ]];
+    let mut pods: Vec<&PodReport> = pods.iter().collect();
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    for p in pods {
+        let resize = match (&p.pending, &p.in_progress) {
+            (Some(c), _) => format!("Pending/{}", c.reason),
+            (None, Some(c)) if c.reason.is_empty() => "InProgress".into(),
+            (None, Some(c)) => format!("InProgress/{}", c.reason),
+            (None, None) => "-".into(),
+        };
+        for c in &p.containers {
+            rows.push([
+                format!("{}/{}", p.namespace, p.name),
+                c.name.clone(),
+                rr(Some(&c.desired)),
+                rr(Some(&c.allocated)),
+                rr(c.actuated.as_ref()),
+                rr(c.actual.as_ref()),
+                resize.clone(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::from("# resources as requests cpu/memory limits cpu/memory\n");
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `resizelet explain`: why a resize is pending or in progress.
+pub fn render_explain(p: &PodReport) -> String {
+    let mut out = format!(
+        "pod {}/{} (uid {}), generation {}, last pass {}\n",
+        p.namespace, p.name, p.uid, p.generation, p.at
+    );
+    out.push_str(&format!("decision: {}", p.decision));
+    if !p.decision_message.is_empty() {
+        out.push_str(&format!(" — {}", p.decision_message));
+    }
+    out.push('\n');
+    match (&p.pending, &p.in_progress) {
+        (None, None) => out.push_str("no resize pending or in progress: desired = allocated = actuated\n"),
+        (pending, in_progress) => {
+            if let Some(c) = pending {
+                out.push_str(&format!(
+                    "PodResizePending: {} (observedGeneration {}): {}\n",
+                    c.reason, c.observed_generation, c.message
+                ));
+            }
+            if let Some(c) = in_progress {
+                out.push_str(&format!(
+                    "PodResizeInProgress: {} (observedGeneration {}){}\n",
+                    if c.reason.is_empty() { "-" } else { &c.reason },
+                    c.observed_generation,
+                    if c.message.is_empty() { String::new() } else { format!(": {}", c.message) }
+                ));
+            }
+        }
+    }
+    if !p.admission.is_empty() {
+        out.push_str("admission (requests):\n");
+        for l in &p.admission {
+            out.push_str(&format!(
+                "  {:<6} allocatable {:>12}  other pods {:>12}  this pod {:>12}\n",
+                l.resource,
+                l.allocatable.as_deref().unwrap_or("unset"),
+                l.other_pods,
+                l.this_pod
+            ));
+        }
+    }
+    if !p.last_plan.is_empty() {
+        out.push_str("last plan:\n");
+        for (i, s) in p.last_plan.iter().enumerate() {
+            out.push_str(&format!("  {}. {s}\n", i + 1));
+        }
+    }
+    if let Some(e) = &p.last_error {
+        out.push_str(&format!("last error: {e}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_clear_error() {
+        // a port nobody listens on: bind, learn the port, close
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let e = fetch_pods(&addr).await.unwrap_err().to_string();
+        assert!(e.starts_with(&format!("no resizelet agent answers on {addr}")), "{e}");
+    }
+}
