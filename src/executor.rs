@@ -95,7 +95,9 @@ impl Executor<'_> {
     ) -> Result<ExecutionReport, ExecError> {
         let mut report = ExecutionReport::default();
         for (i, step) in plan.steps.iter().enumerate() {
+            let started = std::time::Instant::now();
             self.apply(step).await?;
+            tracing::debug!(pod = %self.pod_name, step = i, elapsed_us = started.elapsed().as_micros() as u64, "applied {step:?}");
             if matches!(
                 step,
                 Step::UpdateContainer { .. } | Step::StopContainer { .. }

@@ -309,7 +309,8 @@ async fn run_agent(
         None => kube::Config::incluster()
             .context("no --kubeconfig given and not running in a cluster")?,
     };
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let client = resizelet::k8s::client::build_client(config)
+        .context("building the Kubernetes client")?;
     let writer = Arc::new(resizelet::k8s::client::ApiWriter::new(
         client.clone(),
         qps,

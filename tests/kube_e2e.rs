@@ -266,6 +266,24 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing from /metrics:\n{metrics}");
     }
+    // where the time goes (means over every pass of this test)
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let phases: Vec<String> = ["admission", "enactment", "runtime_status", "status_patch", "total"]
+        .iter()
+        .map(|p| {
+            let sum = value(&format!("resizelet_pod_sync_phase_duration_seconds_sum{{phase=\"{p}\"}}"));
+            let n = value(&format!("resizelet_pod_sync_phase_duration_seconds_count{{phase=\"{p}\"}}"));
+            format!("{p} {:.2} ms (n={n})", if n > 0.0 { sum / n * 1e3 } else { 0.0 })
+        })
+        .collect();
+    eprintln!("agent phases, mean: {}", phases.join(", "));
     // the operator CLI reads the same agent
     let out = agent.cli(&["status"]);
     let table = String::from_utf8_lossy(&out.stdout);

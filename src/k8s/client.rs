@@ -13,6 +13,33 @@ use tracing::warn;
 
 use super::{Input, KubeWriter, WriteError};
 
+/// A client like `kube::Client::try_from(config)` but with `TCP_NODELAY` on its connections,
+/// as client-go has: a status patch is a small request, and with TLS records written separately
+/// Nagle's algorithm plus a delayed ACK can add 40 ms to it (kube's builder offers no way to
+/// set it). Keeps TLS, authentication and the base URI; a dead API server connection (a
+/// silent network partition) is found by TCP keepalive instead of kube's read timeout.
+pub fn build_client(config: kube::Config) -> Result<Client, kube::Error> {
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    http.set_keepalive(Some(std::time::Duration::from_secs(30)));
+    http.set_keepalive_interval(Some(std::time::Duration::from_secs(10)));
+    http.set_keepalive_retries(Some(3));
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https),
+        );
+    Ok(Client::new(service, config.default_namespace))
+}
+
 /// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged. Watch
 /// errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes the
 /// watcher relist (an `Init` … `InitDone` sequence).
