@@ -1540,6 +1540,87 @@ mod tests {
         );
     }
 
+    /// Polls `f` until it holds; false after 10 s.
+    async fn until(f: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+
+    #[tokio::test]
+    async fn resizes_of_different_pods_are_enacted_concurrently() {
+        let w = World::new();
+        let a = w.start(&api_pod("a", "ua", 1, "500m", "256Mi"));
+        let b = w.start(&api_pod("b", "ub", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        sync_all(&mut c, vec![a, b]).await;
+        w.runtime.hold_updates();
+        let (ra, rb) = (w.resize("a", "700m", "256Mi"), w.resize("b", "700m", "256Mi"));
+        c.handle(Input::Pod(watcher::Event::Apply(ra)));
+        c.handle(Input::Pod(watcher::Event::Apply(rb)));
+        let runtime = w.runtime.clone();
+        let release = tokio::spawn(async move {
+            // both pods' CRI updates are in flight at once (serialised passes would show one)
+            let both = until(|| runtime.held_updates() == 2).await;
+            runtime.release_updates();
+            both
+        });
+        c.settle().await;
+        assert!(release.await.unwrap(), "the two pods' updates never overlapped");
+        for name in ["a", "b"] {
+            assert_eq!(
+                w.pod(name)["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+                "700m"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_enactment_writes_in_progress_first() {
+        let w = World::new();
+        let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = w.controller();
+        Arc::get_mut(&mut c.shared).unwrap().opts.in_progress_threshold = Duration::from_millis(5);
+        sync_all(&mut c, vec![pod]).await;
+        let writes = w.writer.status_patches().len();
+        w.runtime.hold_updates();
+        let resized = w.resize("web", "1", "256Mi");
+        c.handle(Input::Pod(watcher::Event::Apply(resized)));
+        let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
+        let release = tokio::spawn(async move {
+            let seen = until(|| writer.status_patches().len() > writes).await;
+            let pod = serde_json::to_value(writer.pod("ns", "web").unwrap()).unwrap();
+            runtime.release_updates();
+            assert!(seen, "no status write while the enactment was held");
+            pod
+        });
+        c.settle().await;
+        let during = release.await.unwrap();
+        assert_eq!(during["status"]["conditions"][0]["type"], "PodResizeInProgress");
+        assert_eq!(
+            during["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+            "1"
+        );
+        assert_eq!(
+            during["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"],
+            "500m",
+            "actual values stay the old ones until enacted"
+        );
+        let after = w.pod("web");
+        assert!(after["status"]["conditions"].as_array().unwrap().is_empty(), "{after}");
+        assert_eq!(
+            after["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"],
+            "1"
+        );
+        assert_eq!(w.writer.status_patches().len(), writes + 2);
+        assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+    }
+
     #[tokio::test]
     async fn stands_down_next_to_a_resizing_kubelet() {
         let w = World::new();

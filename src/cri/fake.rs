@@ -99,6 +99,10 @@ impl State {
 #[derive(Debug)]
 pub struct FakeRuntime {
     state: Mutex<State>,
+    /// While `true`, `UpdateContainerResources` waits (tests of slow and concurrent enactments).
+    hold_updates: tokio::sync::watch::Sender<bool>,
+    /// Updates waiting on the hold right now.
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for FakeRuntime {
@@ -122,7 +126,23 @@ impl FakeRuntime {
                 calls: Vec::new(),
                 report_resources: true,
             }),
+            hold_updates: tokio::sync::watch::Sender::new(false),
+            held: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Makes every `UpdateContainerResources` wait until [`FakeRuntime::release_updates`].
+    pub fn hold_updates(&self) {
+        self.hold_updates.send_replace(true);
+    }
+
+    pub fn release_updates(&self) {
+        self.hold_updates.send_replace(false);
+    }
+
+    /// How many `UpdateContainerResources` calls are waiting on the hold.
+    pub fn held_updates(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -340,6 +360,12 @@ impl Runtime for FakeRuntime {
         id: &str,
         resources: &LinuxResources,
     ) -> Result<(), CriError> {
+        let mut hold = self.hold_updates.subscribe();
+        if *hold.borrow() {
+            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = hold.wait_for(|held| !held).await;
+            self.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
         let (mut st, fault) = self.begin(Call::UpdateContainerResources {
             id: id.into(),
             resources: resources.clone(),
