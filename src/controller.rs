@@ -182,6 +182,8 @@ pub struct Controller {
     /// Deleted while in flight: forget the engine state when the pass ends.
     forget_after: BTreeSet<String>,
     retry_pass_running: bool,
+    /// A Node event to write (decision 6's stand-down).
+    node_event: Option<String>,
     tasks: FuturesUnordered<BoxFuture<'static, TaskDone>>,
 }
 
@@ -335,6 +337,7 @@ impl Controller {
             rerun: BTreeSet::new(),
             forget_after: BTreeSet::new(),
             retry_pass_running: false,
+            node_event: None,
             tasks: FuturesUnordered::new(),
         }
     }
@@ -445,6 +448,7 @@ impl Controller {
             Input::Pod(watcher::Event::Init) => self.relist = Some(BTreeMap::new()),
             Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
                 Ok(view) => {
+                    self.check_resizing_kubelet(&view);
                     self.relist
                         .get_or_insert_with(BTreeMap::new)
                         .insert(view.spec.uid.clone(), view);
@@ -478,6 +482,7 @@ impl Controller {
             }
             Input::Pod(watcher::Event::Apply(pod)) => match pod_view(&pod) {
                 Ok(view) => {
+                    self.check_resizing_kubelet(&view);
                     let uid = view.spec.uid.clone();
                     let became_terminal =
                         view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
@@ -527,14 +532,28 @@ impl Controller {
         }
     }
 
-    fn stand_down(&self, reason: String) {
-        let stats = &self.shared.stats;
+    /// Decision 6: stop acting on this node (log, metric, Node event, readiness unaffected).
+    fn stand_down(&mut self, reason: String) {
+        let stats = self.shared.stats.clone();
         let mut s = stats.stand_down.lock().unwrap();
         if s.is_none() {
             warn!("{reason}");
+            self.node_event = Some(reason.clone());
+            stats.metrics.set_stand_down(true);
+            *s = Some(reason);
         }
-        *s = Some(reason);
-        stats.metrics.set_stand_down(true);
+    }
+
+    /// Decision 6 evidence in a pod: the kubelet owns `PodResize*` conditions.
+    fn check_resizing_kubelet(&mut self, view: &PodView) {
+        if view.kubelet_resize_conditions.is_empty() || self.shared.opts.ignore_resizing_kubelet {
+            return;
+        }
+        self.stand_down(format!(
+            "the node's kubelet enacts in-place resizes itself: it wrote {} of pod {} (managedFields manager \"kubelet\"); resizelet stands down instead of racing it",
+            view.kubelet_resize_conditions.join(" and "),
+            view.key()
+        ));
     }
 
     fn update_ready(&self) {
@@ -597,6 +616,23 @@ impl Controller {
     /// Starts passes for dirty pods (each pod at most once at a time) and, when none runs, a
     /// retry pass over the pending queue.
     fn dispatch(&mut self) {
+        if let Some(reason) = self.node_event.take() {
+            let shared = self.shared.clone();
+            self.tasks.push(
+                async move {
+                    let node = &shared.opts.node_name;
+                    shared
+                        .events
+                        .emit_node(shared.writer.as_ref(), node, "ResizeletStandingDown", &reason)
+                        .await;
+                    TaskDone {
+                        retry_pass: false,
+                        outputs: Vec::new(),
+                    }
+                }
+                .boxed(),
+            );
+        }
         for (uid, since) in std::mem::take(&mut self.dirty) {
             if self.in_flight.contains(&uid) {
                 self.rerun.insert(uid);
@@ -1619,6 +1655,46 @@ mod tests {
         );
         assert_eq!(w.writer.status_patches().len(), writes + 2);
         assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+    }
+
+    #[tokio::test]
+    async fn stands_down_when_the_kubelet_writes_resize_conditions() {
+        let w = World::new();
+        let mut pod = api_pod("web", "u1", 1, "500m", "256Mi");
+        pod.metadata.managed_fields = Some(vec![serde_json::from_value(json!({
+            "manager": "kubelet", "operation": "Update", "subresource": "status",
+            "apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {
+                "k:{\"type\":\"PodResizeInProgress\"}": {".": {}, "f:type": {}}}}}
+        }))
+        .unwrap()]);
+        let pod = w.start(&pod);
+        let mut c = w.controller();
+        sync_all(&mut c, vec![pod]).await;
+        assert!(w.writer.status_patches().is_empty(), "acted next to a resizing kubelet");
+        let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
+        assert!(why.contains("PodResizeInProgress of pod ns/web"), "{why}");
+        let events = w.writer.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("ResizeletStandingDown"));
+        assert_eq!(events[0].regarding.as_ref().unwrap().kind.as_deref(), Some("Node"));
+        assert!(c.stats().metrics.render().contains("resizelet_stand_down 1"));
+    }
+
+    #[test]
+    fn a_gate_off_kubelet_owning_container_statuses_is_no_evidence() {
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(json!({"managedFields": [{
+                "manager": "kubelet", "operation": "Update", "subresource": "status",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:status": {"f:containerStatuses": {}, "f:conditions": {
+                    "k:{\"type\":\"Ready\"}": {}}}}}, {
+                "manager": "resizelet", "operation": "Update", "subresource": "status",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:status": {"f:conditions": {
+                    "k:{\"type\":\"PodResizePending\"}": {}}}}}]}))
+            .unwrap();
+        assert!(crate::k8s::convert::kubelet_resize_conditions(&meta).is_empty());
     }
 
     #[tokio::test]

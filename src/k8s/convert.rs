@@ -58,6 +58,8 @@ pub struct PodView {
     pub observed_generation: Option<i64>,
     /// Legacy `status.resize`.
     pub legacy_resize: Option<String>,
+    /// Resize conditions the kubelet itself wrote (decision 6 evidence), from `managedFields`.
+    pub kubelet_resize_conditions: Vec<String>,
     pub container_statuses: Vec<ApiContainerStatus>,
     pub init_container_statuses: Vec<ApiContainerStatus>,
 }
@@ -242,9 +244,40 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         condition_transition_times: times,
         observed_generation: status.observed_generation,
         legacy_resize: status.resize.clone(),
+        kubelet_resize_conditions: kubelet_resize_conditions(meta),
         container_statuses: statuses(status.container_statuses.as_ref()),
         init_container_statuses: statuses(status.init_container_statuses.as_ref()),
     })
+}
+
+/// The field manager the kubelet writes pod status as.
+pub const KUBELET_FIELD_MANAGER: &str = "kubelet";
+
+/// `PodResize*` condition types whose ownership `managedFields` gives to the kubelet: a kubelet
+/// that enacts resizes itself (decision 6). A gate-off kubelet never writes these conditions
+/// (`containerStatuses` is an atomic list, so its ownership says nothing).
+pub fn kubelet_resize_conditions(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in meta.managed_fields.iter().flatten() {
+        if entry.manager.as_deref() != Some(KUBELET_FIELD_MANAGER) {
+            continue;
+        }
+        let Some(fields) = &entry.fields_v1 else {
+            continue;
+        };
+        let Some(conditions) = fields.0.pointer("/f:status/f:conditions").and_then(|c| c.as_object())
+        else {
+            continue;
+        };
+        for t in [POD_RESIZE_PENDING, POD_RESIZE_IN_PROGRESS] {
+            if conditions.contains_key(&format!("k:{{\"type\":\"{t}\"}}")) && !found.iter().any(|f| f == t) {
+                found.push(t.to_string());
+            }
+        }
+    }
+    found
 }
 
 /// What a node contributes: `status.allocatable` and the kubelet version.

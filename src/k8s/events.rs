@@ -123,6 +123,37 @@ impl EventRecorder {
     }
 }
 
+impl EventRecorder {
+    /// A Warning about the Node itself (e.g. why resizelet stands down), in the `default`
+    /// namespace as the kubelet's node events are. Failures are logged.
+    pub async fn emit_node(&self, writer: &dyn KubeWriter, node: &str, reason: &str, note: &str) {
+        let ev = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{node}.")),
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(micro_now()),
+            action: Some("Resize".into()),
+            reason: Some(reason.into()),
+            note: Some(truncate(note, 1024)),
+            type_: Some("Warning".into()),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.reporting_instance.clone()),
+            regarding: Some(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.into()),
+                ..ObjectReference::default()
+            }),
+            ..Event::default()
+        };
+        if let Err(e) = writer.create_event("default", &ev).await {
+            warn!(error = %e, reason, "creating node event");
+        }
+    }
+}
+
 /// `note` is limited to 1 kB by the API server.
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
