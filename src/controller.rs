@@ -1562,6 +1562,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn deferred_resizes_are_retried_in_priority_order() {
+        let w = World::new();
+        let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
+        let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
+        let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
+        high.spec.as_mut().unwrap().priority = Some(100);
+        let c_pod = w.start(&high);
+        let mut c = w.controller();
+        sync_all(&mut c, vec![a.clone(), b, c_pod]).await;
+        // node cpu 2 is full: both increases wait; b asked first
+        let rb = w.resize("b", "1100m", "1Gi");
+        c.step(Input::Pod(watcher::Event::Apply(rb))).await;
+        let rc = w.resize("c", "1", "1Gi");
+        c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+        for name in ["b", "c"] {
+            assert_eq!(w.pod(name)["status"]["conditions"][0]["reason"], "Deferred", "{name}");
+        }
+        // a leaves: 1 cpu frees; c (priority 100) is retried first and fits (1 + 0.5), after
+        // which b (1.1 + 1 > 2) no longer does — in arrival order it would be the other way
+        c.step(Input::Pod(watcher::Event::Delete(a))).await;
+        assert_eq!(
+            w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+            "1"
+        );
+        assert_eq!(w.pod("b")["status"]["conditions"][0]["reason"], "Deferred");
+        assert!(c
+            .stats()
+            .metrics
+            .render()
+            .contains("kubelet_pod_deferred_accepted_resizes_total{retry_trigger=\"pods_removed\"} 1"));
+    }
+
+    #[tokio::test]
     async fn conflicts_are_re_read_and_retried() {
         let w = World::new();
         let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
