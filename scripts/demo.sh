@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# resizelet in one command on a fresh Debian/Ubuntu machine (as root): installs containerd, runc,
+# the CNI plugins and a static busybox if missing, starts a private containerd (nothing touches a
+# containerd you already run), then shows a pod being resized in place through resizelet:
+# cgroup values and API status before and after, an infeasible resize explained, the status table.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { echo "demo.sh: $*" >&2; }
+if [[ $EUID -ne 0 ]]; then
+  log "needs root (it starts containerd and writes cgroup files): sudo $0"
+  exit 1
+fi
+command -v cargo >/dev/null || { log "cargo not found: install a Rust toolchain >= 1.88 (https://rustup.rs)"; exit 1; }
+
+packages=(containerd runc containernetworking-plugins busybox-static python3)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+log "building (first build takes a few minutes)"
+cargo build -q --bin resizelet
+cargo test -q --test demo --no-run 2>/dev/null
+
+export RESIZELET_TEST_IMAGE="${RESIZELET_TEST_IMAGE:-resizelet.test/busybox:1}"
+dir="$(mktemp -d /tmp/resizelet-demo.XXXXXX)"
+cleanup() {
+  scripts/containerd.sh stop "$dir" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+log "starting a private containerd in $dir"
+scripts/containerd.sh start "$dir" 2>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
+export RESIZELET_TEST_CRI_ENDPOINT="unix://$dir/containerd.sock"
+RESIZELET_DEMO=1 cargo test -q --test demo
