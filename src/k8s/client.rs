@@ -6,7 +6,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::Client;
 use serde_json::Value;
 use tracing::warn;
@@ -48,8 +48,7 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
     let nodes: Api<Node> = Api::all(client);
     let pod_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let pods = watcher(pods, pod_config)
-        .default_backoff()
+    let pods = relist_gone_at_once(watcher(pods, pod_config))
         .filter_map(|e| async move {
             match e {
                 Ok(e) => Some(Input::Pod(e)),
@@ -59,8 +58,7 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
                 }
             }
         });
-    let nodes = watcher(nodes, node_config)
-        .default_backoff()
+    let nodes = relist_gone_at_once(watcher(nodes, node_config))
         .filter_map(|e| async move {
             match e {
                 Ok(e) => Some(Input::Node(e)),
@@ -71,6 +69,56 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
             }
         });
     futures::stream::select(pods, nodes)
+}
+
+/// `410 Gone`: the watch's resourceVersion is too old; the watcher relists.
+fn is_gone(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(s) => s.code == 410,
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+        | watcher::Error::InitialListFailed(kube::Error::Api(s)) => s.code == 410,
+        _ => false,
+    }
+}
+
+/// First delay after a watch error, doubled per consecutive error up to [`BACKOFF_MAX`]
+/// (kube-runtime's default backoff).
+const BACKOFF_INITIAL: std::time::Duration = std::time::Duration::from_millis(800);
+const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// kube-runtime's exponential backoff on watch errors, except that the first `410 Gone` in a
+/// row relists at once: it is routine (an expired resourceVersion), and waiting would leave
+/// erased resize fields unrepaired for the whole backoff. Consecutive errors of any kind back off.
+fn relist_gone_at_once<T, S>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    futures::stream::unfold(
+        (Box::pin(stream), 0u32),
+        |(mut stream, errors)| async move {
+            let item = stream.next().await?;
+            let errors = match &item {
+                Ok(_) => 0,
+                Err(e) => {
+                    if !(errors == 0 && is_gone(e)) {
+                        let delay = BACKOFF_INITIAL
+                            .saturating_mul(1 << errors.min(6))
+                            .min(BACKOFF_MAX);
+                        // jitter: up to +25 %
+                        let nanos = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_nanos());
+                        let jitter = delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
+                        tokio::time::sleep(delay + jitter).await;
+                    }
+                    errors + 1
+                }
+            };
+            Some((item, (stream, errors)))
+        },
+    )
 }
 
 /// Client-side rate limit (like client-go's `--kube-api-qps` / `--kube-api-burst`): a token
@@ -192,5 +240,37 @@ impl KubeWriter for ApiWriter {
             .await
             .map(|_| ())
             .map_err(|e| write_error(format!("events/{namespace}/{name}"), e))
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn gone() -> watcher::Error {
+        watcher::Error::WatchError(Box::new(Status::failure("too old resource version", "Expired").with_code(410)))
+    }
+
+    fn timeline(items: Vec<Result<u32, watcher::Error>>) -> impl std::future::Future<Output = Vec<(bool, u128)>> {
+        async move {
+            let start = tokio::time::Instant::now();
+            relist_gone_at_once(futures::stream::iter(items))
+                .map(|r| (r.is_ok(), start.elapsed().as_millis()))
+                .collect()
+                .await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_gone_relists_at_once_other_errors_back_off() {
+        let t = timeline(vec![Ok(1), Err(gone()), Ok(2)]).await;
+        assert_eq!(t, [(true, 0), (false, 0), (true, 0)]);
+        let t = timeline(vec![Err(watcher::Error::NoResourceVersion), Ok(1)]).await;
+        assert!(t[0].1 >= 800, "{t:?}");
+        // a 410 right after another error is not free either
+        let t = timeline(vec![Err(gone()), Err(gone()), Ok(1)]).await;
+        assert_eq!(t[0].1, 0);
+        assert!(t[1].1 >= 800, "{t:?}");
     }
 }
