@@ -20,6 +20,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// Resizes refused with 422 because the fields were erased at that moment.
     pub refused: std::sync::atomic::AtomicU64,
+    /// One client for the test's own requests (as `kubectl` would keep a connection).
+    client: std::sync::OnceLock<kube::Client>,
 }
 
 fn quantity_cpu(m: i64) -> String {
@@ -66,6 +68,7 @@ impl Cluster {
             dir,
             kubeconfig,
             refused: Default::default(),
+            client: Default::default(),
         }
     }
 
@@ -142,8 +145,12 @@ impl Cluster {
         p: &TestPod,
         containers: &[TestContainer],
     ) -> Result<Value, String> {
-        let client =
-            kube::Client::try_from(kube::Config::new(self.api.url().parse().unwrap())).unwrap();
+        let client = self
+            .client
+            .get_or_init(|| {
+                kube::Client::try_from(kube::Config::new(self.api.url().parse().unwrap())).unwrap()
+            })
+            .clone();
         let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
             kube::Api::namespaced(client, &p.namespace);
         let cs: Vec<Value> = containers
