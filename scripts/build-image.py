@@ -95,6 +95,9 @@ def main() -> int:
             "Cmd": json.loads(args.cmd) or None,
             "Env": ["PATH=/bin"],
             "WorkingDir": "/",
+            # a distinct config (and image ID) per name: two names on one image ID confuse
+            # containerd 1.6's CRI image store, which then briefly loses one of the names
+            "Labels": {"dev.resizelet.test.image": args.name},
         },
         "rootfs": {"type": "layers", "diff_ids": [sha256(layer_tar)]},
         "history": [{"created_by": "resizelet scripts/build-image.py"}],

@@ -69,8 +69,8 @@ import_images() {
   for tarball in "$dir/busybox.tar" "$dir/pause.tar"; do
     ctr_ -n k8s.io images import --snapshotter native "$tarball" >&2
   done
-  # Both images share one digest; containerd's CRI image sync can briefly hide a name after
-  # import. Poll (bounded) and re-import once before giving up.
+  # The images have distinct IDs (build-image.py labels each config with its name); poll
+  # (bounded) for the CRI image store to see both names, re-importing once before giving up.
   local ref attempt
   for ref in "$image" "$sandbox_image"; do
     for attempt in 1 2 3 4 5 6 7 8 9 10; do

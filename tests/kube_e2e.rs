@@ -399,3 +399,48 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(60_000));
     b_run.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_resizes_are_accepted_in_priority_order() {
+    // cpu 2 is full (1 + 0.5 + 0.5); b (priority 0) asks first, c (priority 100) second
+    let cluster = Cluster::start("2", "4Gi").await;
+    let state = cluster.dir.path().join("state");
+    let _agent = Agent::start(&cluster, &state);
+    let run = |name: &str, cpu: i64, priority: i32| {
+        cluster.run_pod(
+            TestPod::new(name, QosClass::Guaranteed, vec![c("app", (cpu, cpu), (32, 32))])
+                .priority(priority),
+        )
+    };
+    let a_run = run("a", 1000, 0).await;
+    let b_run = run("b", 500, 0).await;
+    let c_run = run("c", 500, 100).await;
+    let (a, b, cp) = (a_run.pod.clone(), b_run.pod.clone(), c_run.pod.clone());
+    for p in [&a, &b, &cp] {
+        cluster.wait_resize_fields(p).await;
+    }
+    let deferred = |p: TestPod| {
+        let cluster = &cluster;
+        async move {
+            eventually("Deferred", DEADLINE, || async {
+                let v = cluster.pod(&p);
+                (condition(&v, "PodResizePending")?["reason"] == "Deferred").then_some(())
+            })
+            .await
+        }
+    };
+    cluster.resize(&b, &[c("app", (1100, 1100), (32, 32))]).await.expect("resize");
+    deferred(b.clone()).await;
+    cluster.resize(&cp, &[c("app", (1000, 1000), (32, 32))]).await.expect("resize");
+    deferred(cp.clone()).await;
+    // a leaves: c is retried first and fits (1 + 0.5); then b (1.1 + 1 > 2) does not
+    cluster.api.delete_pod(&a.namespace, &a.name).unwrap();
+    done(&cluster, &cp).await;
+    assert_eq!(c_run.container_cgroup_values("app").cpu_quota, Some(100_000));
+    let v = cluster.pod(&b);
+    assert_eq!(condition(&v, "PodResizePending").unwrap()["reason"], "Deferred", "{v}");
+    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(50_000));
+    for r in [a_run, b_run, c_run] {
+        r.teardown().await.unwrap();
+    }
+}

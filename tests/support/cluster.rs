@@ -80,12 +80,16 @@ impl Cluster {
             .iter()
             .map(|c| json!({"name": c.name, "image": "resizelet.test/busybox:1", "resources": resources(c)}))
             .collect();
+        let mut spec = json!({"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": containers});
+        if let Some(p) = pod.priority {
+            spec["priority"] = json!(p);
+        }
         let created = self
             .api
             .create_pod(json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod.name, "namespace": pod.namespace},
-                "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": containers}
+                "spec": spec
             }))
             .expect("create pod");
         pod.uid = created["metadata"]["uid"].as_str().unwrap().to_string();

@@ -74,6 +74,8 @@ pub struct TestPod {
     pub namespace: String,
     pub qos: QosClass,
     pub containers: Vec<TestContainer>,
+    /// `spec.priority` of the API pod.
+    pub priority: Option<i32>,
 }
 
 impl TestPod {
@@ -85,7 +87,13 @@ impl TestPod {
             namespace: "resizelet-test".to_string(),
             qos,
             containers,
+            priority: None,
         }
+    }
+
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
     }
 
     /// Pod cgroup name (spec §11.4, cgroupfs): `/kubepods[/burstable|/besteffort]/pod<uid>`.
