@@ -59,6 +59,8 @@ pub struct ControllerOptions {
     /// Decision 5: an enactment still running after this long gets an intermediate
     /// `PodResizeInProgress` status write before the final one.
     pub in_progress_threshold: Duration,
+    /// Test hook: abort the process right after plan step N of an enactment was applied.
+    pub crash_after_step: Option<usize>,
 }
 
 impl ControllerOptions {
@@ -68,6 +70,7 @@ impl ControllerOptions {
             legacy_resize_status: false,
             ignore_resizing_kubelet: false,
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
+            crash_after_step: None,
         }
     }
 }
@@ -935,7 +938,18 @@ async fn full_pass(shared: &Shared, input: FullInput, since: Instant) -> PassOut
         Ok(Default::default())
     } else {
         let t = Instant::now();
-        let mut enact = pin!(engine.enact(&prepared, None));
+        let crash = shared.opts.crash_after_step.map(|n| {
+            move |step: usize| {
+                if step == n {
+                    eprintln!("resizelet: crash requested after step {step}");
+                    std::process::abort();
+                }
+            }
+        });
+        let hook = crash
+            .as_ref()
+            .map(|f| f as &(dyn Fn(usize) + Send + Sync));
+        let mut enact = pin!(engine.enact(&prepared, hook));
         let result = tokio::select! {
             r = &mut enact => r,
             _ = tokio::time::sleep(shared.opts.in_progress_threshold) => {

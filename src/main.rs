@@ -95,6 +95,9 @@ enum Command {
         /// recommended).
         #[arg(long, hide = true)]
         ignore_resizing_kubelet: bool,
+        /// Test hook: abort the process right after plan step N (0-based) of an enactment.
+        #[arg(long, hide = true)]
+        crash_after_step: Option<usize>,
     },
     /// Report whether in-place resize will work on this host; exits non-zero with reasons if not.
     Check {
@@ -227,6 +230,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kube_api_burst,
             legacy_resize_status,
             ignore_resizing_kubelet,
+            crash_after_step,
         } => {
             run_agent(
                 resizelet::controller::ControllerOptions {
@@ -234,6 +238,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     legacy_resize_status,
                     ignore_resizing_kubelet,
                     in_progress_threshold: resizelet::controller::DEFAULT_IN_PROGRESS_THRESHOLD,
+                    crash_after_step,
                 },
                 kubeconfig.as_deref(),
                 &host,

@@ -394,9 +394,35 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         .resize(&b, &[c("app", (600, 600), (32, 64))])
         .await
         .expect("resize");
-    let _agent = Agent::start(&cluster, &state);
+    let mut agent = Agent::start(&cluster, &state);
     done(&cluster, &b).await;
     assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(60_000));
+
+    // restart mid-resize: the agent dies right after the first step of an enactment (the
+    // allocation is checkpointed, part of the plan applied); a fresh agent finishes it
+    agent.kill();
+    let crashing = std::sync::Mutex::new(Agent::start_with(
+        &cluster,
+        &state,
+        &["--crash-after-step", "0"],
+    ));
+    cluster
+        .resize(&b, &[c("app", (700, 700), (48, 64))])
+        .await
+        .expect("resize");
+    let status = eventually("the agent aborts mid-enactment", DEADLINE, || async {
+        crashing.lock().unwrap().child.try_wait().ok().flatten()
+    })
+    .await;
+    assert!(!status.success(), "{status:?}");
+    let _agent = Agent::start(&cluster, &state);
+    let v = done(&cluster, &b).await;
+    assert_eq!(
+        v["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+        "700m"
+    );
+    let values = b_run.container_cgroup_values("app");
+    assert_eq!(values.cpu_quota, Some(70_000));
     b_run.teardown().await.unwrap();
 }
 

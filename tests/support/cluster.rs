@@ -247,6 +247,11 @@ fn free_port() -> u16 {
 
 impl Agent {
     pub fn start(cluster: &Cluster, root_dir: &std::path::Path) -> Agent {
+        Self::start_with(cluster, root_dir, &[])
+    }
+
+    /// [`Agent::start`] with extra `run` flags.
+    pub fn start_with(cluster: &Cluster, root_dir: &std::path::Path, extra: &[&str]) -> Agent {
         let admin = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_resizelet"))
             .args(["run", "--node-name", NODE, "--kubeconfig"])
@@ -262,6 +267,7 @@ impl Agent {
             .arg("--root-dir")
             .arg(root_dir)
             .args(["--admin-address", &admin])
+            .args(extra)
             .env("RESIZELET_LOG", "resizelet=debug,info")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
