@@ -12,7 +12,11 @@ if [[ $EUID -ne 0 ]]; then
   log "needs root (it starts containerd and writes cgroup files): sudo $0"
   exit 1
 fi
-command -v cargo >/dev/null || { log "cargo not found: install a Rust toolchain >= 1.88 (https://rustup.rs)"; exit 1; }
+if ! command -v cargo >/dev/null; then
+  log "cargo not found: installing a Rust toolchain with rustup (https://rustup.rs) into $HOME/.cargo"
+  command -v curl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl ca-certificates; }
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+fi
 
 packages=(containerd runc containernetworking-plugins busybox-static python3)
 missing=()
