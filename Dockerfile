@@ -1,5 +1,5 @@
 # The resizelet image for deploy/ (DaemonSet). Build: docker build -t <registry>/resizelet:<tag> .
-FROM docker.io/library/rust:1.88-bookworm AS build
+FROM docker.io/library/rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin resizelet
