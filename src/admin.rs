@@ -44,7 +44,9 @@ pub enum AdminError {
         path: String,
         detail: String,
     },
-    #[error("pod {pod} is not known to the agent on this node (is it bound to this node and running?)")]
+    #[error(
+        "pod {pod} is not known to the agent on this node (is it bound to this node and running?)"
+    )]
     UnknownPod { pod: String },
 }
 
@@ -127,7 +129,10 @@ async fn handle(state: &AdminState, method: &Method, path: &str) -> Response<Ful
             let pods: Vec<PodReport> = state.stats.pods.lock().unwrap().values().cloned().collect();
             json(StatusCode::OK, &pods)
         }
-        p => match p.strip_prefix("/debug/pods/").and_then(|r| r.split_once('/')) {
+        p => match p
+            .strip_prefix("/debug/pods/")
+            .and_then(|r| r.split_once('/'))
+        {
             Some((ns, name)) => {
                 let pods = state.stats.pods.lock().unwrap();
                 match pods.values().find(|r| r.namespace == ns && r.name == name) {
@@ -209,10 +214,15 @@ pub async fn get(address: &str, path: &str) -> Result<(u16, String), AdminError>
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| response_err(format!("malformed status line {:?}", head.lines().next())))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok((code, body))
 }
 
@@ -238,7 +248,11 @@ pub async fn fetch_pods(address: &str) -> Result<Vec<PodReport>, AdminError> {
 }
 
 /// One pod's report (for `resizelet explain`).
-pub async fn fetch_pod(address: &str, namespace: &str, name: &str) -> Result<PodReport, AdminError> {
+pub async fn fetch_pod(
+    address: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<PodReport, AdminError> {
     let path = format!("/debug/pods/{namespace}/{name}");
     let (code, body) = get(address, &path).await?;
     if code == 404 {
@@ -338,7 +352,9 @@ pub fn render_explain(p: &PodReport) -> String {
     }
     out.push('\n');
     match (&p.pending, &p.in_progress) {
-        (None, None) => out.push_str("no resize pending or in progress: desired = allocated = actuated\n"),
+        (None, None) => {
+            out.push_str("no resize pending or in progress: desired = allocated = actuated\n")
+        }
         (pending, in_progress) => {
             if let Some(c) = pending {
                 out.push_str(&format!(
@@ -351,7 +367,11 @@ pub fn render_explain(p: &PodReport) -> String {
                     "PodResizeInProgress: {} (observedGeneration {}){}\n",
                     if c.reason.is_empty() { "-" } else { &c.reason },
                     c.observed_generation,
-                    if c.message.is_empty() { String::new() } else { format!(": {}", c.message) }
+                    if c.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.message)
+                    }
                 ));
             }
         }
@@ -386,7 +406,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_joined() {
-        assert_eq!(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
     }
 
     #[tokio::test]
@@ -396,6 +419,9 @@ mod tests {
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
         let e = fetch_pods(&addr).await.unwrap_err().to_string();
-        assert!(e.starts_with(&format!("no resizelet agent answers on {addr}")), "{e}");
+        assert!(
+            e.starts_with(&format!("no resizelet agent answers on {addr}")),
+            "{e}"
+        );
     }
 }

@@ -247,7 +247,7 @@ fn shrinks(desired: &PodSpec, allocated: &PodSpec) -> bool {
 enum Work {
     /// Only re-assert the last pass's status (nothing the pass depends on changed).
     Reassert {
-        view: PodView,
+        view: Box<PodView>,
         containers: BTreeMap<String, ContainerStatusResources>,
         conditions: ResizeConditions,
     },
@@ -385,7 +385,9 @@ impl Controller {
             }
         };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            warn!("passes still running at shutdown; the checkpoints let the next start finish them");
+            warn!(
+                "passes still running at shutdown; the checkpoints let the next start finish them"
+            );
         }
         info!("controller stopped");
     }
@@ -626,7 +628,12 @@ impl Controller {
                     let node = &shared.opts.node_name;
                     shared
                         .events
-                        .emit_node(shared.writer.as_ref(), node, "ResizeletStandingDown", &reason)
+                        .emit_node(
+                            shared.writer.as_ref(),
+                            node,
+                            "ResizeletStandingDown",
+                            &reason,
+                        )
                         .await;
                     TaskDone {
                         retry_pass: false,
@@ -718,7 +725,7 @@ impl Controller {
             .filter(|last| last.spec == view.spec && last.api_containers == api_containers(view));
         if let Some(last) = unchanged {
             return Some(Work::Reassert {
-                view: view.clone(),
+                view: Box::new(view.clone()),
                 containers: last.containers.clone(),
                 conditions: self.conditions.get(uid).cloned().unwrap_or_default(),
             });
@@ -855,7 +862,7 @@ async fn run_pass(shared: &Shared, work: Work, since: Instant) -> PassOutput {
             let uid = view.spec.uid.clone();
             let span = pod_span(&view);
             let started_rv = view.resource_version.clone();
-            let written = write_status(shared, view, &containers, &conditions)
+            let written = write_status(shared, *view, &containers, &conditions)
                 .instrument(span)
                 .await;
             PassOutput {
@@ -893,9 +900,7 @@ async fn full_pass(shared: &Shared, input: FullInput, since: Instant) -> PassOut
     let metrics = &shared.stats.metrics;
     shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
 
-    let allocated_before = engine
-        .allocated(&uid)
-        .map(|a| view.spec.with_allocated(&a));
+    let allocated_before = engine.allocated(&uid).map(|a| view.spec.with_allocated(&a));
     let t = Instant::now();
     let prepared = match engine
         .prepare(&view.spec, &others, NodePressure::default())
@@ -946,9 +951,7 @@ async fn full_pass(shared: &Shared, input: FullInput, since: Instant) -> PassOut
                 }
             }
         });
-        let hook = crash
-            .as_ref()
-            .map(|f| f as &(dyn Fn(usize) + Send + Sync));
+        let hook = crash.as_ref().map(|f| f as &(dyn Fn(usize) + Send + Sync));
         let mut enact = pin!(engine.enact(&prepared, hook));
         let result = tokio::select! {
             r = &mut enact => r,
@@ -1237,7 +1240,7 @@ fn admission_lines(engine: &Engine, desired: &PodSpec, others: &[PodSpec]) -> Ve
             None => p.clone(),
         };
         for (name, q) in pod_requests(&p) {
-            let total = sum.get(&name).map_or(q.clone(), |s| s.add(&q));
+            let total = sum.get(&name).map_or(q, |s| s.add(&q));
             sum.insert(name, total);
         }
     }
@@ -1247,8 +1250,14 @@ fn admission_lines(engine: &Engine, desired: &PodSpec, others: &[PodSpec]) -> Ve
         .map(|r| AdmissionLine {
             resource: r.to_string(),
             allocatable: node.allocatable.get(*r).map(|q| q.to_string()),
-            other_pods: sum.get(*r).map(|q| q.to_string()).unwrap_or_else(|| "0".into()),
-            this_pod: this.get(*r).map(|q| q.to_string()).unwrap_or_else(|| "0".into()),
+            other_pods: sum
+                .get(*r)
+                .map(|q| q.to_string())
+                .unwrap_or_else(|| "0".into()),
+            this_pod: this
+                .get(*r)
+                .map(|q| q.to_string())
+                .unwrap_or_else(|| "0".into()),
         })
         .collect()
 }
@@ -1424,11 +1433,7 @@ mod tests {
                 self.config.clone(),
             )
             .unwrap();
-            Controller::new(
-                engine,
-                self.writer.clone(),
-                ControllerOptions::new("n1"),
-            )
+            Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
         }
 
         fn pod(&self, name: &str) -> serde_json::Value {
@@ -1591,7 +1596,11 @@ mod tests {
         let rc = w.resize("c", "1", "1Gi");
         c.step(Input::Pod(watcher::Event::Apply(rc))).await;
         for name in ["b", "c"] {
-            assert_eq!(w.pod(name)["status"]["conditions"][0]["reason"], "Deferred", "{name}");
+            assert_eq!(
+                w.pod(name)["status"]["conditions"][0]["reason"],
+                "Deferred",
+                "{name}"
+            );
         }
         // a leaves: 1 cpu frees; c (priority 100) is retried first and fits (1 + 0.5), after
         // which b (1.1 + 1 > 2) no longer does — in arrival order it would be the other way
@@ -1601,11 +1610,9 @@ mod tests {
             "1"
         );
         assert_eq!(w.pod("b")["status"]["conditions"][0]["reason"], "Deferred");
-        assert!(c
-            .stats()
-            .metrics
-            .render()
-            .contains("kubelet_pod_deferred_accepted_resizes_total{retry_trigger=\"pods_removed\"} 1"));
+        assert!(c.stats().metrics.render().contains(
+            "kubelet_pod_deferred_accepted_resizes_total{retry_trigger=\"pods_removed\"} 1"
+        ));
     }
 
     #[tokio::test]
@@ -1643,7 +1650,10 @@ mod tests {
         let mut c = w.controller();
         sync_all(&mut c, vec![a, b]).await;
         w.runtime.hold_updates();
-        let (ra, rb) = (w.resize("a", "700m", "256Mi"), w.resize("b", "700m", "256Mi"));
+        let (ra, rb) = (
+            w.resize("a", "700m", "256Mi"),
+            w.resize("b", "700m", "256Mi"),
+        );
         c.handle(Input::Pod(watcher::Event::Apply(ra)));
         c.handle(Input::Pod(watcher::Event::Apply(rb)));
         let runtime = w.runtime.clone();
@@ -1654,7 +1664,10 @@ mod tests {
             both
         });
         c.settle().await;
-        assert!(release.await.unwrap(), "the two pods' updates never overlapped");
+        assert!(
+            release.await.unwrap(),
+            "the two pods' updates never overlapped"
+        );
         for name in ["a", "b"] {
             assert_eq!(
                 w.pod(name)["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
@@ -1668,7 +1681,10 @@ mod tests {
         let w = World::new();
         let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
         let mut c = w.controller();
-        Arc::get_mut(&mut c.shared).unwrap().opts.in_progress_threshold = Duration::from_millis(5);
+        Arc::get_mut(&mut c.shared)
+            .unwrap()
+            .opts
+            .in_progress_threshold = Duration::from_millis(5);
         sync_all(&mut c, vec![pod]).await;
         let writes = w.writer.status_patches().len();
         w.runtime.hold_updates();
@@ -1684,18 +1700,23 @@ mod tests {
         });
         c.settle().await;
         let during = release.await.unwrap();
-        assert_eq!(during["status"]["conditions"][0]["type"], "PodResizeInProgress");
+        assert_eq!(
+            during["status"]["conditions"][0]["type"],
+            "PodResizeInProgress"
+        );
         assert_eq!(
             during["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
             "1"
         );
         assert_eq!(
-            during["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"],
-            "500m",
+            during["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"], "500m",
             "actual values stay the old ones until enacted"
         );
         let after = w.pod("web");
-        assert!(after["status"]["conditions"].as_array().unwrap().is_empty(), "{after}");
+        assert!(
+            after["status"]["conditions"].as_array().unwrap().is_empty(),
+            "{after}"
+        );
         assert_eq!(
             after["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"],
             "1"
@@ -1718,14 +1739,24 @@ mod tests {
         let pod = w.start(&pod);
         let mut c = w.controller();
         sync_all(&mut c, vec![pod]).await;
-        assert!(w.writer.status_patches().is_empty(), "acted next to a resizing kubelet");
+        assert!(
+            w.writer.status_patches().is_empty(),
+            "acted next to a resizing kubelet"
+        );
         let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
         assert!(why.contains("PodResizeInProgress of pod ns/web"), "{why}");
         let events = w.writer.events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].reason.as_deref(), Some("ResizeletStandingDown"));
-        assert_eq!(events[0].regarding.as_ref().unwrap().kind.as_deref(), Some("Node"));
-        assert!(c.stats().metrics.render().contains("resizelet_stand_down 1"));
+        assert_eq!(
+            events[0].regarding.as_ref().unwrap().kind.as_deref(),
+            Some("Node")
+        );
+        assert!(c
+            .stats()
+            .metrics
+            .render()
+            .contains("resizelet_stand_down 1"));
     }
 
     #[test]

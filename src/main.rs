@@ -127,7 +127,11 @@ enum Command {
     /// and actual resources per container, and the resize state.
     Status {
         /// The running agent's admin endpoint.
-        #[arg(long, env = "RESIZELET_ADMIN_ADDRESS", default_value = "127.0.0.1:10258")]
+        #[arg(
+            long,
+            env = "RESIZELET_ADMIN_ADDRESS",
+            default_value = "127.0.0.1:10258"
+        )]
         admin_address: String,
     },
     /// Why a pod's resize is pending or in progress: the admission arithmetic, the plan and the
@@ -136,7 +140,11 @@ enum Command {
         /// The pod, as `namespace/name`.
         pod: String,
         /// The running agent's admin endpoint.
-        #[arg(long, env = "RESIZELET_ADMIN_ADDRESS", default_value = "127.0.0.1:10258")]
+        #[arg(
+            long,
+            env = "RESIZELET_ADMIN_ADDRESS",
+            default_value = "127.0.0.1:10258"
+        )]
         admin_address: String,
     },
     /// Print the version.
@@ -314,8 +322,8 @@ async fn run_agent(
         None => kube::Config::incluster()
             .context("no --kubeconfig given and not running in a cluster")?,
     };
-    let client = resizelet::k8s::client::build_client(config)
-        .context("building the Kubernetes client")?;
+    let client =
+        resizelet::k8s::client::build_client(config).context("building the Kubernetes client")?;
     let writer = Arc::new(resizelet::k8s::client::ApiWriter::new(
         client.clone(),
         qps,

@@ -309,7 +309,11 @@ pub fn requested_resize_operations(allocated: &PodSpec, desired: &PodSpec) -> Ve
             continue;
         };
         let pairs: [(&'static str, &ResourceList, &ResourceList); 2] = [
-            ("requests", &have.resources.requests, &want.resources.requests),
+            (
+                "requests",
+                &have.resources.requests,
+                &want.resources.requests,
+            ),
             ("limits", &have.resources.limits, &want.resources.limits),
         ];
         for (requirement, before, after) in pairs {
@@ -339,15 +343,25 @@ mod tests {
 
     #[test]
     fn operations_per_resource_and_requirement() {
-        let before = pod("u", vec![container("c", "cpu=500m,memory=1Gi", "memory=1Gi")]);
-        let after = pod("u", vec![container("c", "cpu=1,memory=1Gi", "cpu=2,memory=512Mi")]);
+        let before = pod(
+            "u",
+            vec![container("c", "cpu=500m,memory=1Gi", "memory=1Gi")],
+        );
+        let after = pod(
+            "u",
+            vec![container("c", "cpu=1,memory=1Gi", "cpu=2,memory=512Mi")],
+        );
         let ops: Vec<_> = requested_resize_operations(&before, &after)
             .iter()
             .map(|o| format!("{} {} {}", o.resource, o.requirement, o.operation))
             .collect();
         assert_eq!(
             ops,
-            ["cpu requests increase", "cpu limits add", "memory limits decrease"]
+            [
+                "cpu requests increase",
+                "cpu limits add",
+                "memory limits decrease"
+            ]
         );
     }
 

@@ -9,11 +9,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use resizelet::core::plan::PodCgroupValues;
 use resizelet::core::resources::QosClass;
 use serde_json::Value;
 use support::cluster::{condition, resize_done, Agent, Cluster, DEADLINE};
 use support::eventually;
-use resizelet::core::plan::PodCgroupValues;
 use support::kubelet::{RunningPod, TestContainer, TestPod};
 
 const MIB: i64 = 1 << 20;
@@ -50,8 +50,19 @@ fn show_status(pod: &Value) {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|c| c["type"].as_str().is_some_and(|t| t.starts_with("PodResize")))
-        .map(|c| format!("{} {}: {}", c["type"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")))
+        .filter(|c| {
+            c["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("PodResize"))
+        })
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                c["type"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or(""),
+                c["message"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     if !conditions.is_empty() {
         println!("  conditions      {}", conditions.join("; "));
@@ -65,14 +76,7 @@ fn show(run: &RunningPod, cluster: &Cluster, pod: &TestPod) {
 }
 
 fn events(cluster: &Cluster, pod: &TestPod) -> String {
-    cluster
-        .api
-        .events()
-        .iter()
-        .filter(|e| e["regarding"]["name"] == pod.name.as_str())
-        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    cluster.event_reasons(pod).join(", ")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -94,10 +98,18 @@ async fn main() {
     );
     let state = cluster.dir.path().join("state");
     let agent = Agent::start(&cluster, &state);
-    println!("started: resizelet run --node-name {} (admin endpoint {})", support::cluster::NODE, agent.admin);
+    println!(
+        "started: resizelet run --node-name {} (admin endpoint {})",
+        support::cluster::NODE,
+        agent.admin
+    );
 
     let run = cluster
-        .run_pod(TestPod::new("web", QosClass::Guaranteed, vec![container(250, 64)]))
+        .run_pod(TestPod::new(
+            "web",
+            QosClass::Guaranteed,
+            vec![container(250, 64)],
+        ))
         .await;
     let pod = run.pod.clone();
     println!(
@@ -110,33 +122,53 @@ async fn main() {
 
     println!("\n== kubectl patch pod web --subresource resize  → app cpu 500m, memory 128Mi");
     let t = Instant::now();
-    cluster.resize(&pod, &[container(500, 128)]).await.expect("resize");
+    cluster
+        .resize(&pod, &[container(500, 128)])
+        .await
+        .expect("resize");
     eventually("the resize is done", DEADLINE, || async {
         resize_done(&cluster.pod(&pod)).then_some(())
     })
     .await;
-    println!("done in {:?}, in place (same container, no restart):", t.elapsed());
+    println!(
+        "done in {:?}, in place (same container, no restart):",
+        t.elapsed()
+    );
     show(&run, &cluster, &pod);
     println!("  events          {}", events(&cluster, &pod));
 
     println!("\n== a resize that cannot fit: cpu 3 on a 2-cpu node");
-    cluster.resize(&pod, &[container(3000, 128)]).await.expect("resize");
+    cluster
+        .resize(&pod, &[container(3000, 128)])
+        .await
+        .expect("resize");
     eventually("PodResizePending", DEADLINE, || async {
         condition(&cluster.pod(&pod), "PodResizePending").map(|_| ())
     })
     .await;
     show(&run, &cluster, &pod);
     let out = agent.cli(&["explain", &format!("{}/{}", pod.namespace, pod.name)]);
-    println!("\n$ resizelet explain {}/{}\n{}", pod.namespace, pod.name, String::from_utf8_lossy(&out.stdout));
+    println!(
+        "\n$ resizelet explain {}/{}\n{}",
+        pod.namespace,
+        pod.name,
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     println!("== revert to what fits: cpu 500m");
-    cluster.resize(&pod, &[container(500, 128)]).await.expect("resize");
+    cluster
+        .resize(&pod, &[container(500, 128)])
+        .await
+        .expect("resize");
     eventually("the resize is done", DEADLINE, || async {
         resize_done(&cluster.pod(&pod)).then_some(())
     })
     .await;
     let out = agent.cli(&["status"]);
-    println!("$ resizelet status\n{}", String::from_utf8_lossy(&out.stdout));
+    println!(
+        "$ resizelet status\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     run.teardown().await.expect("teardown");
     println!("demo finished: the pod was resized in place; see README.md for installing resizelet on a node");
 }

@@ -29,13 +29,7 @@ async fn done(cluster: &Cluster, pod: &TestPod) -> serde_json::Value {
 }
 
 fn reasons(cluster: &Cluster, pod: &TestPod) -> Vec<String> {
-    cluster
-        .api
-        .events()
-        .iter()
-        .filter(|e| e["regarding"]["name"] == pod.name.as_str())
-        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
-        .collect()
+    cluster.event_reasons(pod)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,19 +269,36 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    let phases: Vec<String> = ["admission", "enactment", "runtime_status", "status_patch", "total"]
-        .iter()
-        .map(|p| {
-            let sum = value(&format!("resizelet_pod_sync_phase_duration_seconds_sum{{phase=\"{p}\"}}"));
-            let n = value(&format!("resizelet_pod_sync_phase_duration_seconds_count{{phase=\"{p}\"}}"));
-            format!("{p} {:.2} ms (n={n})", if n > 0.0 { sum / n * 1e3 } else { 0.0 })
-        })
-        .collect();
+    let phases: Vec<String> = [
+        "admission",
+        "enactment",
+        "runtime_status",
+        "status_patch",
+        "total",
+    ]
+    .iter()
+    .map(|p| {
+        let sum = value(&format!(
+            "resizelet_pod_sync_phase_duration_seconds_sum{{phase=\"{p}\"}}"
+        ));
+        let n = value(&format!(
+            "resizelet_pod_sync_phase_duration_seconds_count{{phase=\"{p}\"}}"
+        ));
+        format!(
+            "{p} {:.2} ms (n={n})",
+            if n > 0.0 { sum / n * 1e3 } else { 0.0 }
+        )
+    })
+    .collect();
     eprintln!("agent phases, mean: {}", phases.join(", "));
     // the operator CLI reads the same agent
     let out = agent.cli(&["status"]);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = table
         .lines()
         .find(|l| l.starts_with(&format!("{}/{}", g.namespace, g.name)))
@@ -345,11 +356,16 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     let pod = format!("{}/{}", b.namespace, b.name);
     let out = agent.cli(&["explain", &pod]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("PodResizePending: Deferred"), "{text}");
     assert!(text.contains("allocatable"), "{text}");
     assert!(
-        text.lines().any(|l| l.trim_start().starts_with("cpu") && l.contains("800m") && l.contains("500m")),
+        text.lines()
+            .any(|l| l.trim_start().starts_with("cpu") && l.contains("800m") && l.contains("500m")),
         "{text}"
     );
     let out = agent.cli(&["explain", "default/no-such-pod"]);
@@ -434,8 +450,12 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
     let _agent = Agent::start(&cluster, &state);
     let run = |name: &str, cpu: i64, priority: i32| {
         cluster.run_pod(
-            TestPod::new(name, QosClass::Guaranteed, vec![c("app", (cpu, cpu), (32, 32))])
-                .priority(priority),
+            TestPod::new(
+                name,
+                QosClass::Guaranteed,
+                vec![c("app", (cpu, cpu), (32, 32))],
+            )
+            .priority(priority),
         )
     };
     let a_run = run("a", 1000, 0).await;
@@ -455,16 +475,29 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
             .await
         }
     };
-    cluster.resize(&b, &[c("app", (1100, 1100), (32, 32))]).await.expect("resize");
+    cluster
+        .resize(&b, &[c("app", (1100, 1100), (32, 32))])
+        .await
+        .expect("resize");
     deferred(b.clone()).await;
-    cluster.resize(&cp, &[c("app", (1000, 1000), (32, 32))]).await.expect("resize");
+    cluster
+        .resize(&cp, &[c("app", (1000, 1000), (32, 32))])
+        .await
+        .expect("resize");
     deferred(cp.clone()).await;
     // a leaves: c is retried first and fits (1 + 0.5); then b (1.1 + 1 > 2) does not
     cluster.api.delete_pod(&a.namespace, &a.name).unwrap();
     done(&cluster, &cp).await;
-    assert_eq!(c_run.container_cgroup_values("app").cpu_quota, Some(100_000));
+    assert_eq!(
+        c_run.container_cgroup_values("app").cpu_quota,
+        Some(100_000)
+    );
     let v = cluster.pod(&b);
-    assert_eq!(condition(&v, "PodResizePending").unwrap()["reason"], "Deferred", "{v}");
+    assert_eq!(
+        condition(&v, "PodResizePending").unwrap()["reason"],
+        "Deferred",
+        "{v}"
+    );
     assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(50_000));
     for r in [a_run, b_run, c_run] {
         r.teardown().await.unwrap();

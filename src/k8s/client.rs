@@ -48,26 +48,24 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
     let nodes: Api<Node> = Api::all(client);
     let pod_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let pods = relist_gone_at_once(watcher(pods, pod_config))
-        .filter_map(|e| async move {
-            match e {
-                Ok(e) => Some(Input::Pod(e)),
-                Err(err) => {
-                    warn!(error = %err, "pod watch failed; retrying with backoff");
-                    None
-                }
+    let pods = relist_gone_at_once(watcher(pods, pod_config)).filter_map(|e| async move {
+        match e {
+            Ok(e) => Some(Input::Pod(e)),
+            Err(err) => {
+                warn!(error = %err, "pod watch failed; retrying with backoff");
+                None
             }
-        });
-    let nodes = relist_gone_at_once(watcher(nodes, node_config))
-        .filter_map(|e| async move {
-            match e {
-                Ok(e) => Some(Input::Node(e)),
-                Err(err) => {
-                    warn!(error = %err, "node watch failed; retrying with backoff");
-                    None
-                }
+        }
+    });
+    let nodes = relist_gone_at_once(watcher(nodes, node_config)).filter_map(|e| async move {
+        match e {
+            Ok(e) => Some(Input::Node(e)),
+            Err(err) => {
+                warn!(error = %err, "node watch failed; retrying with backoff");
+                None
             }
-        });
+        }
+    });
     futures::stream::select(pods, nodes)
 }
 
@@ -249,17 +247,17 @@ mod backoff_tests {
     use kube::core::Status;
 
     fn gone() -> watcher::Error {
-        watcher::Error::WatchError(Box::new(Status::failure("too old resource version", "Expired").with_code(410)))
+        watcher::Error::WatchError(Box::new(
+            Status::failure("too old resource version", "Expired").with_code(410),
+        ))
     }
 
-    fn timeline(items: Vec<Result<u32, watcher::Error>>) -> impl std::future::Future<Output = Vec<(bool, u128)>> {
-        async move {
-            let start = tokio::time::Instant::now();
-            relist_gone_at_once(futures::stream::iter(items))
-                .map(|r| (r.is_ok(), start.elapsed().as_millis()))
-                .collect()
-                .await
-        }
+    async fn timeline(items: Vec<Result<u32, watcher::Error>>) -> Vec<(bool, u128)> {
+        let start = tokio::time::Instant::now();
+        relist_gone_at_once(futures::stream::iter(items))
+            .map(|r| (r.is_ok(), start.elapsed().as_millis()))
+            .collect()
+            .await
     }
 
     #[tokio::test(start_paused = true)]

@@ -267,12 +267,17 @@ pub fn kubelet_resize_conditions(
         let Some(fields) = &entry.fields_v1 else {
             continue;
         };
-        let Some(conditions) = fields.0.pointer("/f:status/f:conditions").and_then(|c| c.as_object())
+        let Some(conditions) = fields
+            .0
+            .pointer("/f:status/f:conditions")
+            .and_then(|c| c.as_object())
         else {
             continue;
         };
         for t in [POD_RESIZE_PENDING, POD_RESIZE_IN_PROGRESS] {
-            if conditions.contains_key(&format!("k:{{\"type\":\"{t}\"}}")) && !found.iter().any(|f| f == t) {
+            if conditions.contains_key(&format!("k:{{\"type\":\"{t}\"}}"))
+                && !found.iter().any(|f| f == t)
+            {
                 found.push(t.to_string());
             }
         }

@@ -50,12 +50,7 @@ impl EventRecorder {
     /// Emits `event` about `pod`; failures are logged, never fatal. Returns whether it wrote to
     /// the API (a create or a series patch) rather than only counting a repeat. Safe to call
     /// for different pods concurrently (the series lock is never held across a write).
-    pub async fn emit(
-        &self,
-        writer: &dyn KubeWriter,
-        pod: &PodView,
-        event: &ResizeEvent,
-    ) -> bool {
+    pub async fn emit(&self, writer: &dyn KubeWriter, pod: &PodView, event: &ResizeEvent) -> bool {
         let ns = pod.spec.namespace.clone();
         let key = (pod.spec.uid.clone(), event.reason, event.message.clone());
         let now = Instant::now();
@@ -81,20 +76,12 @@ impl EventRecorder {
             }
             return true;
         }
-        let ev = Event {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", pod.spec.name)),
-                namespace: Some(ns.clone()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(micro_now()),
-            action: Some("Resize".into()),
-            reason: Some(event.reason.into()),
-            note: Some(truncate(&event.message, 1024)),
-            type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
-            reporting_controller: Some(REPORTING_CONTROLLER.into()),
-            reporting_instance: Some(self.reporting_instance.clone()),
-            regarding: Some(ObjectReference {
+        let ev = self.event(
+            &ns,
+            event.reason,
+            &event.message,
+            event.warning,
+            ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
                 namespace: Some(ns.clone()),
@@ -102,20 +89,22 @@ impl EventRecorder {
                 uid: Some(pod.spec.uid.clone()),
                 resource_version: Some(pod.resource_version.clone()),
                 ..ObjectReference::default()
-            }),
-            ..Event::default()
-        };
+            },
+        );
         match writer.create_event(&ns, &ev).await {
             Ok(name) => {
-                self.series.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                    key,
-                    Series {
-                        name,
-                        count: 1,
-                        first: now,
-                        last_patch: now,
-                    },
-                );
+                self.series
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        key,
+                        Series {
+                            name,
+                            count: 1,
+                            first: now,
+                            last_patch: now,
+                        },
+                    );
             }
             Err(e) => warn!(error = %e, reason = event.reason, "creating event"),
         }
@@ -127,29 +116,47 @@ impl EventRecorder {
     /// A Warning about the Node itself (e.g. why resizelet stands down), in the `default`
     /// namespace as the kubelet's node events are. Failures are logged.
     pub async fn emit_node(&self, writer: &dyn KubeWriter, node: &str, reason: &str, note: &str) {
-        let ev = Event {
+        let regarding = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            ..ObjectReference::default()
+        };
+        let ev = self.event("default", reason, note, true, regarding);
+        if let Err(e) = writer.create_event("default", &ev).await {
+            warn!(error = %e, reason, "creating node event");
+        }
+    }
+}
+
+impl EventRecorder {
+    /// An `events.k8s.io/v1` Event about `regarding`, named after it.
+    fn event(
+        &self,
+        namespace: &str,
+        reason: &str,
+        note: &str,
+        warning: bool,
+        regarding: ObjectReference,
+    ) -> Event {
+        Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{node}.")),
-                namespace: Some("default".into()),
+                generate_name: Some(format!(
+                    "{}.",
+                    regarding.name.as_deref().unwrap_or("resizelet")
+                )),
+                namespace: Some(namespace.into()),
                 ..ObjectMeta::default()
             },
             event_time: Some(micro_now()),
             action: Some("Resize".into()),
             reason: Some(reason.into()),
             note: Some(truncate(note, 1024)),
-            type_: Some("Warning".into()),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
             reporting_controller: Some(REPORTING_CONTROLLER.into()),
             reporting_instance: Some(self.reporting_instance.clone()),
-            regarding: Some(ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(node.into()),
-                ..ObjectReference::default()
-            }),
+            regarding: Some(regarding),
             ..Event::default()
-        };
-        if let Err(e) = writer.create_event("default", &ev).await {
-            warn!(error = %e, reason, "creating node event");
         }
     }
 }

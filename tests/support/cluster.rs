@@ -80,7 +80,8 @@ impl Cluster {
             .iter()
             .map(|c| json!({"name": c.name, "image": "resizelet.test/busybox:1", "resources": resources(c)}))
             .collect();
-        let mut spec = json!({"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": containers});
+        let mut spec =
+            json!({"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": containers});
         if let Some(p) = pod.priority {
             spec["priority"] = json!(p);
         }
@@ -118,6 +119,16 @@ impl Cluster {
             resize_fields_present(&self.pod(p)).then_some(())
         })
         .await
+    }
+
+    /// The reasons of the events about `p`, oldest first.
+    pub fn event_reasons(&self, p: &TestPod) -> Vec<String> {
+        self.api
+            .events()
+            .iter()
+            .filter(|e| e["regarding"]["name"] == p.name.as_str())
+            .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     pub fn pod(&self, p: &TestPod) -> Value {
