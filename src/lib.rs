@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cgroup;
 pub mod check;
 pub mod checkpoint;
+pub mod config;
 pub mod controller;
 pub mod core;
 pub mod cri;

@@ -59,46 +59,111 @@ struct HostArgs {
     cri_timeout_ms: u64,
 }
 
+/// `resizelet run` flags. Each may also come from its environment variable or the config file
+/// (key = flag name); flag > environment > file > default.
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// Config file (TOML; `resizelet config default` prints one).
+    #[arg(long, env = "RESIZELET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Name of this node (pods are watched with spec.nodeName=<node-name>).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// kubeconfig file [default: in-cluster configuration].
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// CRI endpoint of the container runtime [default: unix:///run/containerd/containerd.sock].
+    #[arg(long, env = "RESIZELET_CONTAINER_RUNTIME_ENDPOINT")]
+    container_runtime_endpoint: Option<String>,
+    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
+    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+    /// The kubelet's cgroup driver [default: cgroupfs].
+    #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum)]
+    cgroup_driver: Option<resizelet::config::DriverName>,
+    /// Deadline of each CRI call, in milliseconds [default: 2000].
+    #[arg(long, env = "RESIZELET_CRI_TIMEOUT_MS")]
+    cri_timeout_ms: Option<u64>,
+    /// Directory for resizelet's allocated/actuated checkpoints [default: /var/lib/resizelet].
+    #[arg(long, env = "RESIZELET_ROOT_DIR")]
+    root_dir: Option<PathBuf>,
+    /// Admin endpoint: metrics, health, pod reports [default: 127.0.0.1:10258].
+    #[arg(long, env = "RESIZELET_ADMIN_ADDRESS")]
+    admin_address: Option<String>,
+    /// Client-side rate limit of API writes, queries per second [default: 50].
+    #[arg(long, env = "RESIZELET_KUBE_API_QPS")]
+    kube_api_qps: Option<f64>,
+    /// Burst of the client-side rate limit [default: 100].
+    #[arg(long, env = "RESIZELET_KUBE_API_BURST")]
+    kube_api_burst: Option<u32>,
+    /// Also write the deprecated `status.resize` field (API servers before 1.33, old clients).
+    #[arg(long, env = "RESIZELET_LEGACY_RESIZE_STATUS", num_args = 0..=1, default_missing_value = "true")]
+    legacy_resize_status: Option<bool>,
+    /// Write PodResizeInProgress first when an enactment takes longer, ms [default: 100].
+    #[arg(long, env = "RESIZELET_IN_PROGRESS_THRESHOLD_MS")]
+    in_progress_threshold_ms: Option<u64>,
+    /// Log filter, e.g. `info` or `resizelet=debug,info` [default: info].
+    #[arg(long, env = "RESIZELET_LOG")]
+    log_level: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "RESIZELET_LOG_FORMAT", value_enum)]
+    log_format: Option<resizelet::config::LogFormat>,
+    /// Act even if the node's kubelet enacts resizes itself (it races resizelet; not
+    /// recommended).
+    #[arg(long, hide = true)]
+    ignore_resizing_kubelet: bool,
+    /// Test hook: abort the process right after plan step N (0-based) of an enactment.
+    #[arg(long, hide = true)]
+    crash_after_step: Option<usize>,
+}
+
+impl RunArgs {
+    /// What flags and the environment set (clap has merged those two, flag first).
+    fn layer(&self) -> resizelet::config::Layer {
+        resizelet::config::Layer {
+            node_name: self.node_name.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            container_runtime_endpoint: self.container_runtime_endpoint.clone(),
+            cgroup_root: self.cgroup_root.clone(),
+            cgroup_driver: self.cgroup_driver,
+            cri_timeout_ms: self.cri_timeout_ms,
+            root_dir: self.root_dir.clone(),
+            admin_address: self.admin_address.clone(),
+            kube_api_qps: self.kube_api_qps,
+            kube_api_burst: self.kube_api_burst,
+            legacy_resize_status: self.legacy_resize_status,
+            in_progress_threshold_ms: self.in_progress_threshold_ms,
+            log_level: self.log_level.clone(),
+            log_format: self.log_format,
+        }
+    }
+
+    /// Flags and environment over the config file over the defaults, validated.
+    fn settings(&self) -> Result<resizelet::config::Settings, resizelet::config::ConfigError> {
+        let file = match &self.config {
+            Some(path) => resizelet::config::load(path)?,
+            None => Default::default(),
+        };
+        resizelet::config::resolve(self.layer().over(file))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print a commented configuration file with every key at its default.
+    Default,
+    /// Validate a configuration file (with flags and environment applied) and print the
+    /// effective settings.
+    Check(RunArgs),
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the node agent.
-    Run {
-        /// Name of this node (pods are watched with spec.nodeName=<node-name>).
-        #[arg(long, env = "NODE_NAME")]
-        node_name: String,
-        /// kubeconfig file; in-cluster configuration when absent.
-        #[arg(long, env = "KUBECONFIG")]
-        kubeconfig: Option<PathBuf>,
-        #[command(flatten)]
-        host: HostArgs,
-        /// Directory for resizelet's allocated/actuated checkpoints (never the kubelet's).
-        #[arg(long, env = "RESIZELET_ROOT_DIR", default_value = "/var/lib/resizelet")]
-        root_dir: PathBuf,
-        /// Address of the admin endpoint (metrics, health).
-        #[arg(
-            long,
-            env = "RESIZELET_ADMIN_ADDRESS",
-            default_value = "127.0.0.1:10258"
-        )]
-        admin_address: String,
-        /// Client-side rate limit of API writes (queries per second).
-        #[arg(long, env = "RESIZELET_KUBE_API_QPS", default_value_t = 50.0)]
-        kube_api_qps: f64,
-        /// Burst of the client-side rate limit.
-        #[arg(long, env = "RESIZELET_KUBE_API_BURST", default_value_t = 100)]
-        kube_api_burst: u32,
-        /// Also write the deprecated `status.resize` field (for API servers older than 1.33 and
-        /// clients that still read it).
-        #[arg(long, env = "RESIZELET_LEGACY_RESIZE_STATUS")]
-        legacy_resize_status: bool,
-        /// Act even if the node's kubelet enacts resizes itself (it races resizelet; not
-        /// recommended).
-        #[arg(long, hide = true)]
-        ignore_resizing_kubelet: bool,
-        /// Test hook: abort the process right after plan step N (0-based) of an enactment.
-        #[arg(long, hide = true)]
-        crash_after_step: Option<usize>,
-    },
+    Run(RunArgs),
+    /// Print or validate the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Report whether in-place resize will work on this host; exits non-zero with reasons if not.
     Check {
         #[command(flatten)]
@@ -153,15 +218,33 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RESIZELET_LOG")
+    // `run` takes its log settings from the layered configuration; everything else from the
+    // environment (RESIZELET_LOG, RESIZELET_LOG_FORMAT)
+    let (level, format) = match &cli.command {
+        Command::Run(args) => match args.settings() {
+            Ok(s) => (s.log_level, s.log_format),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => (
+            std::env::var("RESIZELET_LOG").unwrap_or_else(|_| "info".into()),
+            if std::env::var("RESIZELET_LOG_FORMAT").as_deref() == Ok("json") {
+                resizelet::config::LogFormat::Json
+            } else {
+                resizelet::config::LogFormat::Text
+            },
+        ),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("RESIZELET_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        resizelet::config::LogFormat::Json => builder.json().init(),
+        resizelet::config::LogFormat::Text => builder.init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -228,40 +311,54 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Run {
-            node_name,
-            kubeconfig,
-            host,
-            root_dir,
-            admin_address,
-            kube_api_qps,
-            kube_api_burst,
-            legacy_resize_status,
-            ignore_resizing_kubelet,
-            crash_after_step,
-        } => {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", resizelet::config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let settings = args.settings()?;
+            print!("{}", resizelet::config::describe(&settings));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let s = args.settings()?;
             run_agent(
                 resizelet::controller::ControllerOptions {
-                    node_name,
-                    legacy_resize_status,
-                    ignore_resizing_kubelet,
-                    in_progress_threshold: resizelet::controller::DEFAULT_IN_PROGRESS_THRESHOLD,
-                    crash_after_step,
+                    node_name: s.node_name.clone(),
+                    legacy_resize_status: s.legacy_resize_status,
+                    ignore_resizing_kubelet: args.ignore_resizing_kubelet,
+                    in_progress_threshold: s.in_progress_threshold,
+                    crash_after_step: args.crash_after_step,
                 },
-                kubeconfig.as_deref(),
-                &host,
-                &root_dir,
-                (kube_api_qps, kube_api_burst),
-                &admin_address,
+                &s,
             )
             .await
         }
     }
 }
 
+/// Where the runtime and the cgroups are (from `HostArgs` or the `run` settings).
+struct Host {
+    endpoint: String,
+    cgroup_root: PathBuf,
+    driver: CgroupDriver,
+    cri_timeout: std::time::Duration,
+}
+
+impl From<&HostArgs> for Host {
+    fn from(h: &HostArgs) -> Self {
+        Host {
+            endpoint: h.container_runtime_endpoint.clone(),
+            cgroup_root: h.cgroup_root.clone(),
+            driver: h.cgroup_driver.into(),
+            cri_timeout: std::time::Duration::from_millis(h.cri_timeout_ms),
+        }
+    }
+}
+
 /// Opens the checkpoints (a corrupt one is refused first), the cgroup filesystem and the runtime.
 async fn open_engine(
-    host: &HostArgs,
+    host: &Host,
     root_dir: &std::path::Path,
     allocatable: Option<resizelet::core::resources::ResourceList>,
 ) -> anyhow::Result<resizelet::engine::Engine> {
@@ -273,15 +370,13 @@ async fn open_engine(
     let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
     let checkpoints = Checkpoints::load(&store)?;
     let layout = resizelet::cgroup::detect::detect_host()?;
-    let driver: CgroupDriver = host.cgroup_driver.into();
+    let driver = host.driver;
     let cgroups =
         resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
     let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
-    let runtime = resizelet::cri::client::CriClient::connect_with_timeout(
-        &host.container_runtime_endpoint,
-        std::time::Duration::from_millis(host.cri_timeout_ms),
-    )
-    .await?;
+    let runtime =
+        resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
+            .await?;
     Ok(Engine::new(
         Arc::new(runtime),
         Arc::new(cgroups),
@@ -293,23 +388,29 @@ async fn open_engine(
 
 async fn run_agent(
     opts: resizelet::controller::ControllerOptions,
-    kubeconfig: Option<&std::path::Path>,
-    host: &HostArgs,
-    root_dir: &std::path::Path,
-    (qps, burst): (f64, u32),
-    admin_address: &str,
+    s: &resizelet::config::Settings,
 ) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
     use anyhow::Context;
 
-    let admin_address: std::net::SocketAddr = admin_address.parse().with_context(|| {
-        format!("--admin-address {admin_address:?} is not an ip:port socket address")
-    })?;
+    let admin_address = s.admin_address;
     if !admin_address.ip().is_loopback() {
         tracing::warn!(address = %admin_address, "the admin endpoint (metrics, pod reports) listens beyond loopback");
     }
-    let engine = open_engine(host, root_dir, None).await?;
+    let host = Host {
+        endpoint: s.container_runtime_endpoint.clone(),
+        cgroup_root: s.cgroup_root.clone(),
+        driver: s.cgroup_driver,
+        cri_timeout: s.cri_timeout,
+    };
+    let (kubeconfig, root_dir, qps, burst) = (
+        s.kubeconfig.as_deref(),
+        &s.root_dir,
+        s.kube_api_qps,
+        s.kube_api_burst,
+    );
+    let engine = open_engine(&host, root_dir, None).await?;
     let admin = resizelet::admin::bind(admin_address).await?;
     let config = match kubeconfig {
         Some(path) => {
@@ -421,7 +522,7 @@ async fn resize_once(
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let engine = open_engine(host, root_dir, allocatable).await?;
+    let engine = open_engine(&host.into(), root_dir, allocatable).await?;
     let crash = move |step: usize| {
         if Some(step) == crash_after_step {
             eprintln!("resizelet: crash requested after step {step}");

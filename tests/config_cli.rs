@@ -1,0 +1,116 @@
+//! The configuration through the real binary: `config default` round-trips, bad files are
+//! refused with the key named, and `run` with a missing file does nothing else.
+
+use std::process::Command;
+
+fn resizelet(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
+    cmd.args(args);
+    // the test's own environment must not leak settings in
+    for var in [
+        "NODE_NAME",
+        "KUBECONFIG",
+        "RESIZELET_CONFIG",
+        "RESIZELET_LOG",
+        "RESIZELET_KUBE_API_QPS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run resizelet")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn config_default_round_trips_and_layers_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let out = resizelet(&["config", "default"], &[]);
+    assert!(out.status.success());
+    std::fs::write(&file, &out.stdout).unwrap();
+    let f = file.to_str().unwrap();
+    // file defaults, env beats the file, the flag beats the env
+    let out = resizelet(
+        &["config", "check", "--config", f, "--kube-api-qps", "7"],
+        &[
+            ("NODE_NAME", "worker-1"),
+            ("RESIZELET_KUBE_API_QPS", "6"),
+            ("RESIZELET_KUBE_API_BURST", "3"),
+        ],
+    );
+    let effective = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for line in [
+        "node-name = \"worker-1\"",
+        "kube-api-qps = 7.0",
+        "kube-api-burst = 3",
+        "admin-address = \"127.0.0.1:10258\"",
+        "in-progress-threshold-ms = 100",
+    ] {
+        assert!(
+            effective.lines().any(|l| l == line),
+            "{line} missing in\n{effective}"
+        );
+    }
+}
+
+#[test]
+fn unknown_key_is_refused_with_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "node-name = \"w1\"\nkube-api-qsp = 5\n").unwrap();
+    let out = resizelet(
+        &["config", "check", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("config file {}", file.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 2") && err.contains("unknown field `kube-api-qsp`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_with_a_missing_config_file_stops_before_doing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let state = dir.path().join("state");
+    let out = resizelet(
+        &[
+            "run",
+            "--config",
+            missing.to_str().unwrap(),
+            "--node-name",
+            "w1",
+            "--root-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("error: config file {} not found", missing.display())
+    );
+    assert!(!state.exists(), "nothing may be created");
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let out = resizelet(&["run", "--node-name", "w1", "--kube-api-burst", "0"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("kube-api-burst = \"0\": must be at least 1"));
+    let out = resizelet(
+        &["run", "--node-name", "w1", "--admin-address", "localhost"],
+        &[],
+    );
+    assert!(text(&out.stderr).contains("admin-address = \"localhost\": must be ip:port"));
+}
