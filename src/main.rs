@@ -154,7 +154,7 @@ enum ConfigCommand {
     Default,
     /// Validate a configuration file (with flags and environment applied) and print the
     /// effective settings.
-    Check(RunArgs),
+    Check(Box<RunArgs>),
 }
 
 #[derive(Subcommand, Debug)]
