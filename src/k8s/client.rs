@@ -159,8 +159,16 @@ impl RateLimiter {
 pub struct ApiWriter {
     client: Client,
     field_manager: String,
+    /// Pod reads and status writes (`--kube-api-qps`, `--kube-api-burst`).
     limiter: RateLimiter,
+    /// Events have their own budget, as the kubelet's (`eventRecordQPS` 50, `eventBurst` 100):
+    /// a burst of resizes must not queue status patches behind their events.
+    event_limiter: RateLimiter,
 }
+
+/// The kubelet's default `eventRecordQPS` and `eventBurst`.
+pub const EVENT_QPS: f64 = 50.0;
+pub const EVENT_BURST: u32 = 100;
 
 impl ApiWriter {
     pub fn new(client: Client, qps: f64, burst: u32) -> Self {
@@ -168,6 +176,7 @@ impl ApiWriter {
             client,
             field_manager: "resizelet".into(),
             limiter: RateLimiter::new(qps, burst),
+            event_limiter: RateLimiter::new(EVENT_QPS, EVENT_BURST),
         }
     }
 }
@@ -217,7 +226,7 @@ impl KubeWriter for ApiWriter {
     }
 
     async fn create_event(&self, namespace: &str, event: &Event) -> Result<String, WriteError> {
-        self.limiter.acquire().await;
+        self.event_limiter.acquire().await;
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let created = api
             .create(&PostParams::default(), event)
@@ -232,7 +241,7 @@ impl KubeWriter for ApiWriter {
         name: &str,
         patch: &Value,
     ) -> Result<(), WriteError> {
-        self.limiter.acquire().await;
+        self.event_limiter.acquire().await;
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
