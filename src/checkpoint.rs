@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::core::state::{CheckpointData, CheckpointKind};
+use crate::core::state::{CheckpointData, CheckpointKind, PodResourceState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -29,9 +29,19 @@ pub enum CheckpointError {
 /// Durable store of the allocated and actuated checkpoints. Real: `FileCheckpointStore`;
 /// in memory: `MemoryCheckpointStore`.
 pub trait CheckpointStore: Send + Sync {
-    /// A missing file is empty state; a corrupt one is quarantined and refused.
+    /// Every pod's entry. Nothing stored is empty state; a corrupt file is quarantined and
+    /// refused.
     fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError>;
+    /// Makes the stored checkpoint equal `data` (every pod).
     fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError>;
+    /// Durably stores one pod's entry (`None`: forgets the pod); other pods are untouched, so
+    /// saves of different pods may run concurrently. Saves of one pod must not overlap.
+    fn save_pod(
+        &self,
+        kind: CheckpointKind,
+        uid: &str,
+        entry: Option<&PodResourceState>,
+    ) -> Result<(), CheckpointError>;
 }
 
 use std::fs::{self, File, OpenOptions};
@@ -43,13 +53,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::core::state::{decode, encode};
 
-/// Checkpoints as files `<root>/allocated_pods_state` and `<root>/actuated_pods_state`
-/// (resizelet's own directory, never the kubelet's). Writes are atomic: temp file in the same
-/// directory, fsync, rename, fsync of the directory.
+/// Checkpoints as one file per pod, `<root>/allocated_pods_state.d/<uid>` and
+/// `<root>/actuated_pods_state.d/<uid>` (resizelet's own directory, never the kubelet's), each a
+/// checksummed document holding that pod's entry. A save writes only its pod's file, so its
+/// cost does not grow with the number of pods and saves of different pods run concurrently.
+/// Writes are atomic: temp file in the same directory, fsync, rename, fsync of the directory.
+/// The single-file layout of resizelet 0.1 (`<root>/allocated_pods_state`) is read and
+/// migrated on load.
 pub struct FileCheckpointStore {
     root: PathBuf,
-    /// Last bytes written per kind, to skip unchanged writes.
-    last: Mutex<[Option<Vec<u8>>; 2]>,
+    /// Last bytes written per kind and pod, to skip unchanged writes.
+    last: Mutex<[std::collections::BTreeMap<String, Vec<u8>>; 2]>,
 }
 
 fn slot(kind: CheckpointKind) -> usize {
@@ -59,25 +73,55 @@ fn slot(kind: CheckpointKind) -> usize {
     }
 }
 
+/// Pod UIDs become file names: only the characters a UID has.
+fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && !uid.starts_with('.')
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err(dir))
+}
+
 impl FileCheckpointStore {
-    /// Creates `root` (mode 0700) if it does not exist.
+    /// Creates `root` and the per-kind directories (mode 0700) if they do not exist.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
         let root = root.into();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&root)
-            .map_err(|source| CheckpointError::Write {
-                path: root.clone(),
-                source,
-            })?;
-        Ok(FileCheckpointStore {
+        let store = FileCheckpointStore {
             root,
-            last: Mutex::new([None, None]),
-        })
+            last: Mutex::new(Default::default()),
+        };
+        for dir in [
+            store.root.clone(),
+            store.dir(CheckpointKind::Allocated),
+            store.dir(CheckpointKind::Actuated),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|source| CheckpointError::Write { path: dir, source })?;
+        }
+        Ok(store)
     }
 
-    pub fn path(&self, kind: CheckpointKind) -> PathBuf {
+    /// The directory of one kind's per-pod files.
+    pub fn dir(&self, kind: CheckpointKind) -> PathBuf {
+        self.root.join(format!("{}.d", kind.file_name()))
+    }
+
+    /// One pod's file.
+    pub fn pod_path(&self, kind: CheckpointKind, uid: &str) -> PathBuf {
+        self.dir(kind).join(uid)
+    }
+
+    /// The single file of the 0.1 layout.
+    pub fn legacy_path(&self, kind: CheckpointKind) -> PathBuf {
         self.root.join(kind.file_name())
     }
 
@@ -111,6 +155,42 @@ impl FileCheckpointStore {
             quarantined,
         }
     }
+
+    /// Reads and decodes one file; `None` when it does not exist.
+    fn read(&self, path: &Path) -> Result<Option<(Vec<u8>, CheckpointData)>, CheckpointError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CheckpointError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        match decode(&bytes) {
+            Ok(data) => Ok(Some((bytes, data))),
+            Err(e) => Err(self.quarantine(path, e.to_string())),
+        }
+    }
+
+    fn write_pod(&self, kind: CheckpointKind, uid: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let dir = self.dir(kind);
+        let path = dir.join(uid);
+        let tmp = dir.join(format!(".{uid}.tmp"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(write_err(&tmp))?;
+        file.write_all(bytes).map_err(write_err(&tmp))?;
+        file.sync_all().map_err(write_err(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(write_err(&path))?;
+        fsync_dir(&dir)
+    }
 }
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
@@ -121,47 +201,117 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
 }
 
 impl CheckpointStore for FileCheckpointStore {
-    fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError> {
-        let path = self.path(kind);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(CheckpointData::default())
-            }
-            Err(source) => return Err(CheckpointError::Read { path, source }),
-        };
-        match decode(&bytes) {
-            Ok(data) => {
-                self.last.lock().expect("checkpoint lock")[slot(kind)] = Some(bytes);
-                Ok(data)
-            }
-            Err(e) => Err(self.quarantine(&path, e.to_string())),
+    fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError> {
+        for (uid, entry) in &data.entries {
+            self.save_pod(kind, uid, Some(entry))?;
         }
+        let stored: Vec<String> = self.last.lock().expect("checkpoint lock")[slot(kind)]
+            .keys()
+            .cloned()
+            .collect();
+        for uid in stored {
+            if !data.entries.contains_key(&uid) {
+                self.save_pod(kind, &uid, None)?;
+            }
+        }
+        Ok(())
     }
 
-    fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError> {
-        let bytes = encode(data);
-        let mut last = self.last.lock().expect("checkpoint lock");
-        if last[slot(kind)].as_ref() == Some(&bytes) {
-            return Ok(());
+    fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError> {
+        let mut data = CheckpointData::default();
+        let mut last = std::collections::BTreeMap::new();
+        // the 0.1 single file, if any: read first, migrated below
+        let legacy = self.legacy_path(kind);
+        let migrate = self.read(&legacy)?.map(|(_, d)| d);
+        if let Some(old) = &migrate {
+            data.entries.extend(old.entries.clone());
         }
-        let path = self.path(kind);
-        let tmp = path.with_file_name(format!(".{}.tmp", kind.file_name()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(write_err(&tmp))?;
-        file.write_all(&bytes).map_err(write_err(&tmp))?;
-        file.sync_all().map_err(write_err(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(write_err(&path))?;
-        File::open(&self.root)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err(&self.root))?;
-        last[slot(kind)] = Some(bytes);
+        let dir = self.dir(kind);
+        let entries = fs::read_dir(&dir).map_err(|source| CheckpointError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CheckpointError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            // temp files of interrupted writes and quarantined files are not state
+            if name.starts_with('.') || name.contains(".corrupt-") {
+                continue;
+            }
+            names.push(name);
+        }
+        names.sort();
+        for uid in names {
+            let path = dir.join(&uid);
+            let Some((bytes, pod)) = self.read(&path)? else {
+                continue;
+            };
+            match pod.entries.get(&uid) {
+                Some(entry) if pod.entries.len() == 1 => {
+                    data.entries.insert(uid.clone(), entry.clone());
+                    last.insert(uid, bytes);
+                }
+                _ => {
+                    return Err(self.quarantine(
+                        &path,
+                        format!("the file does not hold exactly the entry of pod {uid}"),
+                    ))
+                }
+            }
+        }
+        self.last.lock().expect("checkpoint lock")[slot(kind)] = last;
+        if let Some(old) = migrate {
+            for (uid, entry) in &old.entries {
+                if valid_uid(uid) && !self.pod_path(kind, uid).exists() {
+                    self.save_pod(kind, uid, Some(entry))?;
+                }
+            }
+            fs::remove_file(&legacy).map_err(write_err(&legacy))?;
+            fsync_dir(&self.root)?;
+        }
+        Ok(data)
+    }
+
+    fn save_pod(
+        &self,
+        kind: CheckpointKind,
+        uid: &str,
+        entry: Option<&PodResourceState>,
+    ) -> Result<(), CheckpointError> {
+        let path = self.pod_path(kind, uid);
+        if !valid_uid(uid) {
+            return Err(CheckpointError::Write {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("pod uid {uid:?} is not a valid file name"),
+                ),
+            });
+        }
+        match entry {
+            Some(entry) => {
+                let mut one = CheckpointData::default();
+                one.entries.insert(uid.to_string(), entry.clone());
+                let bytes = encode(&one);
+                if self.last.lock().expect("checkpoint lock")[slot(kind)].get(uid) == Some(&bytes) {
+                    return Ok(());
+                }
+                self.write_pod(kind, uid, &bytes)?;
+                self.last.lock().expect("checkpoint lock")[slot(kind)].insert(uid.to_string(), bytes);
+            }
+            None => {
+                match fs::remove_file(&path) {
+                    Ok(()) => fsync_dir(&self.dir(kind))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(write_err(&path)(e)),
+                }
+                self.last.lock().expect("checkpoint lock")[slot(kind)].remove(uid);
+            }
+        }
         Ok(())
     }
 }
@@ -186,6 +336,18 @@ impl MemoryCheckpointStore {
     pub fn get(&self, kind: CheckpointKind) -> CheckpointData {
         self.data.lock().expect("store lock")[slot(kind)].clone()
     }
+
+    /// Counts a save, or fails it when `fail_saves` is set.
+    fn check_fault(&self, kind: CheckpointKind) -> Result<(), CheckpointError> {
+        if self.fail_saves.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(CheckpointError::Write {
+                path: PathBuf::from(kind.file_name()),
+                source: std::io::Error::other("injected save failure"),
+            });
+        }
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl CheckpointStore for MemoryCheckpointStore {
@@ -194,14 +356,23 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError> {
-        if self.fail_saves.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(CheckpointError::Write {
-                path: PathBuf::from(kind.file_name()),
-                source: std::io::Error::other("injected save failure"),
-            });
-        }
-        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.check_fault(kind)?;
         self.data.lock().expect("store lock")[slot(kind)] = data.clone();
+        Ok(())
+    }
+
+    fn save_pod(
+        &self,
+        kind: CheckpointKind,
+        uid: &str,
+        entry: Option<&PodResourceState>,
+    ) -> Result<(), CheckpointError> {
+        self.check_fault(kind)?;
+        let mut data = self.data.lock().expect("store lock");
+        match entry {
+            Some(e) => data[slot(kind)].entries.insert(uid.to_string(), e.clone()),
+            None => data[slot(kind)].entries.remove(uid),
+        };
         Ok(())
     }
 }
@@ -238,7 +409,7 @@ mod tests {
         store
             .save(CheckpointKind::Allocated, &sample("100m"))
             .unwrap();
-        let path = store.path(CheckpointKind::Allocated);
+        let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -263,7 +434,11 @@ mod tests {
             .save(CheckpointKind::Actuated, &sample("100m"))
             .unwrap();
         // a crash after writing the temp file but before the rename
-        fs::write(dir.path().join(".actuated_pods_state.tmp"), b"{half").unwrap();
+        fs::write(
+            store.dir(CheckpointKind::Actuated).join(".uid-1.tmp"),
+            b"{half",
+        )
+        .unwrap();
         let store = FileCheckpointStore::new(dir.path()).unwrap();
         assert_eq!(
             store.load(CheckpointKind::Actuated).unwrap(),
@@ -285,7 +460,7 @@ mod tests {
         store
             .save(CheckpointKind::Allocated, &sample("100m"))
             .unwrap();
-        let path = store.path(CheckpointKind::Allocated);
+        let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         let tampered = fs::read_to_string(&path).unwrap().replace("100m", "999m");
         fs::write(&path, &tampered).unwrap();
 
@@ -316,13 +491,51 @@ mod tests {
         store
             .save(CheckpointKind::Allocated, &sample("100m"))
             .unwrap();
-        let path = store.path(CheckpointKind::Allocated);
+        let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         // Replace the file behind the store's back: an unchanged save must not touch it.
         fs::write(&path, b"sentinel").unwrap();
         store
             .save(CheckpointKind::Allocated, &sample("100m"))
             .unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"sentinel");
+    }
+
+    #[test]
+    fn a_pod_save_writes_only_that_pods_file_and_none_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpointStore::new(dir.path()).unwrap();
+        let mut two = sample("100m");
+        two.entries
+            .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
+        store.save(CheckpointKind::Allocated, &two).unwrap();
+        let other = store.pod_path(CheckpointKind::Allocated, "uid-2");
+        fs::write(&other, b"sentinel").unwrap();
+        let changed = sample("200m").entries["uid-1"].clone();
+        store
+            .save_pod(CheckpointKind::Allocated, "uid-1", Some(&changed))
+            .unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"sentinel", "another pod's file was rewritten");
+        store.save_pod(CheckpointKind::Allocated, "uid-2", None).unwrap();
+        assert!(!other.exists());
+        let again = FileCheckpointStore::new(dir.path()).unwrap();
+        assert_eq!(again.load(CheckpointKind::Allocated).unwrap(), sample("200m"));
+        // a uid that is not a file name is refused, nothing written
+        assert!(store
+            .save_pod(CheckpointKind::Allocated, "../x", Some(&changed))
+            .is_err());
+    }
+
+    #[test]
+    fn the_single_file_layout_is_migrated_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpointStore::new(dir.path()).unwrap();
+        let legacy = store.legacy_path(CheckpointKind::Actuated);
+        fs::write(&legacy, encode(&sample("100m"))).unwrap();
+        assert_eq!(store.load(CheckpointKind::Actuated).unwrap(), sample("100m"));
+        assert!(!legacy.exists(), "migrated files are removed");
+        assert!(store.pod_path(CheckpointKind::Actuated, "uid-1").exists());
+        let again = FileCheckpointStore::new(dir.path()).unwrap();
+        assert_eq!(again.load(CheckpointKind::Actuated).unwrap(), sample("100m"));
     }
 
     #[test]

@@ -359,13 +359,11 @@ impl Engine {
         {
             let mut admission = lock(&self.admission);
             if admission.allocated.entries.remove(uid).is_some() {
-                self.store
-                    .save(CheckpointKind::Allocated, &admission.allocated)?;
+                self.store.save_pod(CheckpointKind::Allocated, uid, None)?;
             }
         }
-        let mut actuated = lock(&self.actuated);
-        if actuated.entries.remove(uid).is_some() {
-            self.store.save(CheckpointKind::Actuated, &actuated)?;
+        if lock(&self.actuated).entries.remove(uid).is_some() {
+            self.store.save_pod(CheckpointKind::Actuated, uid, None)?;
         }
         Ok(())
     }
@@ -412,14 +410,14 @@ impl Engine {
         }
         let seeded = seed_pod(pod, &actual, &admission.node);
         debug!(pod = %pod_name(pod), "seeded allocated and actuated state from the runtime");
-        {
-            let mut actuated = lock(&self.actuated);
-            actuated.entries.insert(pod.uid.clone(), seeded.clone());
-            self.store.save(CheckpointKind::Actuated, &actuated)?;
-        }
-        admission.allocated.entries.insert(pod.uid.clone(), seeded);
+        lock(&self.actuated)
+            .entries
+            .insert(pod.uid.clone(), seeded.clone());
         self.store
-            .save(CheckpointKind::Allocated, &admission.allocated)?;
+            .save_pod(CheckpointKind::Actuated, &pod.uid, Some(&seeded))?;
+        self.store
+            .save_pod(CheckpointKind::Allocated, &pod.uid, Some(&seeded))?;
+        admission.allocated.entries.insert(pod.uid.clone(), seeded);
         Ok(true)
     }
 
@@ -438,8 +436,13 @@ impl Engine {
         if admission.allocated.entries.get(&pod.uid) == Some(&state) {
             return Ok(());
         }
-        let previous = admission.allocated.entries.insert(pod.uid.clone(), state);
-        if let Err(e) = store.save(CheckpointKind::Allocated, &admission.allocated) {
+        let previous = admission
+            .allocated
+            .entries
+            .insert(pod.uid.clone(), state.clone());
+        // under the admission lock: the next admission must not count an allocation that is
+        // rolled back here
+        if let Err(e) = store.save_pod(CheckpointKind::Allocated, &pod.uid, Some(&state)) {
             // Not durable, so not accepted: restore and let the caller retry.
             match previous {
                 Some(p) => admission.allocated.entries.insert(pod.uid.clone(), p),

@@ -102,11 +102,15 @@ impl Executor<'_> {
                 step,
                 Step::UpdateContainer { .. } | Step::StopContainer { .. }
             ) {
-                let mut actuated = actuated.lock().unwrap_or_else(|e| e.into_inner());
-                let entry = actuated.entries.entry(plan.pod_uid.clone()).or_default();
-                record_actuated(entry, step);
+                let entry = {
+                    let mut actuated = actuated.lock().unwrap_or_else(|e| e.into_inner());
+                    let entry = actuated.entries.entry(plan.pod_uid.clone()).or_default();
+                    record_actuated(entry, step);
+                    entry.clone()
+                };
+                // outside the lock: other pods' steps are not held up by this pod's fsync
                 self.store
-                    .save(CheckpointKind::Actuated, &actuated)
+                    .save_pod(CheckpointKind::Actuated, &plan.pod_uid, Some(&entry))
                     .map_err(|source| ExecError::Checkpoint {
                         pod: self.pod_name.clone(),
                         source,

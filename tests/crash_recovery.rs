@@ -69,8 +69,10 @@ async fn crash_between_steps_then_rerun_converges() {
         Some(20_000)
     );
     assert_eq!(running.pod_cgroup_values().cpu_quota, Some(20_000));
-    let actuated =
-        decode(&std::fs::read(state.join(CheckpointKind::Actuated.file_name())).unwrap()).unwrap();
+    let pod_file_path = state
+        .join(format!("{}.d", CheckpointKind::Actuated.file_name()))
+        .join(&pod.uid);
+    let actuated = decode(&std::fs::read(pod_file_path).unwrap()).unwrap();
     let app = &actuated.entries[&pod.uid].container_resources["app"];
     assert_eq!(app.limits["memory"].value(), 128 * MIB);
     assert_eq!(app.limits["cpu"].milli_value(), 200);
