@@ -46,6 +46,8 @@ pub const ERROR_RETRY: Duration = Duration::from_secs(10);
 /// Decision 5's default threshold for the intermediate `PodResizeInProgress` write.
 pub const DEFAULT_IN_PROGRESS_THRESHOLD: Duration = Duration::from_millis(100);
 const CONFLICT_RETRIES: usize = 5;
+/// Passes running at once (more would only queue in the runtime and hold memory).
+const MAX_CONCURRENT_PASSES: usize = 32;
 /// How long a shutdown waits for passes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -646,6 +648,11 @@ impl Controller {
         for (uid, since) in std::mem::take(&mut self.dirty) {
             if self.in_flight.contains(&uid) {
                 self.rerun.insert(uid);
+                continue;
+            }
+            if self.in_flight.len() >= MAX_CONCURRENT_PASSES {
+                // picked up when a pass ends
+                self.dirty.insert(uid, since);
                 continue;
             }
             let Some(work) = self.work_for(&uid, None) else {

@@ -35,10 +35,17 @@ pub fn build_client(config: kube::Config) -> Result<Client, kube::Error> {
         .map_err(tower::BoxError::from)
         .service(
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                // a burst opens a connection per concurrent write; keep only a few idle ones
+                // (each holds its buffers)
+                .pool_max_idle_per_host(IDLE_CONNECTIONS)
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
                 .build(https),
         );
     Ok(Client::new(service, config.default_namespace))
 }
+
+/// Idle API server connections kept for reuse.
+const IDLE_CONNECTIONS: usize = 8;
 
 /// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged. Watch
 /// errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes the
