@@ -10,7 +10,7 @@ use tracing::{debug, info};
 
 use crate::cgroup::{CgroupError, CgroupFs, PodCgroupId};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::core::admission::{admit, Decision, NodePressure};
+use crate::core::admission::{admit_with_used, Decision, NodePressure};
 use crate::core::node::NodeConfig;
 use crate::core::plan::{is_in_progress, plan_pod_resize, Plan, PlanInput};
 use crate::core::resources::PodSpec;
@@ -77,6 +77,30 @@ pub struct Engine {
 struct Admission {
     node: NodeConfig,
     allocated: CheckpointData,
+    /// `pod_requests` of each allocated pod (a function of its allocation and the immutable
+    /// rest of its spec); dropped whenever the allocation changes.
+    requests: BTreeMap<String, crate::core::resources::ResourceList>,
+}
+
+impl Admission {
+    /// Adds what `pod` requests at its allocation (at its desired spec when it has none) to
+    /// `used`.
+    fn add_requests_of(&mut self, pod: &PodSpec, used: &mut crate::core::resources::ResourceList) {
+        use crate::core::admission::add_requests;
+        use crate::core::resources::pod_requests;
+        if let Some(r) = self.requests.get(&pod.uid) {
+            add_requests(used, r);
+            return;
+        }
+        match self.allocated.entries.get(&pod.uid) {
+            Some(a) => {
+                let r = pod_requests(&pod.with_allocated(a));
+                add_requests(used, &r);
+                self.requests.insert(pod.uid.clone(), r);
+            }
+            None => add_requests(used, &pod_requests(pod)),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +184,7 @@ impl Engine {
             admission: Mutex::new(Admission {
                 node,
                 allocated: checkpoints.allocated,
+                requests: BTreeMap::new(),
             }),
             actuated: Mutex::new(checkpoints.actuated),
             last_written_shares: Mutex::new(BTreeMap::new()),
@@ -202,21 +227,18 @@ impl Engine {
 
         let (decision, allocated_pod, node) = {
             let mut admission = lock(&self.admission);
-            let others: Vec<PodSpec> = others
-                .iter()
-                .filter(|p| p.uid != desired.uid)
-                .map(|p| match admission.allocated.entries.get(&p.uid) {
-                    Some(a) => p.with_allocated(a),
-                    None => p.clone(),
-                })
-                .collect();
+            let mut used = crate::core::resources::ResourceList::new();
+            for p in others.iter().filter(|p| p.uid != desired.uid) {
+                admission.add_requests_of(p, &mut used);
+            }
             let allocation = admission
                 .allocated
                 .entries
                 .get(&desired.uid)
                 .cloned()
                 .unwrap_or_default();
-            let decision = admit(desired, &allocation, &others, &admission.node, pressure);
+            let decision =
+                admit_with_used(desired, &allocation, &used, &admission.node, pressure);
             if decision == Decision::Accepted {
                 Self::allocate_locked(&mut admission, self.store.as_ref(), desired)?;
                 info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
@@ -358,6 +380,7 @@ impl Engine {
         lock(&self.last_written_shares).remove(uid);
         {
             let mut admission = lock(&self.admission);
+            admission.requests.remove(uid);
             if admission.allocated.entries.remove(uid).is_some() {
                 self.store.save_pod(CheckpointKind::Allocated, uid, None)?;
             }
@@ -417,6 +440,7 @@ impl Engine {
             .save_pod(CheckpointKind::Actuated, &pod.uid, Some(&seeded))?;
         self.store
             .save_pod(CheckpointKind::Allocated, &pod.uid, Some(&seeded))?;
+        admission.requests.remove(&pod.uid);
         admission.allocated.entries.insert(pod.uid.clone(), seeded);
         Ok(true)
     }
@@ -436,6 +460,7 @@ impl Engine {
         if admission.allocated.entries.get(&pod.uid) == Some(&state) {
             return Ok(());
         }
+        admission.requests.remove(&pod.uid);
         let previous = admission
             .allocated
             .entries

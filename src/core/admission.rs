@@ -148,14 +148,26 @@ fn resize_handler(
 
 /// Resource fit (spec §4.3): `others` are the other active pods on the node, each already
 /// overlaid with `max(allocated, actual)` per container (see [`max_overlay`]).
-fn resource_fit(desired: &PodSpec, others: &[PodSpec], node: &NodeConfig) -> Option<Decision> {
-    let requested = pod_requests(desired);
+/// What `others` request together (their `pod_requests` summed).
+pub fn used_by(others: &[PodSpec]) -> ResourceList {
     let mut used = ResourceList::new();
     for p in others {
-        for (name, q) in pod_requests(p) {
-            used.entry(name).and_modify(|u| *u = u.add(&q)).or_insert(q);
-        }
+        add_requests(&mut used, &pod_requests(p));
     }
+    used
+}
+
+/// `used += requests`, per resource.
+pub fn add_requests(used: &mut ResourceList, requests: &ResourceList) {
+    for (name, q) in requests {
+        used.entry(name.clone())
+            .and_modify(|u| *u = u.add(q))
+            .or_insert(*q);
+    }
+}
+
+fn resource_fit(desired: &PodSpec, used: &ResourceList, node: &NodeConfig) -> Option<Decision> {
+    let requested = pod_requests(desired);
     // the kubelet's order: cpu, memory, ephemeral-storage, then the rest by name
     let mut names: Vec<&String> = requested.keys().collect();
     let rank = |n: &str| match n {
@@ -233,6 +245,18 @@ pub fn admit(
     node: &NodeConfig,
     pressure: NodePressure,
 ) -> Decision {
+    admit_with_used(desired, allocated, &used_by(others), node, pressure)
+}
+
+/// [`admit`] with the other pods' summed requests ([`used_by`]) already computed (the engine
+/// keeps each pod's requests, so a decision does not re-aggregate every pod of the node).
+pub fn admit_with_used(
+    desired: &PodSpec,
+    allocated: &PodResourceState,
+    used: &ResourceList,
+    node: &NodeConfig,
+    pressure: NodePressure,
+) -> Decision {
     if is_unchanged(desired, allocated) {
         return Decision::Unchanged;
     }
@@ -255,7 +279,7 @@ pub fn admit(
             message: format!("The node had condition: [{}]. ", conditions.join(", ")),
         };
     }
-    if let Some(d) = resource_fit(desired, others, node) {
+    if let Some(d) = resource_fit(desired, used, node) {
         return d;
     }
     Decision::Accepted
