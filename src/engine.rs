@@ -83,46 +83,6 @@ struct Admission {
 }
 
 impl Admission {
-    /// Records an accepted allocation in memory before it is durable: until [`settle`], the
-    /// pod counts for other pods' admission with the larger of its old and new requests per
-    /// resource, so a rollback can never leave another pod admitted against capacity that
-    /// was not free. Returns the state to save, or `None` when nothing changes.
-    ///
-    /// [`settle`]: Admission::settle
-    fn reserve(&mut self, pod: &PodSpec, previous: &PodResourceState) -> Option<PodResourceState> {
-        use crate::core::resources::pod_requests;
-        let state = pod.resource_state();
-        if &state == previous {
-            return None;
-        }
-        let old = pod_requests(&pod.with_allocated(previous));
-        let mut both = pod_requests(&pod.with_allocated(&state));
-        for (name, q) in old {
-            both.entry(name)
-                .and_modify(|n| {
-                    if q > *n {
-                        *n = q
-                    }
-                })
-                .or_insert(q);
-        }
-        self.requests.insert(pod.uid.clone(), both);
-        self.allocated.entries.insert(pod.uid.clone(), state.clone());
-        Some(state)
-    }
-
-    /// Ends a [`reserve`](Admission::reserve): keeps the new allocation when it was saved,
-    /// restores `previous` when not.
-    fn settle(&mut self, uid: &str, previous: Option<PodResourceState>, saved: bool) {
-        self.requests.remove(uid);
-        if !saved {
-            match previous {
-                Some(p) => self.allocated.entries.insert(uid.to_string(), p),
-                None => self.allocated.entries.remove(uid),
-            };
-        }
-    }
-
     /// Adds what `pod` requests at its allocation (at its desired spec when it has none) to
     /// `used`.
     fn add_requests_of(&mut self, pod: &PodSpec, used: &mut crate::core::resources::ResourceList) {
@@ -265,7 +225,7 @@ impl Engine {
         let running = running_containers(&containers);
         let seeded = self.seed_if_unknown(desired, &running).await?;
 
-        let (decision, allocated_pod, node, saving) = {
+        let (decision, allocated_pod, node) = {
             let mut admission = lock(&self.admission);
             let mut used = crate::core::resources::ResourceList::new();
             for p in others.iter().filter(|p| p.uid != desired.uid) {
@@ -279,12 +239,9 @@ impl Engine {
                 .unwrap_or_default();
             let decision =
                 admit_with_used(desired, &allocation, &used, &admission.node, pressure);
-            let mut saving = None;
             if decision == Decision::Accepted {
-                let previous = admission.allocated.entries.get(&desired.uid).cloned();
-                saving = admission
-                    .reserve(desired, &allocation)
-                    .map(|state| (state, previous));
+                Self::allocate_locked(&mut admission, self.store.as_ref(), desired)?;
+                info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
             } else if decision != Decision::Unchanged {
                 debug!(pod = %pod_name(desired), ?decision, "resize not admitted");
             }
@@ -295,18 +252,8 @@ impl Engine {
                     .get(&desired.uid)
                     .unwrap_or(&allocation),
             );
-            (decision, allocated_pod, admission.node.clone(), saving)
+            (decision, allocated_pod, admission.node.clone())
         };
-        if let Some((state, previous)) = saving {
-            // durable before anything is enacted (§4.4); written outside the admission lock so
-            // other pods' decisions do not wait for this fsync
-            let saved = self
-                .store
-                .save_pod(CheckpointKind::Allocated, &desired.uid, Some(&state));
-            lock(&self.admission).settle(&desired.uid, previous, saved.is_ok());
-            saved?;
-            info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
-        }
 
         let pod_cgroup = self.pod_cgroup(&allocated_pod);
         let current = if node.cgroups_per_qos {
@@ -631,37 +578,6 @@ mod tests {
         d.containers[0].resources = reqs(requests, limits);
         d.generation += 1;
         d
-    }
-
-    #[test]
-    fn an_allocation_being_saved_counts_with_its_larger_requests() {
-        let before = pod("a", vec![container("c", "cpu=1,memory=1Gi", "cpu=1,memory=1Gi")]);
-        let shrink = resized(&before, "cpu=500m,memory=2Gi", "cpu=500m,memory=2Gi");
-        let mut admission = Admission {
-            node: NodeConfig::default(),
-            allocated: CheckpointData::default(),
-            requests: BTreeMap::new(),
-        };
-        let previous = before.resource_state();
-        admission
-            .allocated
-            .entries
-            .insert("a".into(), previous.clone());
-        let used = |adm: &mut Admission| {
-            let mut used = crate::core::resources::ResourceList::new();
-            adm.add_requests_of(&shrink, &mut used);
-            used
-        };
-        assert!(admission.reserve(&shrink, &previous).is_some());
-        // while the save runs: cpu 1 (old, larger) and memory 2Gi (new, larger)
-        assert_eq!(used(&mut admission), list("cpu=1,memory=2Gi"));
-        // the save failed: back to the old allocation
-        admission.settle("a", Some(previous.clone()), false);
-        assert_eq!(used(&mut admission), list("cpu=1,memory=1Gi"));
-        // saved: the new one
-        admission.reserve(&shrink, &previous);
-        admission.settle("a", Some(previous), true);
-        assert_eq!(used(&mut admission), list("cpu=500m,memory=2Gi"));
     }
 
     #[tokio::test]
