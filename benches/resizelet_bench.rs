@@ -95,7 +95,11 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let mut rows = Vec::new();
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     eprintln!(
         "resizelet-bench ({} mode, {profile} build)",
         if short { "short" } else { "full" }
@@ -108,7 +112,10 @@ fn main() {
             &mut rows,
             "end-to-end scenarios",
             "-",
-            format!("skipped: {} not set (run scripts/bench.sh)", support::ENDPOINT_ENV),
+            format!(
+                "skipped: {} not set (run scripts/bench.sh)",
+                support::ENDPOINT_ENV
+            ),
             None,
         );
     }
@@ -116,9 +123,19 @@ fn main() {
 }
 
 fn print_table(rows: &[Row], short: bool, profile: &str) {
-    let w0 = rows.iter().map(|r| r.target.len()).max().unwrap_or(6).max(6);
+    let w0 = rows
+        .iter()
+        .map(|r| r.target.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let w1 = rows.iter().map(|r| r.goal.len()).max().unwrap_or(4).max(4);
-    let w2 = rows.iter().map(|r| r.measured.len()).max().unwrap_or(8).max(8);
+    let w2 = rows
+        .iter()
+        .map(|r| r.measured.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     println!(
         "\nresizelet-bench — {} mode, {profile} build{}",
         if short { "short" } else { "full" },
@@ -128,7 +145,10 @@ fn print_table(rows: &[Row], short: bool, profile: &str) {
             ""
         }
     );
-    println!("{:<w0$} | {:<w1$} | {:<w2$} | met", "target", "goal", "measured");
+    println!(
+        "{:<w0$} | {:<w1$} | {:<w2$} | met",
+        "target", "goal", "measured"
+    );
     println!("{}", "-".repeat(w0 + w1 + w2 + 12));
     for r in rows {
         let met = match r.met {
@@ -170,7 +190,8 @@ async fn scale(short: bool, rows: &mut Vec<Row>) {
         let v = pod_cgroup_values(p, &config);
         let pod_dir = cgroup_root.join(format!("kubepods/pod{}", p.uid));
         std::fs::create_dir_all(&pod_dir).expect("pod cgroup");
-        let weight = resizelet::core::conversions::shares_to_weight_linear(v.cpu_shares.unwrap_or(2));
+        let weight =
+            resizelet::core::conversions::shares_to_weight_linear(v.cpu_shares.unwrap_or(2));
         for (f, val) in [
             ("cpu.weight", weight.to_string()),
             ("cpu.max", format!("{} 100000", v.cpu_quota.unwrap_or(-1))),
@@ -200,7 +221,11 @@ async fn scale(short: bool, rows: &mut Vec<Row>) {
         format!(
             "{} (+{} per 250)",
             growth.join(" "),
-            per_250.iter().map(|d| format!("{d:.1}")).collect::<Vec<_>>().join("/")
+            per_250
+                .iter()
+                .map(|d| format!("{d:.1}"))
+                .collect::<Vec<_>>()
+                .join("/")
         ),
         Some(at_1000 <= 60.0),
     );
@@ -213,7 +238,13 @@ async fn scale(short: bool, rows: &mut Vec<Row>) {
         let allocation = p.resource_state();
         let running = BTreeMap::from([("c0".to_string(), format!("{}-c0", p.uid))]);
         let t = Instant::now();
-        let _ = admit(&desired, &allocation, &pods, &config, NodePressure::default());
+        let _ = admit(
+            &desired,
+            &allocation,
+            &pods,
+            &config,
+            NodePressure::default(),
+        );
         let _ = plan_pod_resize(&PlanInput {
             pod: &desired,
             actuated: &allocation,
@@ -242,13 +273,17 @@ async fn scale(short: bool, rows: &mut Vec<Row>) {
         rows,
         "scale: sustained resizes through the engine (file checkpoints)",
         "1,000/s",
-        format!("{rate:.0}/s over {seconds} s; pass p50 {} p99 {}", ms(p50), ms(p99)),
+        format!(
+            "{rate:.0}/s over {seconds} s; pass p50 {} p99 {}",
+            ms(p50),
+            ms(p99)
+        ),
         Some(rate >= 950.0),
     );
     // the same with the checkpoints in memory: what the fsyncs cost
     let state = dir.path().join("state");
-    let checkpoints = Checkpoints::load(&FileCheckpointStore::new(&state).expect("store"))
-        .expect("checkpoints");
+    let checkpoints =
+        Checkpoints::load(&FileCheckpointStore::new(&state).expect("store")).expect("checkpoints");
     let in_memory = Arc::new(Engine::new(
         runtime.clone(),
         Arc::new(RealCgroupFs::v2(&cgroup_root, CgroupDriver::Cgroupfs)),
@@ -333,7 +368,10 @@ async fn wait_all_done(cluster: &Cluster, pods: &[TestPod], limit: Duration) -> 
         if pods.iter().all(|p| resize_done(&cluster.pod(p))) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "resizes not reflected within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "resizes not reflected within {limit:?}"
+        );
         let _ = tokio::time::timeout(Duration::from_millis(20), changes.recv()).await;
     }
 }
@@ -377,7 +415,10 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         .await;
     cluster.wait_resize_fields(&one.pod).await;
     let n = if short { 20 } else { 100 };
-    let (writes0, events0) = (cluster.api.stats().pod_status_patches, cluster.api.events().len());
+    let (writes0, events0) = (
+        cluster.api.stats().pod_status_patches,
+        cluster.api.events().len(),
+    );
     let mut changes = cluster.api.watch_changes();
     let mut samples = Vec::new();
     for i in 0..n {
@@ -386,7 +427,10 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         cluster.resize(&one.pod, &small(cpu)).await.expect("resize");
         while !resize_done(&cluster.pod(&one.pod)) {
             let _ = tokio::time::timeout(Duration::from_millis(20), changes.recv()).await;
-            assert!(t.elapsed() < Duration::from_secs(20), "resize {i} not reflected");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "resize {i} not reflected"
+            );
         }
         samples.push(t.elapsed());
     }
@@ -431,7 +475,11 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
     for i in 0..total - 1 {
         running.push(
             cluster
-                .run_pod(TestPod::new(&format!("burst-{i}"), QosClass::Guaranteed, small(20)))
+                .run_pod(TestPod::new(
+                    &format!("burst-{i}"),
+                    QosClass::Guaranteed,
+                    small(20),
+                ))
                 .await,
         );
     }
@@ -484,7 +532,13 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         Some(cpu_pct <= 0.1),
     );
     let (_, metrics) = agent.get("/metrics").await;
-    for phase in ["admission", "enactment", "runtime_status", "status_patch", "total"] {
+    for phase in [
+        "admission",
+        "enactment",
+        "runtime_status",
+        "status_patch",
+        "total",
+    ] {
         let value = |suffix: &str| -> f64 {
             metrics
                 .lines()
@@ -501,7 +555,10 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
             rows,
             &format!("agent phase {phase} (mean over {count} passes)"),
             "-",
-            format!("{:.2} ms", if count > 0.0 { sum / count * 1e3 } else { 0.0 }),
+            format!(
+                "{:.2} ms",
+                if count > 0.0 { sum / count * 1e3 } else { 0.0 }
+            ),
             None,
         );
     }

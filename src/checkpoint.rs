@@ -174,7 +174,12 @@ impl FileCheckpointStore {
         }
     }
 
-    fn write_pod(&self, kind: CheckpointKind, uid: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
+    fn write_pod(
+        &self,
+        kind: CheckpointKind,
+        uid: &str,
+        bytes: &[u8],
+    ) -> Result<(), CheckpointError> {
         let dir = self.dir(kind);
         let path = dir.join(uid);
         let tmp = dir.join(format!(".{uid}.tmp"));
@@ -301,7 +306,8 @@ impl CheckpointStore for FileCheckpointStore {
                     return Ok(());
                 }
                 self.write_pod(kind, uid, &bytes)?;
-                self.last.lock().expect("checkpoint lock")[slot(kind)].insert(uid.to_string(), bytes);
+                self.last.lock().expect("checkpoint lock")[slot(kind)]
+                    .insert(uid.to_string(), bytes);
             }
             None => {
                 match fs::remove_file(&path) {
@@ -514,11 +520,20 @@ mod tests {
         store
             .save_pod(CheckpointKind::Allocated, "uid-1", Some(&changed))
             .unwrap();
-        assert_eq!(fs::read(&other).unwrap(), b"sentinel", "another pod's file was rewritten");
-        store.save_pod(CheckpointKind::Allocated, "uid-2", None).unwrap();
+        assert_eq!(
+            fs::read(&other).unwrap(),
+            b"sentinel",
+            "another pod's file was rewritten"
+        );
+        store
+            .save_pod(CheckpointKind::Allocated, "uid-2", None)
+            .unwrap();
         assert!(!other.exists());
         let again = FileCheckpointStore::new(dir.path()).unwrap();
-        assert_eq!(again.load(CheckpointKind::Allocated).unwrap(), sample("200m"));
+        assert_eq!(
+            again.load(CheckpointKind::Allocated).unwrap(),
+            sample("200m")
+        );
         // a uid that is not a file name is refused, nothing written
         assert!(store
             .save_pod(CheckpointKind::Allocated, "../x", Some(&changed))
@@ -531,11 +546,17 @@ mod tests {
         let store = FileCheckpointStore::new(dir.path()).unwrap();
         let legacy = store.legacy_path(CheckpointKind::Actuated);
         fs::write(&legacy, encode(&sample("100m"))).unwrap();
-        assert_eq!(store.load(CheckpointKind::Actuated).unwrap(), sample("100m"));
+        assert_eq!(
+            store.load(CheckpointKind::Actuated).unwrap(),
+            sample("100m")
+        );
         assert!(!legacy.exists(), "migrated files are removed");
         assert!(store.pod_path(CheckpointKind::Actuated, "uid-1").exists());
         let again = FileCheckpointStore::new(dir.path()).unwrap();
-        assert_eq!(again.load(CheckpointKind::Actuated).unwrap(), sample("100m"));
+        assert_eq!(
+            again.load(CheckpointKind::Actuated).unwrap(),
+            sample("100m")
+        );
     }
 
     #[test]

@@ -237,8 +237,7 @@ impl Engine {
                 .get(&desired.uid)
                 .cloned()
                 .unwrap_or_default();
-            let decision =
-                admit_with_used(desired, &allocation, &used, &admission.node, pressure);
+            let decision = admit_with_used(desired, &allocation, &used, &admission.node, pressure);
             if decision == Decision::Accepted {
                 Self::allocate_locked(&mut admission, self.store.as_ref(), desired)?;
                 info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");

@@ -29,7 +29,11 @@ fn yaml(path: &Path) -> Value {
 fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(file: &str, v: &Value) -> T {
     let t: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
     let back = serde_json::to_value(&t).unwrap();
-    assert_eq!(&strip_nulls(back), &strip_nulls(v.clone()), "{file} does not round-trip: misspelt or misplaced field?");
+    assert_eq!(
+        &strip_nulls(back),
+        &strip_nulls(v.clone()),
+        "{file} does not round-trip: misspelt or misplaced field?"
+    );
     t
 }
 
@@ -71,7 +75,10 @@ fn find(kind: &str) -> Value {
 fn every_manifest_is_the_type_it_claims() {
     let mut kinds = BTreeSet::new();
     for (file, v) in manifests() {
-        let kind = v["kind"].as_str().unwrap_or_else(|| panic!("{file}: no kind")).to_string();
+        let kind = v["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file}: no kind"))
+            .to_string();
         match kind.as_str() {
             "Namespace" => drop(typed::<Namespace>(&file, &v)),
             "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &v)),
@@ -118,7 +125,10 @@ fn rbac_is_least_privilege_and_bound_to_the_service_account() {
                 let verbs = verbs.clone();
                 resources.clone().into_iter().flat_map(move |res| {
                     let g = g.clone();
-                    verbs.clone().into_iter().map(move |v| (g.clone(), res.clone(), v))
+                    verbs
+                        .clone()
+                        .into_iter()
+                        .map(move |v| (g.clone(), res.clone(), v))
                 })
             })
         })
@@ -141,7 +151,10 @@ fn rbac_is_least_privilege_and_bound_to_the_service_account() {
     let binding: ClusterRoleBinding = serde_json::from_value(find("ClusterRoleBinding")).unwrap();
     assert_eq!(binding.role_ref.name, "resizelet");
     let subject = &binding.subjects.unwrap()[0];
-    assert_eq!((subject.kind.as_str(), subject.name.as_str()), ("ServiceAccount", "resizelet"));
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", "resizelet")
+    );
     assert_eq!(subject.namespace.as_deref(), Some("resizelet"));
 }
 
@@ -149,16 +162,30 @@ fn rbac_is_least_privilege_and_bound_to_the_service_account() {
 fn daemonset_has_what_a_node_agent_needs_and_no_more() {
     let ds: DaemonSet = serde_json::from_value(find("DaemonSet")).unwrap();
     let pod = ds.spec.unwrap().template.spec.unwrap();
-    assert_eq!(pod.priority_class_name.as_deref(), Some("system-node-critical"));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
     assert_eq!(pod.service_account_name.as_deref(), Some("resizelet"));
     assert!(pod.host_network.is_none_or(|h| !h));
     let tolerations = pod.tolerations.unwrap();
-    assert!(tolerations.iter().any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()));
+    assert!(tolerations
+        .iter()
+        .any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()));
     let c = &pod.containers[0];
     let env: Vec<_> = c.env.clone().unwrap();
-    let node = env.iter().find(|e| e.name == "NODE_NAME").expect("NODE_NAME");
+    let node = env
+        .iter()
+        .find(|e| e.name == "NODE_NAME")
+        .expect("NODE_NAME");
     assert_eq!(
-        node.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path,
+        node.value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
         "spec.nodeName"
     );
     let sc = c.security_context.clone().unwrap();
@@ -166,11 +193,34 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref() == Some("/healthz"));
-    assert!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref() == Some("/readyz"));
+    assert!(
+        c.liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref()
+            == Some("/healthz")
+    );
+    assert!(
+        c.readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref()
+            == Some("/readyz")
+    );
     let resources = c.resources.clone().unwrap();
     assert!(resources.requests.unwrap().contains_key("memory"));
-    assert!(!resources.limits.unwrap().contains_key("cpu"), "a cpu limit would throttle resizes");
+    assert!(
+        !resources.limits.unwrap().contains_key("cpu"),
+        "a cpu limit would throttle resizes"
+    );
     let mounts: BTreeSet<String> = c
         .volume_mounts
         .clone()
@@ -178,7 +228,12 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
         .iter()
         .map(|m| m.mount_path.clone())
         .collect();
-    for path in ["/run/containerd/containerd.sock", "/sys/fs/cgroup", "/var/lib/resizelet", "/etc/resizelet"] {
+    for path in [
+        "/run/containerd/containerd.sock",
+        "/sys/fs/cgroup",
+        "/var/lib/resizelet",
+        "/etc/resizelet",
+    ] {
         assert!(mounts.contains(path), "{path} not mounted");
     }
     let hostpaths: BTreeSet<String> = pod
@@ -189,12 +244,19 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
         .collect();
     assert_eq!(
         hostpaths,
-        ["/run/containerd/containerd.sock", "/sys/fs/cgroup", "/var/lib/resizelet"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "/run/containerd/containerd.sock",
+            "/sys/fs/cgroup",
+            "/var/lib/resizelet"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     );
-    assert_eq!(c.args.clone().unwrap(), ["run", "--config", "/etc/resizelet/config.toml"]);
+    assert_eq!(
+        c.args.clone().unwrap(),
+        ["run", "--config", "/etc/resizelet/config.toml"]
+    );
 }
 
 #[test]
@@ -210,7 +272,10 @@ fn configmap_is_a_valid_resizelet_configuration() {
         ..Default::default()
     };
     let s = resizelet::config::resolve(env.over(layer)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.container_runtime_endpoint, "unix:///run/containerd/containerd.sock");
+    assert_eq!(
+        s.container_runtime_endpoint,
+        "unix:///run/containerd/containerd.sock"
+    );
 }
 
 // ---- the admission policy, evaluated ----
@@ -222,7 +287,8 @@ struct Policy {
 }
 
 fn policy() -> Policy {
-    let vap: ValidatingAdmissionPolicy = serde_json::from_value(find("ValidatingAdmissionPolicy")).unwrap();
+    let vap: ValidatingAdmissionPolicy =
+        serde_json::from_value(find("ValidatingAdmissionPolicy")).unwrap();
     let spec = vap.spec.unwrap();
     let compile = |e: &str| cel::Program::compile(e).unwrap_or_else(|err| panic!("{e}: {err}"));
     let conditions = spec.match_conditions.unwrap();
@@ -268,7 +334,8 @@ fn evaluate(p: &Policy, request: Value, object: Value, old_object: Value) -> Ver
         cel::Value::String(s) => s.to_string(),
         other => panic!("node variable: {other:?}"),
     };
-    ctx.add_variable("variables", json!({ "node": node })).unwrap();
+    ctx.add_variable("variables", json!({ "node": node }))
+        .unwrap();
     for v in &p.validations {
         match v.execute(&ctx) {
             Ok(cel::Value::Bool(true)) => {}
@@ -282,7 +349,9 @@ const AGENT: &str = "system:serviceaccount:resizelet:resizelet";
 
 fn user(name: &str, node: Option<&str>) -> Value {
     match node {
-        Some(n) => json!({"username": name, "extra": {"authentication.kubernetes.io/node-name": [n]}}),
+        Some(n) => {
+            json!({"username": name, "extra": {"authentication.kubernetes.io/node-name": [n]}})
+        }
         None => json!({"username": name}),
     }
 }
@@ -302,13 +371,26 @@ fn policy_allows_the_own_node_and_denies_everything_else() {
     let p = policy();
     let run = |(r, o, old): (Value, Value, Value)| evaluate(&p, r, o, old);
     // own node: allowed
-    assert_eq!(run(pod_status_patch(user(AGENT, Some("node-a")), "node-a")), Verdict::Allowed);
+    assert_eq!(
+        run(pod_status_patch(user(AGENT, Some("node-a")), "node-a")),
+        Verdict::Allowed
+    );
     // another node's pod: denied
-    assert_eq!(run(pod_status_patch(user(AGENT, Some("node-a")), "node-b")), Verdict::Denied);
+    assert_eq!(
+        run(pod_status_patch(user(AGENT, Some("node-a")), "node-b")),
+        Verdict::Denied
+    );
     // no node claim in the token (no extra at all, or without the key): denied
-    assert_eq!(run(pod_status_patch(user(AGENT, None), "node-a")), Verdict::Denied);
-    let other_extra = json!({"username": AGENT, "extra": {"authentication.kubernetes.io/pod-name": ["x"]}});
-    assert_eq!(run(pod_status_patch(other_extra, "node-a")), Verdict::Denied);
+    assert_eq!(
+        run(pod_status_patch(user(AGENT, None), "node-a")),
+        Verdict::Denied
+    );
+    let other_extra =
+        json!({"username": AGENT, "extra": {"authentication.kubernetes.io/pod-name": ["x"]}});
+    assert_eq!(
+        run(pod_status_patch(other_extra, "node-a")),
+        Verdict::Denied
+    );
     // moving a pod to this node through a status write does not help
     let (r, o, _) = pod_status_patch(user(AGENT, Some("node-a")), "node-a");
     let old = json!({"spec": {"nodeName": "node-b"}});
@@ -342,7 +424,8 @@ fn policy_binding_denies_and_refers_to_the_policy() {
     let spec = b.spec.unwrap();
     assert_eq!(spec.policy_name.as_deref(), Some("resizelet-own-node-only"));
     assert_eq!(spec.validation_actions.unwrap(), ["Deny"]);
-    let vap: ValidatingAdmissionPolicy = serde_json::from_value(find("ValidatingAdmissionPolicy")).unwrap();
+    let vap: ValidatingAdmissionPolicy =
+        serde_json::from_value(find("ValidatingAdmissionPolicy")).unwrap();
     assert_eq!(vap.spec.unwrap().failure_policy.as_deref(), Some("Fail"));
 }
 
@@ -368,17 +451,32 @@ fn systemd_unit_verifies() {
         assert!(text.lines().any(|l| l.trim() == line), "{line} missing");
     }
     assert!(
-        !text.lines().any(|l| l.trim_start().starts_with("ProtectControlGroups")),
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("ProtectControlGroups")),
         "cgroup writes need the cgroup tree writable"
     );
     assert!(text.contains("--config /etc/resizelet/config.toml"));
-    let rw = text.lines().find(|l| l.starts_with("ReadWritePaths=")).expect("ReadWritePaths");
-    assert!(rw.contains("/sys/fs/cgroup") && rw.contains("/var/lib/resizelet"), "{rw}");
-    assert!(text.lines().any(|l| l.starts_with("CapabilityBoundingSet=")));
+    let rw = text
+        .lines()
+        .find(|l| l.starts_with("ReadWritePaths="))
+        .expect("ReadWritePaths");
+    assert!(
+        rw.contains("/sys/fs/cgroup") && rw.contains("/var/lib/resizelet"),
+        "{rw}"
+    );
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("CapabilityBoundingSet=")));
     assert!(text.lines().any(|l| l.starts_with("EnvironmentFile=")));
-    assert!(text.lines().any(|l| l.starts_with("RestrictAddressFamilies=")));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("RestrictAddressFamilies=")));
 
-    let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("systemd-analyze not installed: verify skipped");
         return;
     };
@@ -398,6 +496,12 @@ fn systemd_unit_verifies() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // only complaints about this unit count (the host's other units are not ours)
-    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("resizelet.service")).collect();
-    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify:\n{stderr}");
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("resizelet.service"))
+        .collect();
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
 }
