@@ -79,6 +79,18 @@ fn events(cluster: &Cluster, pod: &TestPod) -> String {
     cluster.event_reasons(pod).join(", ")
 }
 
+/// `kubectl patch --subresource resize`, then wait until the status shows it done.
+async fn resize_until_done(cluster: &Cluster, pod: &TestPod, cpu_m: i64, mem_mib: i64) {
+    cluster
+        .resize(pod, &[container(cpu_m, mem_mib)])
+        .await
+        .expect("resize");
+    eventually("the resize is done", DEADLINE, || async {
+        resize_done(&cluster.pod(pod)).then_some(())
+    })
+    .await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::var("RESIZELET_DEMO").as_deref() != Ok("1") {
@@ -122,14 +134,7 @@ async fn main() {
 
     println!("\n== kubectl patch pod web --subresource resize  → app cpu 500m, memory 128Mi");
     let t = Instant::now();
-    cluster
-        .resize(&pod, &[container(500, 128)])
-        .await
-        .expect("resize");
-    eventually("the resize is done", DEADLINE, || async {
-        resize_done(&cluster.pod(&pod)).then_some(())
-    })
-    .await;
+    resize_until_done(&cluster, &pod, 500, 128).await;
     println!(
         "done in {:?}, in place (same container, no restart):",
         t.elapsed()
@@ -156,14 +161,7 @@ async fn main() {
     );
 
     println!("== revert to what fits: cpu 500m");
-    cluster
-        .resize(&pod, &[container(500, 128)])
-        .await
-        .expect("resize");
-    eventually("the resize is done", DEADLINE, || async {
-        resize_done(&cluster.pod(&pod)).then_some(())
-    })
-    .await;
+    resize_until_done(&cluster, &pod, 500, 128).await;
     let out = agent.cli(&["status"]);
     println!(
         "$ resizelet status\n{}",
