@@ -670,7 +670,12 @@ impl Controller {
                 .boxed(),
             );
         }
-        if self.retry_pass_running {
+        if self.retry_pass_running || self.retry_pass.is_none() {
+            return;
+        }
+        // a queued pod with a pass of its own running would be admitted outside queue order:
+        // the retry pass starts when those passes end
+        if self.queue.uids().iter().any(|u| self.in_flight.contains(u)) {
             return;
         }
         let Some(trigger) = self.retry_pass.take() else {
@@ -679,10 +684,6 @@ impl Controller {
         let mut works = Vec::new();
         for uid in self.queue.uids() {
             self.last_pass.remove(&uid);
-            if self.in_flight.contains(&uid) {
-                self.rerun.insert(uid);
-                continue;
-            }
             if let Some(work) = self.work_for(&uid, Some(trigger)) {
                 self.in_flight.insert(uid);
                 works.push(work);
