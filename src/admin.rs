@@ -412,6 +412,49 @@ mod tests {
         );
     }
 
+    async fn body(r: Response<Full<Bytes>>) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let code = r.status().as_u16();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_says_what_is_missing() {
+        use crate::cri::fake::{CallKind, FakeRuntime};
+        let runtime = Arc::new(FakeRuntime::new());
+        let state = AdminState {
+            stats: Arc::new(ControllerStats::default()),
+            runtime: runtime.clone(),
+        };
+        let get = |path: &'static str| {
+            let state = state.clone();
+            async move { body(handle(&state, &Method::GET, path).await).await }
+        };
+        let (code, text) = get("/readyz").await;
+        assert_eq!(code, 503);
+        assert!(text.contains("watches are not synced"), "{text}");
+        state
+            .stats
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(get("/readyz").await, (200, "ok\n".to_string()));
+        runtime.fail_next(CallKind::Version, tonic::Status::unavailable("socket gone"));
+        let (code, text) = get("/readyz").await;
+        assert_eq!(code, 503);
+        assert!(text.contains("container runtime unreachable"), "{text}");
+        assert_eq!(get("/healthz").await.0, 200, "alive even when not ready");
+        let (code, pods) = get("/debug/pods").await;
+        assert_eq!((code, pods.as_str()), (200, "[]"));
+        assert_eq!(get("/debug/pods/ns/nope").await.0, 404);
+        assert_eq!(
+            body(handle(&state, &Method::POST, "/metrics").await)
+                .await
+                .0,
+            405
+        );
+    }
+
     #[tokio::test]
     async fn nothing_listening_is_a_clear_error() {
         // a port nobody listens on: bind, learn the port, close
