@@ -63,6 +63,14 @@ state = "$dir/state"
 TOML
 }
 
+# Whether the CRI image store lists $1. The listing is captured first: with pipefail, `ctr | grep -q`
+# fails at random when grep exits on the first match and ctr dies of SIGPIPE writing the next line.
+has_image() {
+  local listing
+  listing="$(ctr_ -n k8s.io images ls -q)" || return 1
+  grep -qxF "$1" <<<"$listing"
+}
+
 import_images() {
   python3 "$here/build-image.py" --name "$image" --out "$dir/busybox.tar" --entrypoint "$sleeper" >&2
   python3 "$here/build-image.py" --name "$sandbox_image" --out "$dir/pause.tar" --entrypoint "$sleeper" >&2
@@ -74,7 +82,7 @@ import_images() {
   local ref attempt
   for ref in "$image" "$sandbox_image"; do
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-      ctr_ -n k8s.io images ls -q | grep -qxF "$ref" && break
+      has_image "$ref" && break
       if [[ $attempt == 5 ]]; then
         for tarball in "$dir/busybox.tar" "$dir/pause.tar"; do
           ctr_ -n k8s.io images import --snapshotter native "$tarball" >&2
@@ -82,7 +90,7 @@ import_images() {
       fi
       sleep 0.5
     done
-    if ! ctr_ -n k8s.io images ls -q | grep -qxF "$ref"; then
+    if ! has_image "$ref"; then
       log "image $ref missing after import"
       exit 1
     fi
