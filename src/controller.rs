@@ -1444,6 +1444,10 @@ mod tests {
             Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
         }
 
+        fn pod_object(&self, name: &str) -> Pod {
+            self.writer.pod("ns", name).unwrap()
+        }
+
         fn pod(&self, name: &str) -> serde_json::Value {
             serde_json::to_value(self.writer.pod("ns", name).unwrap()).unwrap()
         }
@@ -1621,6 +1625,51 @@ mod tests {
         assert!(c.stats().metrics.render().contains(
             "kubelet_pod_deferred_accepted_resizes_total{retry_trigger=\"pods_removed\"} 1"
         ));
+    }
+
+    #[tokio::test]
+    async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
+        let w = World::new();
+        let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
+        let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
+        let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
+        high.spec.as_mut().unwrap().priority = Some(100);
+        let c_pod = w.start(&high);
+        let mut c = w.controller();
+        sync_all(&mut c, vec![a.clone(), b, c_pod]).await;
+        let rb = w.resize("b", "1100m", "1Gi");
+        c.step(Input::Pod(watcher::Event::Apply(rb))).await;
+        let rc = w.resize("c", "1", "1Gi");
+        c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+        // c (first in the queue) gets a pass of its own, held at its first CRI call …
+        w.runtime.hold_lists_for("uc");
+        c.handle(Input::Pod(watcher::Event::Apply(w.pod_object("c"))));
+        c.dispatch();
+        assert!(c.in_flight.contains("uc"), "c has a pass of its own");
+        assert_eq!(c.queue.uids(), ["uc", "ub"]);
+        // … when a leaves and asks for a retry pass. A retry pass started now would run a second
+        // pass of c beside its own (or, skipping c, admit b into the freed cpu ahead of it): it
+        // waits until c's pass has ended
+        c.handle(Input::Pod(watcher::Event::Delete(a)));
+        c.dispatch();
+        assert!(c.retry_pass.is_some(), "pods removed asks for a retry pass");
+        assert!(
+            !c.retry_pass_running,
+            "the retry pass started while c's own pass was in flight"
+        );
+        let runtime = w.runtime.clone();
+        let release = tokio::spawn(async move {
+            let held = until(|| runtime.held_lists() == 1).await;
+            runtime.release_lists();
+            held
+        });
+        c.settle().await;
+        assert!(release.await.unwrap(), "c's pass never reached the runtime");
+        assert_eq!(
+            w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+            "1"
+        );
+        assert_eq!(w.pod("b")["status"]["conditions"][0]["reason"], "Deferred");
     }
 
     #[tokio::test]

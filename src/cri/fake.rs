@@ -103,6 +103,9 @@ pub struct FakeRuntime {
     hold_updates: tokio::sync::watch::Sender<bool>,
     /// Updates waiting on the hold right now.
     held: std::sync::atomic::AtomicUsize,
+    /// While `Some(uid)`, `ListContainers` for that pod waits (tests of a pod pass in flight).
+    hold_lists: tokio::sync::watch::Sender<Option<String>>,
+    held_lists: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for FakeRuntime {
@@ -128,7 +131,23 @@ impl FakeRuntime {
             }),
             hold_updates: tokio::sync::watch::Sender::new(false),
             held: std::sync::atomic::AtomicUsize::new(0),
+            hold_lists: tokio::sync::watch::Sender::new(None),
+            held_lists: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Makes `ListContainers` for `pod_uid` wait until [`FakeRuntime::release_lists`].
+    pub fn hold_lists_for(&self, pod_uid: &str) {
+        self.hold_lists.send_replace(Some(pod_uid.to_string()));
+    }
+
+    pub fn release_lists(&self) {
+        self.hold_lists.send_replace(None);
+    }
+
+    /// How many `ListContainers` calls are waiting on the hold.
+    pub fn held_lists(&self) -> usize {
+        self.held_lists.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Makes every `UpdateContainerResources` wait until [`FakeRuntime::release_updates`].
@@ -330,6 +349,15 @@ impl Runtime for FakeRuntime {
         &self,
         pod_uid: Option<&str>,
     ) -> Result<Vec<RuntimeContainer>, CriError> {
+        let mut hold = self.hold_lists.subscribe();
+        let held = |h: &Option<String>| h.is_some() && h.as_deref() == pod_uid;
+        if held(&hold.borrow()) {
+            self.held_lists
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = hold.wait_for(|h| !held(h)).await;
+            self.held_lists
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
         let (st, fault) = self.begin(Call::ListContainers {
             pod_uid: pod_uid.map(str::to_string),
         });

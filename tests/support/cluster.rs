@@ -264,7 +264,18 @@ impl Agent {
     /// [`Agent::start`] with extra `run` flags.
     pub fn start_with(cluster: &Cluster, root_dir: &std::path::Path, extra: &[&str]) -> Agent {
         let admin = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_resizelet"))
+        // RESIZELET_TEST_AGENT_WRAPPER="heaptrack -o /tmp/agent" runs the agent under a profiler
+        let wrapper = std::env::var("RESIZELET_TEST_AGENT_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(wrapper).arg(env!("CARGO_BIN_EXE_resizelet"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_resizelet")),
+        };
+        let child = command
             .args(["run", "--node-name", NODE, "--kubeconfig"])
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
