@@ -513,6 +513,10 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
 
     // footprint with the pods present, idle (no kubelet actor)
     let pid = agent.child.id();
+    if let Ok(to) = std::env::var("RESIZELET_BENCH_SMAPS") {
+        // for a closer look: the agent's mappings with 110 pods
+        let _ = std::fs::copy(format!("/proc/{pid}/smaps"), to);
+    }
     let rss = proc_status_mb(pid, "VmRSS");
     let (anon, file) = (
         proc_status_mb(pid, "RssAnon"),
