@@ -162,6 +162,8 @@ struct Shared {
 pub struct Controller {
     shared: Arc<Shared>,
     pods: BTreeMap<String, PodView>,
+    /// Each pod's spec, shared with the passes that admit against it (`FullInput::others`).
+    specs: BTreeMap<String, Arc<PodSpec>>,
     /// The resize conditions as resizelet last decided them (seeded from the API on first sight;
     /// kept here because a gate-off kubelet erases them from the API).
     conditions: BTreeMap<String, ResizeConditions>,
@@ -258,7 +260,8 @@ enum Work {
 
 struct FullInput {
     view: PodView,
-    others: Vec<PodSpec>,
+    /// The node's active pods, shared with the controller (one `Arc` per pod, not a copy).
+    others: Vec<Arc<PodSpec>>,
     previous: ResizeConditions,
     /// Previously reported `resources` of this pod's containers, by container ID.
     reported: BTreeMap<String, ResourceRequirements>,
@@ -326,6 +329,7 @@ impl Controller {
                 stats: Arc::new(ControllerStats::default()),
             }),
             pods: BTreeMap::new(),
+            specs: BTreeMap::new(),
             conditions: BTreeMap::new(),
             reported: BTreeMap::new(),
             queue: PendingQueue::default(),
@@ -589,10 +593,18 @@ impl Controller {
                 .entry(uid.clone())
                 .or_insert_with(Instant::now);
         }
+        self.put_pod(uid, view);
+    }
+
+    fn put_pod(&mut self, uid: String, view: PodView) {
+        if self.specs.get(&uid).is_none_or(|s| **s != view.spec) {
+            self.specs.insert(uid.clone(), Arc::new(view.spec.clone()));
+        }
         self.pods.insert(uid, view);
     }
 
     fn deleted(&mut self, uid: &str) {
+        self.specs.remove(uid);
         if let Some(view) = self.pods.remove(uid) {
             for c in view
                 .container_statuses
@@ -738,11 +750,11 @@ impl Controller {
                 conditions: self.conditions.get(uid).cloned().unwrap_or_default(),
             });
         }
-        let others: Vec<PodSpec> = self
+        let others: Vec<Arc<PodSpec>> = self
             .pods
-            .values()
-            .filter(|p| p.spec.uid != uid && !p.terminal)
-            .map(|p| p.spec.clone())
+            .iter()
+            .filter(|(u, p)| u.as_str() != uid && !p.terminal)
+            .filter_map(|(u, _)| self.specs.get(u).cloned())
             .collect();
         let reported = view
             .container_statuses
@@ -787,7 +799,7 @@ impl Controller {
         if let Some(fresh) = out.fresh {
             // unless a newer event arrived meanwhile
             if current.resource_version == out.started_rv {
-                self.pods.insert(uid.clone(), fresh);
+                self.put_pod(uid.clone(), fresh);
             }
         }
         if out.status_ok {
@@ -1239,13 +1251,17 @@ fn condition_report(c: &crate::core::pod_status::ResizeCondition) -> ConditionRe
 
 /// Per resource (cpu, memory): allocatable, the sum of the other pods' allocated requests and
 /// this pod's desired requests — the arithmetic behind a Deferred/Infeasible decision.
-fn admission_lines(engine: &Engine, desired: &PodSpec, others: &[PodSpec]) -> Vec<AdmissionLine> {
+fn admission_lines(
+    engine: &Engine,
+    desired: &PodSpec,
+    others: &[Arc<PodSpec>],
+) -> Vec<AdmissionLine> {
     let node = engine.node();
     let mut sum = ResourceList::new();
-    for p in others {
+    for p in others.iter().filter(|p| p.uid != desired.uid) {
         let p = match engine.allocated(&p.uid) {
             Some(a) => p.with_allocated(&a),
-            None => p.clone(),
+            None => PodSpec::clone(p),
         };
         for (name, q) in pod_requests(&p) {
             let total = sum.get(&name).map_or(q, |s| s.add(&q));

@@ -212,7 +212,7 @@ impl Engine {
     pub async fn prepare(
         &self,
         desired: &PodSpec,
-        others: &[PodSpec],
+        others: &[impl std::borrow::Borrow<PodSpec>],
         pressure: NodePressure,
     ) -> Result<Prepared, EngineError> {
         let containers = self.runtime_containers(desired).await?;
@@ -228,7 +228,7 @@ impl Engine {
         let (decision, allocated_pod, node) = {
             let mut admission = lock(&self.admission);
             let mut used = crate::core::resources::ResourceList::new();
-            for p in others.iter().filter(|p| p.uid != desired.uid) {
+            for p in others.iter().map(|p| p.borrow()).filter(|p| p.uid != desired.uid) {
                 admission.add_requests_of(p, &mut used);
             }
             let allocation = admission
