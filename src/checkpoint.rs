@@ -57,7 +57,8 @@ use crate::core::state::{decode, encode};
 /// `<root>/actuated_pods_state.d/<uid>` (resizelet's own directory, never the kubelet's), each a
 /// checksummed document holding that pod's entry. A save writes only its pod's file, so its
 /// cost does not grow with the number of pods and saves of different pods run concurrently.
-/// Writes are atomic: temp file in the same directory, fsync, rename, fsync of the directory.
+/// Writes are atomic: temp file in the same directory, fsync, rename; the directory is fsync'd
+/// when a pod's file is created or removed (see `write_pod` for why not on every replace).
 /// The single-file layout of resizelet 0.1 (`<root>/allocated_pods_state`) is read and
 /// migrated on load.
 pub struct FileCheckpointStore {
@@ -193,8 +194,18 @@ impl FileCheckpointStore {
         file.write_all(bytes).map_err(write_err(&tmp))?;
         file.sync_all().map_err(write_err(&tmp))?;
         drop(file);
+        // Replacing a pod's file needs no directory fsync (the kubelet's filestore does none
+        // at all): the rename is atomic, and the file the directory names — old or new — is
+        // complete and fsync'd. A process crash sees the new file at once; only a power loss
+        // before the journal commits the rename could bring back the previous version, and a
+        // power loss reboots the node, which restarts every container anyway. Creating a pod's
+        // first file does fsync the directory, so a pod is never missing from it.
+        let created = fs::symlink_metadata(&path).is_err();
         fs::rename(&tmp, &path).map_err(write_err(&path))?;
-        fsync_dir(&dir)
+        if created {
+            fsync_dir(&dir)?;
+        }
+        Ok(())
     }
 }
 
