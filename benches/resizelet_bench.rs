@@ -392,6 +392,9 @@ async fn burst(cluster: &Cluster, pods: &[TestPod], cpu_m: i64) -> Duration {
 async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
     eprintln!("end to end: API-server double + real containerd + resizelet run");
     let cluster = Cluster::start("64", "256Gi").await;
+    // the kube-apiserver's watch cache sends a BOOKMARK about once a minute; the double's 1 s
+    // default (for tests of bookmark handling) would wake an idle agent 60 times as often
+    cluster.api.set_bookmark_interval(Duration::from_secs(60));
     let state = cluster.dir.path().join("state");
     let t = Instant::now();
     let agent = Agent::start_with(&cluster, &state, &["--log-level", "info"]);
