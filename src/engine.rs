@@ -228,7 +228,11 @@ impl Engine {
         let (decision, allocated_pod, node) = {
             let mut admission = lock(&self.admission);
             let mut used = crate::core::resources::ResourceList::new();
-            for p in others.iter().map(|p| p.borrow()).filter(|p| p.uid != desired.uid) {
+            for p in others
+                .iter()
+                .map(|p| p.borrow())
+                .filter(|p| p.uid != desired.uid)
+            {
                 admission.add_requests_of(p, &mut used);
             }
             let allocation = admission
@@ -644,17 +648,22 @@ mod tests {
         node.start(&b);
         let engine = node.engine();
         engine
-            .sync_pod(&a, &[b.clone()], NodePressure::default(), None)
+            .sync_pod(&a, std::slice::from_ref(&b), NodePressure::default(), None)
             .await
             .unwrap();
         engine
-            .sync_pod(&b, &[a.clone()], NodePressure::default(), None)
+            .sync_pod(&b, std::slice::from_ref(&a), NodePressure::default(), None)
             .await
             .unwrap();
 
         let grow = resized(&a, "cpu=2500m", "");
         let out = engine
-            .sync_pod(&grow, &[b.clone()], NodePressure::default(), None)
+            .sync_pod(
+                &grow,
+                std::slice::from_ref(&b),
+                NodePressure::default(),
+                None,
+            )
             .await
             .unwrap();
         assert!(

@@ -331,7 +331,7 @@ mod tests {
             admit(
                 &ok,
                 &p.resource_state(),
-                &[other.clone()],
+                std::slice::from_ref(&other),
                 &n,
                 NodePressure::default()
             ),

@@ -94,7 +94,7 @@ fn page_size_name(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
     let mut v = bytes;
     let mut i = 0;
-    while v >= 1024 && v % 1024 == 0 && i < UNITS.len() - 1 {
+    while v >= 1024 && v.is_multiple_of(1024) && i < UNITS.len() - 1 {
         v /= 1024;
         i += 1;
     }

@@ -28,7 +28,7 @@ pub enum ConvertError {
         name: String,
         value: String,
         #[source]
-        source: crate::core::quantity::QuantityError,
+        source: Box<crate::core::quantity::QuantityError>,
     },
 }
 
@@ -92,7 +92,7 @@ fn resource_list(
             field,
             name: name.clone(),
             value: q.0.clone(),
-            source,
+            source: Box::new(source),
         })?;
         out.insert(name.clone(), v);
     }

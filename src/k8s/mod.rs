@@ -17,6 +17,7 @@ use serde_json::Value;
 /// One thing the controller reacts to. Pods and the node arrive as kube-runtime watcher events
 /// (an `Init` … `InitDone` sequence is a full relist).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // moved once per watch event; boxing buys nothing
 pub enum Input {
     Pod(watcher::Event<Pod>),
     Node(watcher::Event<Node>),
