@@ -168,6 +168,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
     })
 }
 
+/// The admin port when `admin-address` is an IP alone.
+pub const DEFAULT_ADMIN_PORT: u16 = 10258;
+
+/// `ip:port` (`[v6]:port` for IPv6) or an IP alone, which gets [`DEFAULT_ADMIN_PORT`]: the
+/// DaemonSet passes `$(POD_IP)`, which cannot take a `:port` suffix on an IPv6 cluster.
+pub fn parse_admin_address(text: &str) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, DEFAULT_ADMIN_PORT))
+    })
+}
+
 /// Validated settings of `resizelet run`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -248,11 +261,11 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         return Err(invalid("cri-timeout-ms", cri_timeout_ms, "must be above 0"));
     }
     let admin = layer.admin_address.unwrap_or_default();
-    let admin_address: SocketAddr = admin.parse().map_err(|_| {
+    let admin_address = parse_admin_address(&admin).ok_or_else(|| {
         invalid(
             "admin-address",
             &admin,
-            "must be ip:port, e.g. 127.0.0.1:10258",
+            "must be ip:port or an ip (port 10258), e.g. 127.0.0.1:10258, [fd00::1]:10258, fd00::1",
         )
     })?;
     let log_level = layer.log_level.unwrap_or_default();
@@ -306,7 +319,8 @@ cri-timeout-ms = 2000
 # Directory of resizelet's allocated/actuated checkpoints (never the kubelet's).
 root-dir = "/var/lib/resizelet"
 
-# Admin endpoint: /metrics, /healthz, /readyz, /debug/pods. Loopback unless you need it remote.
+# Admin endpoint: /metrics, /healthz, /readyz, /debug/pods; ip:port, [v6]:port or an IP alone
+# (port 10258). Loopback unless you need it remote.
 admin-address = "127.0.0.1:10258"
 
 # Client-side rate limit of API writes: queries per second, and burst.
@@ -500,5 +514,30 @@ mod tests {
         assert!(!is_dns_subdomain("-a"));
         assert!(!is_dns_subdomain("a..b"));
         assert!(!is_dns_subdomain(""));
+    }
+
+    #[test]
+    fn admin_address_takes_ip_port_or_an_ip_alone() {
+        for (text, want) in [
+            ("127.0.0.1:10258", "127.0.0.1:10258"),
+            ("10.0.0.7", "10.0.0.7:10258"),
+            ("[fd00::7]:9000", "[fd00::7]:9000"),
+            ("fd00::7", "[fd00::7]:10258"),
+        ] {
+            assert_eq!(
+                parse_admin_address(text).map(|a| a.to_string()).as_deref(),
+                Some(want),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "localhost:10258",
+            "10.0.0.7:",
+            "10.0.0.7:99999",
+            "fd00::7:10258:1",
+        ] {
+            assert_eq!(parse_admin_address(bad), None, "{bad}");
+        }
     }
 }

@@ -284,11 +284,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { admin_address } => {
+            let admin_address = admin_target(&admin_address);
             let pods = resizelet::admin::fetch_pods(&admin_address).await?;
             print!("{}", resizelet::admin::render_status(&pods));
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { pod, admin_address } => {
+            let admin_address = admin_target(&admin_address);
             let (ns, name) = pod.split_once('/').ok_or_else(|| {
                 anyhow::anyhow!("pod must be given as namespace/name, got {pod:?}")
             })?;
@@ -569,4 +571,11 @@ async fn resize_once(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Where `status` and `explain` connect: an IP alone gets the default admin port (as `run`'s
+/// `admin-address`); anything else (`host:port`) is used as given.
+fn admin_target(address: &str) -> String {
+    resizelet::config::parse_admin_address(address)
+        .map_or_else(|| address.to_string(), |a| a.to_string())
 }

@@ -188,6 +188,25 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
             .field_path,
         "spec.nodeName"
     );
+    // the admin endpoint on the pod IP, IPv4 or IPv6, on the port the container declares
+    let admin = env
+        .iter()
+        .find(|e| e.name == "RESIZELET_ADMIN_ADDRESS")
+        .and_then(|e| e.value.clone())
+        .expect("RESIZELET_ADMIN_ADDRESS");
+    let port = c
+        .ports
+        .as_ref()
+        .and_then(|p| p.iter().find(|p| p.name.as_deref() == Some("admin")))
+        .expect("an admin port")
+        .container_port;
+    for pod_ip in ["10.244.1.7", "fd00:10:244:1::7"] {
+        let expanded = admin.replace("$(POD_IP)", pod_ip);
+        let addr = resizelet::config::parse_admin_address(&expanded)
+            .unwrap_or_else(|| panic!("{expanded:?} is not an admin address"));
+        assert_eq!(addr.ip().to_string(), pod_ip);
+        assert_eq!(i32::from(addr.port()), port);
+    }
     let sc = c.security_context.clone().unwrap();
     assert_eq!(sc.privileged, Some(false));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
@@ -268,7 +287,7 @@ fn configmap_is_a_valid_resizelet_configuration() {
     // node-name and admin-address come from the DaemonSet's environment
     let env = resizelet::config::Layer {
         node_name: Some("worker-1".into()),
-        admin_address: Some("10.0.0.7:10258".into()),
+        admin_address: Some("10.0.0.7".into()),
         ..Default::default()
     };
     let s = resizelet::config::resolve(env.over(layer)).unwrap_or_else(|e| panic!("{e}"));
