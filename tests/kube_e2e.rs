@@ -32,6 +32,17 @@ fn reasons(cluster: &Cluster, pod: &TestPod) -> Vec<String> {
     cluster.event_reasons(pod)
 }
 
+/// Polls until the pod's events include every reason in `want` (events are emitted after the
+/// status patch they describe, so a status seen through the API may precede them).
+async fn wait_reasons(cluster: &Cluster, pod: &TestPod, want: &[&str]) -> Vec<String> {
+    let what = format!("events {want:?}");
+    eventually(&what, DEADLINE, || async {
+        let r = reasons(cluster, pod);
+        want.iter().all(|w| r.iter().any(|x| x == w)).then_some(r)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     let cluster = Cluster::start("2", "4Gi").await;
@@ -97,11 +108,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     assert_eq!(st["resources"]["limits"]["cpu"], "400m");
     assert_eq!(st["resources"]["limits"]["memory"], "96Mi");
     assert_eq!(p["status"]["observedGeneration"], 2);
-    let r = reasons(&cluster, &g);
-    assert!(
-        r.contains(&"ResizeStarted".into()) && r.contains(&"ResizeCompleted".into()),
-        "{r:?}"
-    );
+    wait_reasons(&cluster, &g, &["ResizeStarted", "ResizeCompleted"]).await;
 
     // Burstable, two containers: one grows, one shrinks
     let b = TestPod::new(
@@ -351,7 +358,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         (condition(&p, "PodResizePending")?["reason"] == "Deferred").then_some(())
     })
     .await;
-    assert!(reasons(&cluster, &b).contains(&"ResizeDeferred".to_string()));
+    wait_reasons(&cluster, &b, &["ResizeDeferred"]).await;
     // `resizelet explain` shows the admission arithmetic behind the Deferred
     let pod = format!("{}/{}", b.namespace, b.name);
     let out = agent.cli(&["explain", &pod]);
