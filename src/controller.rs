@@ -31,9 +31,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::core::admission::{Decision, NodePressure};
 use crate::core::pod_status::{next_conditions, PassResult, ResizeConditions, ResizeEvent};
 use crate::core::queue::{PendingQueue, QueueEntry, Trigger, FIRST_RETRY_MS, RETRY_INTERVAL_MS};
-use crate::core::resources::{
-    pod_requests, PodSpec, ResourceList, ResourceRequirements, CPU, MEMORY,
-};
+use crate::core::resources::{pod_requests, PodSpec, ResourceRequirements, CPU, MEMORY};
 use crate::core::status::{allocated_resources_status, container_resources_status};
 use crate::engine::{Engine, EngineError};
 use crate::k8s::convert::{node_view, pod_view, ContainerStatusResources, PodView, StatusIntent};
@@ -162,8 +160,6 @@ struct Shared {
 pub struct Controller {
     shared: Arc<Shared>,
     pods: BTreeMap<String, PodView>,
-    /// Each pod's spec, shared with the passes that admit against it (`FullInput::others`).
-    specs: BTreeMap<String, Arc<PodSpec>>,
     /// The resize conditions as resizelet last decided them (seeded from the API on first sight;
     /// kept here because a gate-off kubelet erases them from the API).
     conditions: BTreeMap<String, ResizeConditions>,
@@ -197,7 +193,7 @@ pub struct Controller {
 /// The inputs of a full pass that come from the API, and the container statuses it computed.
 #[derive(Clone)]
 struct LastPass {
-    spec: PodSpec,
+    spec: Arc<PodSpec>,
     /// (name, container ID, running) of every container status.
     api_containers: Vec<(String, Option<String>, bool)>,
     containers: BTreeMap<String, ContainerStatusResources>,
@@ -329,7 +325,6 @@ impl Controller {
                 stats: Arc::new(ControllerStats::default()),
             }),
             pods: BTreeMap::new(),
-            specs: BTreeMap::new(),
             conditions: BTreeMap::new(),
             reported: BTreeMap::new(),
             queue: PendingQueue::default(),
@@ -593,18 +588,10 @@ impl Controller {
                 .entry(uid.clone())
                 .or_insert_with(Instant::now);
         }
-        self.put_pod(uid, view);
-    }
-
-    fn put_pod(&mut self, uid: String, view: PodView) {
-        if self.specs.get(&uid).is_none_or(|s| **s != view.spec) {
-            self.specs.insert(uid.clone(), Arc::new(view.spec.clone()));
-        }
         self.pods.insert(uid, view);
     }
 
     fn deleted(&mut self, uid: &str) {
-        self.specs.remove(uid);
         if let Some(view) = self.pods.remove(uid) {
             for c in view
                 .container_statuses
@@ -752,9 +739,9 @@ impl Controller {
         }
         let others: Vec<Arc<PodSpec>> = self
             .pods
-            .iter()
-            .filter(|(u, p)| u.as_str() != uid && !p.terminal)
-            .filter_map(|(u, _)| self.specs.get(u).cloned())
+            .values()
+            .filter(|p| p.spec.uid != uid && !p.terminal)
+            .map(|p| p.spec.clone())
             .collect();
         let reported = view
             .container_statuses
@@ -799,7 +786,7 @@ impl Controller {
         if let Some(fresh) = out.fresh {
             // unless a newer event arrived meanwhile
             if current.resource_version == out.started_rv {
-                self.put_pod(uid.clone(), fresh);
+                self.pods.insert(uid.clone(), fresh);
             }
         }
         if out.status_ok {
@@ -1257,17 +1244,7 @@ fn admission_lines(
     others: &[Arc<PodSpec>],
 ) -> Vec<AdmissionLine> {
     let node = engine.node();
-    let mut sum = ResourceList::new();
-    for p in others.iter().filter(|p| p.uid != desired.uid) {
-        let p = match engine.allocated(&p.uid) {
-            Some(a) => p.with_allocated(&a),
-            None => PodSpec::clone(p),
-        };
-        for (name, q) in pod_requests(&p) {
-            let total = sum.get(&name).map_or(q, |s| s.add(&q));
-            sum.insert(name, total);
-        }
-    }
+    let sum = engine.used_by_others(&desired.uid, others);
     let this = pod_requests(desired);
     [CPU, MEMORY]
         .iter()
@@ -1608,21 +1585,42 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn deferred_resizes_are_retried_in_priority_order() {
-        let w = World::new();
+    /// Node cpu 2, full: a (1 cpu), b (500m) and c (500m, priority 100). b asks for 1100m, then c
+    /// for 1: both wait, b first in arrival order, c first in priority order. Returns a.
+    async fn two_deferred_resizes(w: &World, c: &mut Controller) -> Pod {
         let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
         let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
         let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
         high.spec.as_mut().unwrap().priority = Some(100);
         let c_pod = w.start(&high);
-        let mut c = w.controller();
-        sync_all(&mut c, vec![a.clone(), b, c_pod]).await;
-        // node cpu 2 is full: both increases wait; b asked first
+        sync_all(c, vec![a.clone(), b, c_pod]).await;
         let rb = w.resize("b", "1100m", "1Gi");
         c.step(Input::Pod(watcher::Event::Apply(rb))).await;
         let rc = w.resize("c", "1", "1Gi");
         c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+        a
+    }
+
+    #[tokio::test]
+    async fn deferred_resizes_are_retried_in_priority_order() {
+        let w = World::new();
+        let mut c = w.controller();
+        let a = two_deferred_resizes(&w, &mut c).await;
+        // what `resizelet explain b` shows: a (1) and c (500m) use the node's 2 cpu
+        let report = c.stats().pods.lock().unwrap()["ub"].clone();
+        let cpu = report
+            .admission
+            .iter()
+            .find(|l| l.resource == "cpu")
+            .unwrap();
+        assert_eq!(
+            (
+                cpu.allocatable.as_deref(),
+                cpu.other_pods.as_str(),
+                cpu.this_pod.as_str()
+            ),
+            (Some("2"), "1500m", "1100m")
+        );
         for name in ["b", "c"] {
             assert_eq!(
                 w.pod(name)["status"]["conditions"][0]["reason"],
@@ -1646,17 +1644,8 @@ mod tests {
     #[tokio::test]
     async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
         let w = World::new();
-        let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
-        let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
-        let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
-        high.spec.as_mut().unwrap().priority = Some(100);
-        let c_pod = w.start(&high);
         let mut c = w.controller();
-        sync_all(&mut c, vec![a.clone(), b, c_pod]).await;
-        let rb = w.resize("b", "1100m", "1Gi");
-        c.step(Input::Pod(watcher::Event::Apply(rb))).await;
-        let rc = w.resize("c", "1", "1Gi");
-        c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+        let a = two_deferred_resizes(&w, &mut c).await;
         // c (first in the queue) gets a pass of its own, held at its first CRI call …
         w.runtime.hold_lists_for("uc");
         c.handle(Input::Pod(watcher::Event::Apply(w.pod_object("c"))));

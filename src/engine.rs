@@ -101,6 +101,19 @@ impl Admission {
             None => add_requests(used, &pod_requests(pod)),
         }
     }
+
+    /// What the active pods other than `uid` request together: the `used` side of admission.
+    fn used_by_others(
+        &mut self,
+        uid: &str,
+        others: &[impl std::borrow::Borrow<PodSpec>],
+    ) -> crate::core::resources::ResourceList {
+        let mut used = crate::core::resources::ResourceList::new();
+        for p in others.iter().map(|p| p.borrow()).filter(|p| p.uid != uid) {
+            self.add_requests_of(p, &mut used);
+        }
+        used
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -227,14 +240,7 @@ impl Engine {
 
         let (decision, allocated_pod, node) = {
             let mut admission = lock(&self.admission);
-            let mut used = crate::core::resources::ResourceList::new();
-            for p in others
-                .iter()
-                .map(|p| p.borrow())
-                .filter(|p| p.uid != desired.uid)
-            {
-                admission.add_requests_of(p, &mut used);
-            }
+            let used = admission.used_by_others(&desired.uid, others);
             let allocation = admission
                 .allocated
                 .entries
@@ -368,6 +374,16 @@ impl Engine {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect()
+    }
+
+    /// What the active pods other than `uid` request at their allocations — the sum admission
+    /// compares against allocatable (for `resizelet explain`).
+    pub fn used_by_others(
+        &self,
+        uid: &str,
+        others: &[impl std::borrow::Borrow<PodSpec>],
+    ) -> crate::core::resources::ResourceList {
+        lock(&self.admission).used_by_others(uid, others)
     }
 
     pub fn allocated(&self, uid: &str) -> Option<PodResourceState> {

@@ -3,6 +3,7 @@
 //! allocatable list, and the controller's intent becomes a strategic-merge status patch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{json, Map, Value};
@@ -46,7 +47,7 @@ pub struct ApiContainerStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodView {
     /// Desired resources and identity.
-    pub spec: PodSpec,
+    pub spec: Arc<PodSpec>,
     pub node_name: Option<String>,
     pub resource_version: String,
     /// `status.phase` is `Succeeded` or `Failed`.
@@ -235,7 +236,7 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         }
     }
     Ok(PodView {
-        spec: desired,
+        spec: Arc::new(desired),
         node_name: spec.node_name.clone(),
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         terminal: matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")),
