@@ -180,6 +180,7 @@ impl FileCheckpointStore {
         kind: CheckpointKind,
         uid: &str,
         bytes: &[u8],
+        created: bool,
     ) -> Result<(), CheckpointError> {
         let dir = self.dir(kind);
         let path = dir.join(uid);
@@ -200,7 +201,6 @@ impl FileCheckpointStore {
         // before the journal commits the rename could bring back the previous version, and a
         // power loss reboots the node, which restarts every container anyway. Creating a pod's
         // first file does fsync the directory, so a pod is never missing from it.
-        let created = fs::symlink_metadata(&path).is_err();
         fs::rename(&tmp, &path).map_err(write_err(&path))?;
         if created {
             fsync_dir(&dir)?;
@@ -313,10 +313,13 @@ impl CheckpointStore for FileCheckpointStore {
                 let mut one = CheckpointData::default();
                 one.entries.insert(uid.to_string(), entry.clone());
                 let bytes = encode(&one);
-                if self.last.lock().expect("checkpoint lock")[slot(kind)].get(uid) == Some(&bytes) {
-                    return Ok(());
-                }
-                self.write_pod(kind, uid, &bytes)?;
+                // `last` holds every file loaded or written, so it also says whether this one exists
+                let exists = match self.last.lock().expect("checkpoint lock")[slot(kind)].get(uid) {
+                    Some(last) if *last == bytes => return Ok(()),
+                    Some(_) => true,
+                    None => false,
+                };
+                self.write_pod(kind, uid, &bytes, !exists)?;
                 self.last.lock().expect("checkpoint lock")[slot(kind)]
                     .insert(uid.to_string(), bytes);
             }

@@ -5,6 +5,7 @@ mod support;
 
 use std::process::Command;
 
+use resizelet::checkpoint::FileCheckpointStore;
 use resizelet::core::resources::QosClass;
 use resizelet::core::state::{decode, CheckpointKind};
 use support::engine::{pod_spec, resized};
@@ -69,9 +70,9 @@ async fn crash_between_steps_then_rerun_converges() {
         Some(20_000)
     );
     assert_eq!(running.pod_cgroup_values().cpu_quota, Some(20_000));
-    let pod_file_path = state
-        .join(format!("{}.d", CheckpointKind::Actuated.file_name()))
-        .join(&pod.uid);
+    let pod_file_path = FileCheckpointStore::new(&state)
+        .unwrap()
+        .pod_path(CheckpointKind::Actuated, &pod.uid);
     let actuated = decode(&std::fs::read(pod_file_path).unwrap()).unwrap();
     let app = &actuated.entries[&pod.uid].container_resources["app"];
     assert_eq!(app.limits["memory"].value(), 128 * MIB);
