@@ -124,19 +124,17 @@ fn main() {
 }
 
 fn print_table(rows: &[Row], short: bool, profile: &str) {
-    let w0 = rows
-        .iter()
-        .map(|r| r.target.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let w1 = rows.iter().map(|r| r.goal.len()).max().unwrap_or(4).max(4);
-    let w2 = rows
-        .iter()
-        .map(|r| r.measured.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
+    // widths in characters, as `{:w$}` pads ("≤" and "→" are one character, three bytes)
+    let width = |cell: fn(&Row) -> &str, header: &str| {
+        rows.iter()
+            .map(|r| cell(r).chars().count())
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let w0 = width(|r| &r.target, "target");
+    let w1 = width(|r| &r.goal, "goal");
+    let w2 = width(|r| &r.measured, "measured");
     println!(
         "\nresizelet-bench — {} mode, {profile} build{}",
         if short { "short" } else { "full" },

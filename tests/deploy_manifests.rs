@@ -11,7 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Probe, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::{json, Value};
 
@@ -212,28 +212,14 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert!(
-        c.liveness_probe
+    let http_path = |probe: &Option<Probe>| {
+        probe
             .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap()
-            .path
-            .as_deref()
-            == Some("/healthz")
-    );
-    assert!(
-        c.readiness_probe
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap()
-            .path
-            .as_deref()
-            == Some("/readyz")
-    );
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|g| g.path.clone())
+    };
+    assert_eq!(http_path(&c.liveness_probe).as_deref(), Some("/healthz"));
+    assert_eq!(http_path(&c.readiness_probe).as_deref(), Some("/readyz"));
     let resources = c.resources.clone().unwrap();
     assert!(resources.requests.unwrap().contains_key("memory"));
     assert!(

@@ -100,12 +100,45 @@ impl State {
 pub struct FakeRuntime {
     state: Mutex<State>,
     /// While `true`, `UpdateContainerResources` waits (tests of slow and concurrent enactments).
-    hold_updates: tokio::sync::watch::Sender<bool>,
-    /// Updates waiting on the hold right now.
-    held: std::sync::atomic::AtomicUsize,
+    hold_updates: Hold<bool>,
     /// While `Some(uid)`, `ListContainers` for that pod waits (tests of a pod pass in flight).
-    hold_lists: tokio::sync::watch::Sender<Option<String>>,
-    held_lists: std::sync::atomic::AtomicUsize,
+    hold_lists: Hold<Option<String>>,
+}
+
+/// A gate that calls wait at while a predicate holds for its value, and the count of calls waiting.
+#[derive(Debug)]
+struct Hold<T> {
+    gate: tokio::sync::watch::Sender<T>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl<T> Hold<T> {
+    fn new(open: T) -> Self {
+        Hold {
+            gate: tokio::sync::watch::Sender::new(open),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn set(&self, value: T) {
+        self.gate.send_replace(value);
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns at once, or when `held` stops holding for the gate's value.
+    async fn pass(&self, held: impl Fn(&T) -> bool) {
+        let mut gate = self.gate.subscribe();
+        if held(&gate.borrow()) {
+            self.waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = gate.wait_for(|v| !held(v)).await;
+            self.waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 impl Default for FakeRuntime {
@@ -129,39 +162,37 @@ impl FakeRuntime {
                 calls: Vec::new(),
                 report_resources: true,
             }),
-            hold_updates: tokio::sync::watch::Sender::new(false),
-            held: std::sync::atomic::AtomicUsize::new(0),
-            hold_lists: tokio::sync::watch::Sender::new(None),
-            held_lists: std::sync::atomic::AtomicUsize::new(0),
+            hold_updates: Hold::new(false),
+            hold_lists: Hold::new(None),
         }
     }
 
     /// Makes `ListContainers` for `pod_uid` wait until [`FakeRuntime::release_lists`].
     pub fn hold_lists_for(&self, pod_uid: &str) {
-        self.hold_lists.send_replace(Some(pod_uid.to_string()));
+        self.hold_lists.set(Some(pod_uid.to_string()));
     }
 
     pub fn release_lists(&self) {
-        self.hold_lists.send_replace(None);
+        self.hold_lists.set(None);
     }
 
     /// How many `ListContainers` calls are waiting on the hold.
     pub fn held_lists(&self) -> usize {
-        self.held_lists.load(std::sync::atomic::Ordering::SeqCst)
+        self.hold_lists.waiting()
     }
 
     /// Makes every `UpdateContainerResources` wait until [`FakeRuntime::release_updates`].
     pub fn hold_updates(&self) {
-        self.hold_updates.send_replace(true);
+        self.hold_updates.set(true);
     }
 
     pub fn release_updates(&self) {
-        self.hold_updates.send_replace(false);
+        self.hold_updates.set(false);
     }
 
     /// How many `UpdateContainerResources` calls are waiting on the hold.
     pub fn held_updates(&self) -> usize {
-        self.held.load(std::sync::atomic::Ordering::SeqCst)
+        self.hold_updates.waiting()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -349,15 +380,9 @@ impl Runtime for FakeRuntime {
         &self,
         pod_uid: Option<&str>,
     ) -> Result<Vec<RuntimeContainer>, CriError> {
-        let mut hold = self.hold_lists.subscribe();
-        let held = |h: &Option<String>| h.is_some() && h.as_deref() == pod_uid;
-        if held(&hold.borrow()) {
-            self.held_lists
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = hold.wait_for(|h| !held(h)).await;
-            self.held_lists
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        }
+        self.hold_lists
+            .pass(|h| h.is_some() && h.as_deref() == pod_uid)
+            .await;
         let (st, fault) = self.begin(Call::ListContainers {
             pod_uid: pod_uid.map(str::to_string),
         });
@@ -388,12 +413,7 @@ impl Runtime for FakeRuntime {
         id: &str,
         resources: &LinuxResources,
     ) -> Result<(), CriError> {
-        let mut hold = self.hold_updates.subscribe();
-        if *hold.borrow() {
-            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = hold.wait_for(|held| !held).await;
-            self.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        }
+        self.hold_updates.pass(|held| *held).await;
         let (mut st, fault) = self.begin(Call::UpdateContainerResources {
             id: id.into(),
             resources: resources.clone(),
