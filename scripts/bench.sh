@@ -10,17 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export RESIZELET_TEST_IMAGE="${RESIZELET_TEST_IMAGE:-resizelet.test/busybox:1}"
 
-dir="$(mktemp -d /tmp/resizelet-bench.XXXXXX)"
-cleanup() {
-  scripts/containerd.sh stop "$dir" >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-scripts/containerd.sh start "$dir" 2>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
-export RESIZELET_TEST_CRI_ENDPOINT="unix://$dir/containerd.sock"
-
 if [[ "${BENCH_PROFILE:-release}" == debug ]]; then
-  RESIZELET_BENCH=1 cargo test -q --bench resizelet-bench -- "$@"
-else
-  cargo bench -q --bench resizelet-bench -- "$@"
+  RESIZELET_BENCH=1 exec scripts/containerd.sh with resizelet-bench \
+    cargo test -q --bench resizelet-bench -- "$@"
 fi
+exec scripts/containerd.sh with resizelet-bench cargo bench -q --bench resizelet-bench -- "$@"

@@ -5,6 +5,10 @@
 #                                     log DIR/containerd.log), wait until it answers, build and import
 #                                     the workload and sandbox images
 #   scripts/containerd.sh stop DIR    remove leftover tasks, stop containerd, unmount what it left under DIR
+#   scripts/containerd.sh with PREFIX CMD...
+#                                     start one in a new /tmp/PREFIX.XXXXXX (its start log shown only on
+#                                     failure), export RESIZELET_TEST_CRI_ENDPOINT, run CMD, then stop it
+#                                     and remove the directory; exits with CMD's status
 #
 # Environment: RESIZELET_TEST_IMAGE (default resizelet.test/busybox:1),
 #              RESIZELET_TEST_SANDBOX_IMAGE (default resizelet.test/pause:1),
@@ -19,12 +23,13 @@ start_timeout="${CONTAINERD_START_TIMEOUT:-60}"
 # Sleep "forever" and exit 0 on SIGTERM (sh as pid 1 only reacts to signals it traps).
 sleeper='["/bin/sh","-c","trap \"exit 0\" TERM; sleep 2147483647 & wait"]'
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop DIR | with PREFIX CMD..." >&2; exit 2; }
 log() { echo "containerd.sh: $*" >&2; }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -ge 2 ]] || usage
 cmd="$1"
 dir="$2"
+[[ $cmd == with || $# -eq 2 ]] || usage
 
 ctr_() { ctr --address "$dir/containerd.sock" "$@"; }
 
@@ -178,8 +183,20 @@ stop() {
   done
 }
 
+with() {
+  shift 2 # the command and PREFIX
+  [[ $# -gt 0 ]] || usage
+  dir="$(mktemp -d "/tmp/$dir.XXXXXX")"
+  trap 'stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+  log "starting a private containerd in $dir"
+  (start) 2>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
+  export RESIZELET_TEST_CRI_ENDPOINT="unix://$dir/containerd.sock"
+  "$@"
+}
+
 case "$cmd" in
   start) start ;;
   stop) stop ;;
+  with) with "$@" ;;
   *) usage ;;
 esac

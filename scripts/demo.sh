@@ -34,13 +34,4 @@ cargo build -q --bin resizelet
 cargo test -q --test demo --no-run 2>/dev/null
 
 export RESIZELET_TEST_IMAGE="${RESIZELET_TEST_IMAGE:-resizelet.test/busybox:1}"
-dir="$(mktemp -d /tmp/resizelet-demo.XXXXXX)"
-cleanup() {
-  scripts/containerd.sh stop "$dir" >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-log "starting a private containerd in $dir"
-scripts/containerd.sh start "$dir" 2>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
-export RESIZELET_TEST_CRI_ENDPOINT="unix://$dir/containerd.sock"
-RESIZELET_DEMO=1 cargo test -q --test demo
+RESIZELET_DEMO=1 exec scripts/containerd.sh with resizelet-demo cargo test -q --test demo
