@@ -32,8 +32,6 @@ pub trait CheckpointStore: Send + Sync {
     /// Every pod's entry. Nothing stored is empty state; a corrupt file is quarantined and
     /// refused.
     fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError>;
-    /// Makes the stored checkpoint equal `data` (every pod).
-    fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError>;
     /// Durably stores one pod's entry (`None`: forgets the pod); other pods are untouched, so
     /// saves of different pods may run concurrently. Saves of one pod must not overlap.
     fn save_pod(
@@ -217,22 +215,6 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
 }
 
 impl CheckpointStore for FileCheckpointStore {
-    fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError> {
-        for (uid, entry) in &data.entries {
-            self.save_pod(kind, uid, Some(entry))?;
-        }
-        let stored: Vec<String> = self.last.lock().expect("checkpoint lock")[slot(kind)]
-            .keys()
-            .cloned()
-            .collect();
-        for uid in stored {
-            if !data.entries.contains_key(&uid) {
-                self.save_pod(kind, &uid, None)?;
-            }
-        }
-        Ok(())
-    }
-
     fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError> {
         let mut data = CheckpointData::default();
         let mut last = std::collections::BTreeMap::new();
@@ -375,12 +357,6 @@ impl CheckpointStore for MemoryCheckpointStore {
         Ok(self.get(kind))
     }
 
-    fn save(&self, kind: CheckpointKind, data: &CheckpointData) -> Result<(), CheckpointError> {
-        self.check_fault(kind)?;
-        self.data.lock().expect("store lock")[slot(kind)] = data.clone();
-        Ok(())
-    }
-
     fn save_pod(
         &self,
         kind: CheckpointKind,
@@ -404,6 +380,18 @@ mod tests {
     use crate::core::state::PodResourceState;
     use std::os::unix::fs::PermissionsExt;
 
+    /// Saves every pod of `data`, one `save_pod` each.
+    fn save_all(
+        store: &dyn CheckpointStore,
+        kind: CheckpointKind,
+        data: &CheckpointData,
+    ) -> Result<(), CheckpointError> {
+        for (uid, entry) in &data.entries {
+            store.save_pod(kind, uid, Some(entry))?;
+        }
+        Ok(())
+    }
+
     fn sample(cpu: &str) -> CheckpointData {
         let mut pod = PodResourceState::default();
         pod.container_resources
@@ -426,9 +414,7 @@ mod tests {
             store.load(CheckpointKind::Allocated).unwrap(),
             CheckpointData::default()
         );
-        store
-            .save(CheckpointKind::Allocated, &sample("100m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
         let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
@@ -450,9 +436,7 @@ mod tests {
     fn leftover_temp_file_from_a_crash_is_ignored_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileCheckpointStore::new(dir.path()).unwrap();
-        store
-            .save(CheckpointKind::Actuated, &sample("100m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Actuated, &sample("100m")).unwrap();
         // a crash after writing the temp file but before the rename
         fs::write(
             store.dir(CheckpointKind::Actuated).join(".uid-1.tmp"),
@@ -464,9 +448,7 @@ mod tests {
             store.load(CheckpointKind::Actuated).unwrap(),
             sample("100m")
         );
-        store
-            .save(CheckpointKind::Actuated, &sample("200m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Actuated, &sample("200m")).unwrap();
         assert_eq!(
             store.load(CheckpointKind::Actuated).unwrap(),
             sample("200m")
@@ -477,9 +459,7 @@ mod tests {
     fn corrupt_file_is_quarantined_with_its_bytes_and_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileCheckpointStore::new(dir.path()).unwrap();
-        store
-            .save(CheckpointKind::Allocated, &sample("100m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
         let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         let tampered = fs::read_to_string(&path).unwrap().replace("100m", "999m");
         fs::write(&path, &tampered).unwrap();
@@ -508,15 +488,11 @@ mod tests {
     fn unchanged_content_is_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileCheckpointStore::new(dir.path()).unwrap();
-        store
-            .save(CheckpointKind::Allocated, &sample("100m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
         let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
         // Replace the file behind the store's back: an unchanged save must not touch it.
         fs::write(&path, b"sentinel").unwrap();
-        store
-            .save(CheckpointKind::Allocated, &sample("100m"))
-            .unwrap();
+        save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"sentinel");
     }
 
@@ -527,7 +503,7 @@ mod tests {
         let mut two = sample("100m");
         two.entries
             .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
-        store.save(CheckpointKind::Allocated, &two).unwrap();
+        save_all(&store, CheckpointKind::Allocated, &two).unwrap();
         let other = store.pod_path(CheckpointKind::Allocated, "uid-2");
         fs::write(&other, b"sentinel").unwrap();
         let changed = sample("200m").entries["uid-1"].clone();
@@ -579,7 +555,7 @@ mod tests {
         store
             .fail_saves
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        assert!(store.save(CheckpointKind::Allocated, &sample("1")).is_err());
+        assert!(save_all(&store, CheckpointKind::Allocated, &sample("1")).is_err());
         assert_eq!(store.saves(), 0);
     }
 }
