@@ -12,7 +12,8 @@
 #
 # Environment: RESIZELET_TEST_IMAGE (default resizelet.test/busybox:1),
 #              RESIZELET_TEST_SANDBOX_IMAGE (default resizelet.test/pause:1),
-#              CONTAINERD_START_TIMEOUT seconds (default 60).
+#              CONTAINERD_START_TIMEOUT seconds (default 60),
+#              CONTAINERD_SYSTEMD_CGROUP=true for runc's systemd cgroup driver (default false).
 # Needs root, containerd >= 1.6.9, runc, containernetworking-plugins (/usr/lib/cni) and busybox-static.
 set -euo pipefail
 
@@ -61,7 +62,7 @@ state = "$dir/state"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
+        SystemdCgroup = ${CONTAINERD_SYSTEMD_CGROUP:-false}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni"

@@ -78,7 +78,7 @@ done
 rm -rf "$ird"
 
 # The job share: the guest's PID 1 script, the units, the command and its environment.
-cp "$repo/vm/guest-v2.sh" "$job/"
+cp "$repo/vm/guest-v2.sh" "$repo/vm/guest-systemd.sh" "$job/"
 mkdir -p "$job/units"
 cp "$repo"/vm/units/* "$job/units/" 2>/dev/null || true
 {
@@ -94,7 +94,7 @@ started=$SECONDS
 qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "$cpus" -m "$mem" -nodefaults -no-reboot \
   -display none -monitor none -serial "file:$job/console.log" \
   -kernel "$vmlinuz" -initrd "$job/initramfs.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 resizelet.mode=$mode systemd.show_status=0" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 resizelet.mode=$mode systemd.show_status=0 systemd.unified_cgroup_hierarchy=1 systemd.log_target=console systemd.log_level=warning" \
   -virtfs "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap,id=hostroot" \
   -virtfs "local,path=$job,mount_tag=vmjob,security_model=passthrough,id=vmjob" &
 qemu_pid=$!

@@ -11,6 +11,8 @@ pub struct HostFacts {
     /// Hierarchy holding cpu and memory, or why it could not be detected.
     pub cgroup: Result<CgroupFacts, String>,
     pub cgroup_driver: CgroupDriver,
+    /// systemd driver only: the manager's version over D-Bus, or why it could not be reached.
+    pub systemd: Option<Result<String, String>>,
     /// Runtime identity, or why the runtime could not be reached.
     pub runtime: Result<RuntimeFacts, String>,
 }
@@ -108,12 +110,14 @@ pub fn assess(facts: &HostFacts) -> Report {
             CgroupDriver::Systemd => "systemd",
         }
     ));
-    if facts.cgroup_driver == CgroupDriver::Systemd {
-        warnings.push(
-            "systemd driver: pod cgroup values are written to the cgroup files only; systemd may restore the \
-             unit's properties on daemon-reload (spec §11.3)"
-                .to_string(),
-        );
+    match (&facts.cgroup_driver, &facts.systemd) {
+        (CgroupDriver::Systemd, Some(Ok(version))) => lines.push(format!(
+            "systemd: {version} over D-Bus (pod slices resized as unit properties, then the files)"
+        )),
+        (CgroupDriver::Systemd, Some(Err(e))) => problems.push(format!(
+            "systemd driver: cannot reach systemd over D-Bus ({e}); pod slices are resized through it"
+        )),
+        _ => {}
     }
     match &facts.runtime {
         Ok(r) => {
@@ -167,6 +171,7 @@ mod tests {
                 description: "hybrid".into(),
             }),
             cgroup_driver: CgroupDriver::Cgroupfs,
+            systemd: None,
             runtime: Ok(RuntimeFacts {
                 endpoint: "unix:///run/containerd/containerd.sock".into(),
                 name: "containerd".into(),
@@ -189,6 +194,20 @@ mod tests {
         let r = assess(&facts("1.6.20~ds1"));
         assert!(r.supported(), "{r}");
         assert!(r.to_string().contains("in-place resize: supported"));
+    }
+
+    #[test]
+    fn systemd_driver_needs_systemd_on_the_bus() {
+        let mut f = facts("1.7.24");
+        f.cgroup_driver = CgroupDriver::Systemd;
+        f.systemd = Some(Ok("252.39-1~deb12u1".into()));
+        let r = assess(&f);
+        assert!(r.supported(), "{r}");
+        assert!(r.to_string().contains("cgroup driver: systemd\nsystemd: 252.39-1~deb12u1 over D-Bus"), "{r}");
+        f.systemd = Some(Err("no such file".into()));
+        let r = assess(&f);
+        assert!(!r.supported(), "{r}");
+        assert!(r.problems[0].contains("cannot reach systemd over D-Bus (no such file)"), "{r}");
     }
 
     #[test]

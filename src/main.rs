@@ -384,15 +384,16 @@ async fn open_engine(
     let checkpoints = Checkpoints::load(&store)?;
     let layout = resizelet::cgroup::detect::detect_host()?;
     let driver = host.driver;
+    // systemd driver: pod-cgroup writes go through systemd's D-Bus API (deadline = the CRI one).
     let cgroups =
-        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
+        resizelet::cgroup::open_host(&layout, &host.cgroup_root, driver, host.cri_timeout)?;
     let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
     let runtime =
         resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
             .await?;
     Ok(Engine::new(
         Arc::new(runtime),
-        Arc::new(cgroups),
+        Arc::from(cgroups),
         Arc::new(store),
         checkpoints,
         node,
@@ -492,9 +493,17 @@ async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
         version: v.runtime_version,
         cri_version: v.runtime_api_version,
     });
+    let cgroup_driver: resizelet::core::node::CgroupDriver = host.cgroup_driver.into();
+    let systemd = (cgroup_driver == resizelet::core::node::CgroupDriver::Systemd).then(|| {
+        use resizelet::cgroup::systemd::{DbusSystemd, SystemdBus};
+        DbusSystemd::connect_system(timeout)
+            .and_then(|bus| bus.version())
+            .map_err(|e| e.to_string())
+    });
     HostFacts {
         cgroup: detect_cgroups(&host.cgroup_root),
-        cgroup_driver: host.cgroup_driver.into(),
+        cgroup_driver,
+        systemd,
         runtime,
     }
 }

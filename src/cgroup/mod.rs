@@ -4,6 +4,7 @@ pub mod detect;
 pub mod fs;
 pub mod memory;
 pub mod naming;
+pub mod systemd;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,35 @@ pub enum CgroupError {
     Detect { path: PathBuf, reason: String },
     #[error("container {id} has no cgroup under {path}")]
     NoContainerCgroup { id: String, path: PathBuf },
+    #[error("systemd unit {unit}: {source}")]
+    Systemd {
+        unit: String,
+        #[source]
+        source: systemd::SystemdError,
+    },
+}
+
+/// The host's pod cgroups for `driver`: the files under `root` (cgroupfs), or on a systemd-driver
+/// node the pod slices' unit properties over D-Bus, then the files (spec §11.3).
+pub fn open_host(
+    layout: &detect::CgroupLayout,
+    root: &std::path::Path,
+    driver: CgroupDriver,
+    dbus_timeout: std::time::Duration,
+) -> Result<Box<dyn CgroupFs>, CgroupError> {
+    let files = fs::RealCgroupFs::from_layout(layout, root, driver);
+    Ok(match driver {
+        CgroupDriver::Cgroupfs => Box::new(files),
+        CgroupDriver::Systemd => {
+            let bus = systemd::DbusSystemd::connect_system(dbus_timeout).map_err(|source| {
+                CgroupError::Systemd {
+                    unit: "-".to_string(),
+                    source,
+                }
+            })?;
+            Box::new(systemd::SystemdCgroupFs::new(files, bus, Vec::new()))
+        }
+    })
 }
 
 /// Pod and container cgroup access. Never creates a file that should exist; never touches hugetlb.

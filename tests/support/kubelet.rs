@@ -1,7 +1,8 @@
 //! A "kubelet double": creates pods on a real containerd the way the kubelet does (pod cgroups
 //! with the §11.2 values, `RunPodSandbox` with the kubelet's labels and cgroup parent,
 //! `CreateContainer` with the §10 resources, `StartContainer`) and tears them down again, also when
-//! a test fails (Drop guard). cgroup v1 + cgroupfs driver only (what the CI host has).
+//! a test fails (Drop guard). cgroupfs driver, on cgroup v1 (hybrid, the CI host) or pure cgroup v2
+//! (the `scripts/vm-test.sh` guest).
 //!
 //! The §9–§11 formulas are re-implemented here on purpose, independently of `resizelet::core`, so
 //! the integration tests check the core against a second reading of the spec.
@@ -261,6 +262,11 @@ pub struct CgroupMounts {
     /// The cgroup2 mount of a hybrid host (`/sys/fs/cgroup/unified`): runc also places containers
     /// there, below the same parent path, and leaves the pod directory behind.
     pub unified: Option<PathBuf>,
+    /// Pure cgroup v2: `hierarchies` is the one unified mount with its `cgroup.controllers`.
+    pub v2: bool,
+    /// systemd driver (`RESIZELET_TEST_CGROUP_DRIVER=systemd`, the systemd guest): pod slices are
+    /// transient units ([`super::systemd`]), container cgroups `cri-containerd-<id>.scope`.
+    pub systemd: bool,
 }
 
 impl CgroupMounts {
@@ -299,14 +305,46 @@ impl CgroupMounts {
                 .unwrap_or_default();
             hierarchies.push((mount_point, controllers));
         }
-        assert!(
-            !hierarchies.is_empty(),
-            "no cgroup v1 hierarchy mounted under {CGROUP_MOUNT_ROOT}: the kubelet double supports \
-             cgroup v1 (hybrid) hosts only"
-        );
+        if hierarchies.is_empty() {
+            let root = unified
+                .filter(|u| u == Path::new(CGROUP_MOUNT_ROOT))
+                .unwrap_or_else(|| {
+                    panic!("neither cgroup v1 hierarchies nor cgroup2 mounted at {CGROUP_MOUNT_ROOT}")
+                });
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers"))
+                .expect("read cgroup.controllers");
+            let controllers = controllers.split_whitespace().map(str::to_string).collect();
+            return CgroupMounts {
+                hierarchies: vec![(root, controllers)],
+                unified: None,
+                v2: true,
+                systemd: std::env::var("RESIZELET_TEST_CGROUP_DRIVER").as_deref() == Ok("systemd"),
+            };
+        }
         CgroupMounts {
             hierarchies,
             unified,
+            v2: false,
+            systemd: false,
+        }
+    }
+
+    /// The pod cgroup below a hierarchy root (cgroupfs name, or the systemd slice chain).
+    pub fn pod_rel(&self, pod: &TestPod) -> String {
+        if self.systemd {
+            super::systemd::pod_slice_path(pod)
+        } else {
+            pod.cgroup_parent()
+        }
+    }
+
+    /// The `cgroup_parent` the kubelet sends to the runtime: the cgroupfs path, or the pod's slice
+    /// name for the systemd driver.
+    pub fn cgroup_parent(&self, pod: &TestPod) -> String {
+        if self.systemd {
+            super::systemd::pod_slices(pod).pop().expect("pod slice")
+        } else {
+            pod.cgroup_parent()
         }
     }
 
@@ -358,7 +396,7 @@ impl Kubelet {
             }),
             labels: pod_labels(pod),
             linux: Some(proto::LinuxPodSandboxConfig {
-                cgroup_parent: pod.cgroup_parent(),
+                cgroup_parent: self.mounts.cgroup_parent(pod),
                 security_context: Some(proto::LinuxSandboxSecurityContext {
                     namespace_options: Some(namespaces()),
                     ..Default::default()
@@ -382,7 +420,11 @@ impl Kubelet {
             torn_down: false,
         };
         // From here on, a panic drops `running`, whose Drop removes what exists so far.
-        running.created_dirs = create_pod_cgroups(&self.mounts, pod);
+        if self.mounts.systemd {
+            super::systemd::Systemd::connect().create_pod_slice(pod, &pod_cgroup_values(pod));
+        } else {
+            running.created_dirs = create_pod_cgroups(&self.mounts, pod);
+        }
         let rt = self.client.runtime_service();
         let sandbox_config = self.sandbox_config(pod);
         let resp = self
@@ -480,12 +522,17 @@ fn write(path: &Path, value: &str) {
 
 /// Creates `dir` and missing parents under one hierarchy; cpuset dirs inherit the parent's cpus and
 /// mems (an empty cpuset cannot hold tasks). Returns the directories created, outermost first.
-fn mkdir_cgroup(mount: &Path, rel: &str, is_cpuset: bool) -> Vec<PathBuf> {
+fn mkdir_cgroup(mount: &Path, rel: &str, is_cpuset: bool, v2: bool) -> Vec<PathBuf> {
     let mut created = Vec::new();
     let mut dir = mount.to_path_buf();
     for part in rel.trim_start_matches('/').split('/') {
         let parent = dir.clone();
         dir.push(part);
+        if v2 {
+            // v2: a child gets the cpu/memory files only once its parent delegates them (the
+            // kubelet enables every controller it uses in each level's subtree_control).
+            write(&parent.join("cgroup.subtree_control"), "+cpu +memory +pids");
+        }
         match std::fs::create_dir(&dir) {
             Ok(()) => {
                 created.push(dir.clone());
@@ -510,8 +557,8 @@ fn create_pod_cgroups(mounts: &CgroupMounts, pod: &TestPod) -> Vec<PathBuf> {
     let rel = pod.cgroup_parent();
     let mut pod_dirs = Vec::new();
     for (mount, controllers) in &mounts.hierarchies {
-        let is_cpuset = controllers.iter().any(|c| c == "cpuset");
-        mkdir_cgroup(mount, &rel, is_cpuset);
+        let is_cpuset = !mounts.v2 && controllers.iter().any(|c| c == "cpuset");
+        mkdir_cgroup(mount, &rel, is_cpuset, mounts.v2);
         pod_dirs.push(mount.join(rel.trim_start_matches('/')));
     }
     if let Some(unified) = &mounts.unified {
@@ -523,6 +570,10 @@ fn create_pod_cgroups(mounts: &CgroupMounts, pod: &TestPod) -> Vec<PathBuf> {
         .dir("cpu")
         .expect("cpu controller mounted")
         .join(rel.trim_start_matches('/'));
+    if mounts.v2 {
+        write_v2(&cpu, &v);
+        return pod_dirs;
+    }
     if let Some(shares) = v.cpu_shares {
         write(&cpu.join("cpu.shares"), &shares.to_string());
     }
@@ -542,8 +593,36 @@ fn create_pod_cgroups(mounts: &CgroupMounts, pod: &TestPod) -> Vec<PathBuf> {
     pod_dirs
 }
 
+/// spec §9: shares → v2 `cpu.weight`, the kubelet's linear formula.
+pub fn shares_to_weight(shares: i64) -> i64 {
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// v2 pod cgroup files, as the kubelet writes them (§11.3): `cpu.weight`, `cpu.max` (period with
+/// the quota, or alone), `memory.max`.
+fn write_v2(dir: &Path, v: &PodCgroupValues) {
+    if let Some(shares) = v.cpu_shares {
+        write(&dir.join("cpu.weight"), &shares_to_weight(shares as i64).to_string());
+    }
+    if v.cpu_quota.is_some() || v.cpu_period.is_some() {
+        let quota = match v.cpu_quota {
+            Some(q) if q > 0 => q.to_string(),
+            _ => "max".to_string(),
+        };
+        let period = v.cpu_period.unwrap_or(CFS_PERIOD_US as u64);
+        write(&dir.join("cpu.max"), &format!("{quota} {period}"));
+    }
+    if let Some(limit) = v.memory_limit {
+        let limit = if limit < 0 { "max".to_string() } else { limit.to_string() };
+        write(&dir.join("memory.max"), &limit);
+    }
+}
+
 /// Reads a v1 cgroup values file set from `dir` of the cpu and memory hierarchies.
 fn read_values(cpu_dir: &Path, memory_dir: &Path) -> PodCgroupValues {
+    if cpu_dir.join("cpu.weight").exists() {
+        return read_values_v2(cpu_dir);
+    }
     let read = |p: PathBuf| -> i64 {
         let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         s.trim()
@@ -561,6 +640,28 @@ fn read_values(cpu_dir: &Path, memory_dir: &Path) -> PodCgroupValues {
         } else {
             memory
         }),
+    }
+}
+
+/// v2 files in the v1 shape: weight → shares (the linear formula's inverse, lossy), `cpu.max`,
+/// `memory.max` ("max" = −1).
+fn read_values_v2(dir: &Path) -> PodCgroupValues {
+    let read = |f: &str| -> String {
+        let p = dir.join(f);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    let weight: i64 = read("cpu.weight").parse().expect("cpu.weight");
+    let max = read("cpu.max");
+    let (quota, period) = max.split_once(' ').expect("cpu.max has two fields");
+    let memory = read("memory.max");
+    PodCgroupValues {
+        cpu_shares: Some((2 + (weight - 1) * 262_142 / 9999) as u64),
+        cpu_quota: Some(if quota == "max" { -1 } else { quota.parse().expect("quota") }),
+        cpu_period: Some(period.parse().expect("period")),
+        memory_limit: Some(if memory == "max" { -1 } else { memory.parse().expect("memory.max") }),
     }
 }
 
@@ -592,7 +693,7 @@ impl RunningPod {
         self.mounts
             .dir(controller)
             .unwrap_or_else(|| panic!("controller {controller} not mounted"))
-            .join(self.pod.cgroup_parent().trim_start_matches('/'))
+            .join(self.mounts.pod_rel(&self.pod).trim_start_matches('/'))
     }
 
     /// The pod directory in every hierarchy (v1 and, on hybrid hosts, the unified one); teardown
@@ -603,8 +704,13 @@ impl RunningPod {
 
     /// A container's cgroup (cgroupfs driver: `<pod cgroup>/<container id>`).
     pub fn container_cgroup_dir(&self, name: &str, controller: &str) -> PathBuf {
-        self.pod_cgroup_dir(controller)
-            .join(self.container_id(name))
+        let id = self.container_id(name);
+        let leaf = if self.mounts.systemd {
+            format!("cri-containerd-{id}.scope")
+        } else {
+            id.to_string()
+        };
+        self.pod_cgroup_dir(controller).join(leaf)
     }
 
     pub fn read_pod_file(&self, controller: &str, file: &str) -> String {
@@ -622,8 +728,13 @@ impl RunningPod {
             &format!("container {container} uses {bytes} bytes"),
             std::time::Duration::from_secs(20),
             || async {
+                let file = if self.mounts.v2 {
+                    "memory.current"
+                } else {
+                    "memory.usage_in_bytes"
+                };
                 let usage: i64 = self
-                    .read_container_file(container, "memory", "memory.usage_in_bytes")
+                    .read_container_file(container, "memory", file)
                     .parse()
                     .ok()?;
                 (usage >= bytes).then_some(())
@@ -658,6 +769,10 @@ impl RunningPod {
     /// `resizelet::cgroup`.
     pub fn write_pod_cgroup(&self, v: &PodCgroupValues) {
         let cpu = self.pod_cgroup_dir("cpu");
+        if self.mounts.v2 {
+            write_v2(&cpu, v);
+            return;
+        }
         if let Some(period) = v.cpu_period {
             write(&cpu.join("cpu.cfs_period_us"), &period.to_string());
         }
@@ -681,7 +796,8 @@ impl RunningPod {
         let client = CriClient::connect_with_timeout(&self.endpoint, Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
-        remove_pod(&client, self.sandbox_id.as_deref(), &self.created_dirs).await
+        let slice = self.mounts.systemd.then_some(&self.pod);
+        remove_pod(&client, self.sandbox_id.as_deref(), &self.created_dirs, slice).await
     }
 }
 
@@ -689,6 +805,7 @@ async fn remove_pod(
     client: &CriClient,
     sandbox_id: Option<&str>,
     pod_dirs: &[PathBuf],
+    systemd_pod: Option<&TestPod>,
 ) -> Result<(), String> {
     let mut errors = Vec::new();
     if let Some(id) = sandbox_id {
@@ -732,6 +849,11 @@ async fn remove_pod(
             }
         }
     }
+    if let Some(pod) = systemd_pod {
+        if let Err(e) = super::systemd::Systemd::connect().stop_pod_slice(pod) {
+            errors.push(e);
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -768,6 +890,7 @@ impl Drop for RunningPod {
         let endpoint = self.endpoint.clone();
         let sandbox_id = self.sandbox_id.clone();
         let dirs = self.created_dirs.clone();
+        let slice = self.mounts.systemd.then(|| self.pod.clone());
         let result = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -777,7 +900,7 @@ impl Drop for RunningPod {
                 let client = CriClient::connect_with_timeout(&endpoint, Duration::from_secs(30))
                     .await
                     .map_err(|e| e.to_string())?;
-                remove_pod(&client, sandbox_id.as_deref(), &dirs).await
+                remove_pod(&client, sandbox_id.as_deref(), &dirs, slice.as_ref()).await
             })
         })
         .join();

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod engine;
 pub mod kubelet;
+pub mod systemd;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

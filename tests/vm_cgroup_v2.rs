@@ -1,0 +1,230 @@
+//! Resizes on a real kernel's pure cgroup v2 (cgroupfs driver): the engine → executor →
+//! `RealCgroupFs` path against real containerd and the kernel's own `cpu.weight`, `cpu.max` and
+//! `memory.max` files. Runs only inside the `scripts/vm-test.sh --mode v2` guest
+//! (`RESIZELET_VM_GUEST=v2`); elsewhere every test says so and passes.
+//!
+//! Container weights are runc 1.1's linear conversion of the shares containerd sends (the same
+//! formula the kubelet uses for pod cgroups; runc ≥ 1.3 may use the quadratic one, pitfall 3).
+
+mod support;
+
+use std::path::Path;
+
+use resizelet::core::admission::{Decision, NodePressure};
+use resizelet::core::resources::QosClass;
+use resizelet::executor::ExecError;
+use support::engine::{engine, pod_spec, resized};
+use support::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
+
+const MIB: i64 = 1 << 20;
+
+fn in_guest() -> bool {
+    if std::env::var("RESIZELET_VM_GUEST").as_deref() == Ok("v2") {
+        return true;
+    }
+    eprintln!(
+        "skipped: needs the pure cgroup v2 guest of `scripts/vm-test.sh --mode v2` \
+         (RESIZELET_VM_GUEST=v2); this host's cgroups are not that"
+    );
+    false
+}
+
+fn c(name: &str, cpu: (i64, i64), memory: (i64, i64)) -> TestContainer {
+    TestContainer::new(name)
+        .cpu(Some(cpu.0), Some(cpu.1))
+        .memory(Some(memory.0 * MIB), Some(memory.1 * MIB))
+}
+
+/// (cpu.weight, cpu.max, memory.max) of a cgroup directory, as the kernel shows them.
+fn files(dir: &Path) -> (String, String, String) {
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("read {}/{f}: {e}", dir.display()))
+            .trim()
+            .to_string()
+    };
+    (read("cpu.weight"), read("cpu.max"), read("memory.max"))
+}
+
+fn pod_files(r: &RunningPod) -> (String, String, String) {
+    files(&r.pod_cgroup_dir("cpu"))
+}
+
+fn container_files(r: &RunningPod, name: &str) -> (String, String, String) {
+    files(&r.container_cgroup_dir(name, "cpu"))
+}
+
+fn f(weight: u64, max: &str, memory: i64) -> (String, String, String) {
+    (weight.to_string(), max.to_string(), memory.to_string())
+}
+
+#[tokio::test]
+async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
+    if !in_guest() {
+        return;
+    }
+    let kubelet = Kubelet::from_env().await;
+    assert!(kubelet.mounts.v2, "the guest has pure cgroup v2");
+    let pod = TestPod::new(
+        "v2-guaranteed",
+        QosClass::Guaranteed,
+        vec![c("a", (250, 250), (32, 32)), c("b", (250, 250), (64, 64))],
+    );
+    let running = kubelet.run_pod(&pod).await;
+    // the kubelet's pod cgroup: weight(shares(500m) = 512) = 20, 50 ms per 100 ms, 96 MiB
+    assert_eq!(pod_files(&running), f(20, "50000 100000", 96 * MIB));
+    // runc: weight(256) = 10
+    assert_eq!(container_files(&running, "a"), f(10, "25000 100000", 32 * MIB));
+
+    let t = engine().await;
+    let spec = pod_spec(&pod);
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    let up = resized(
+        &spec,
+        &[c("a", (500, 500), (64, 64)), c("b", (250, 250), (64, 64))],
+    );
+    let out = t
+        .engine
+        .sync_pod(&up, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    out.enactment.expect("enactment");
+    // pod: shares(750m) = 768 → weight 30; 75 ms; 128 MiB. Container a: weight(512) = 20.
+    assert_eq!(pod_files(&running), f(30, "75000 100000", 128 * MIB));
+    assert_eq!(container_files(&running, "a"), f(20, "50000 100000", 64 * MIB));
+    assert_eq!(container_files(&running, "b"), f(10, "25000 100000", 64 * MIB));
+
+    let down = resized(
+        &up,
+        &[c("a", (100, 100), (16, 16)), c("b", (250, 250), (64, 64))],
+    );
+    let out = t
+        .engine
+        .sync_pod(&down, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    out.enactment.expect("enactment");
+    // pod: shares(350m) = 358 → weight 14; 35 ms; 80 MiB. Container a: weight(102) = 4.
+    assert_eq!(pod_files(&running), f(14, "35000 100000", 80 * MIB));
+    assert_eq!(container_files(&running, "a"), f(4, "10000 100000", 16 * MIB));
+    running.teardown().await.expect("teardown");
+}
+
+#[tokio::test]
+async fn burstable_pod_mixed_changes_exact_v2_files() {
+    if !in_guest() {
+        return;
+    }
+    let kubelet = Kubelet::from_env().await;
+    let pod = TestPod::new(
+        "v2-burstable",
+        QosClass::Burstable,
+        vec![
+            c("c1", (200, 400), (64, 128)),
+            TestContainer::new("c2").cpu(Some(300), None).memory(Some(128 * MIB), None),
+        ],
+    );
+    let running = kubelet.run_pod(&pod).await;
+    // Burstable without every limit declared: the pod cgroup keeps "max" for cpu and memory.
+    // shares(500m) = 512 → weight 20.
+    assert_eq!(
+        pod_files(&running),
+        ("20".to_string(), "max 100000".to_string(), "max".to_string())
+    );
+    assert_eq!(
+        container_files(&running, "c2"),
+        ("12".to_string(), "max 100000".to_string(), "max".to_string())
+    );
+
+    let t = engine().await;
+    let spec = pod_spec(&pod);
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    // c1: cpu down, memory limit up; c2: cpu request up.
+    let desired = resized(
+        &spec,
+        &[
+            c("c1", (100, 300), (64, 192)),
+            TestContainer::new("c2").cpu(Some(600), None).memory(Some(128 * MIB), None),
+        ],
+    );
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    out.enactment.expect("enactment");
+    // pod: shares(700m) = 716 → weight 28; limits still not all declared → "max" stays
+    assert_eq!(
+        pod_files(&running),
+        ("28".to_string(), "max 100000".to_string(), "max".to_string())
+    );
+    // c1: weight(102) = 4, 30 ms, 192 MiB; c2: weight(614) = 24
+    assert_eq!(container_files(&running, "c1"), f(4, "30000 100000", 192 * MIB));
+    assert_eq!(
+        container_files(&running, "c2"),
+        ("24".to_string(), "max 100000".to_string(), "max".to_string())
+    );
+    running.teardown().await.expect("teardown");
+}
+
+#[tokio::test]
+async fn memory_decrease_below_usage_is_refused_on_v2() {
+    if !in_guest() {
+        return;
+    }
+    let kubelet = Kubelet::from_env().await;
+    // 48 MiB in the container's /dev/shm (tmpfs, charged to its memory cgroup: memory.current).
+    let hog = c("hog", (100, 200), (64, 128)).shell(
+        "head -c 50331648 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
+    );
+    let pod = TestPod::new("v2-hog", QosClass::Burstable, vec![hog]);
+    let running = kubelet.run_pod(&pod).await;
+    running.wait_memory_usage("hog", 48 * MIB).await;
+    let before = (pod_files(&running), container_files(&running, "hog"));
+
+    let t = engine().await;
+    let spec = pod_spec(&pod);
+    t.engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    let desired = resized(&spec, &[c("hog", (100, 200), (16, 32))]);
+    let out = t
+        .engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    let err = out.enactment.expect_err("the decrease must be refused");
+    assert!(matches!(err, ExecError::MemoryDecrease(_)), "{err}");
+    assert!(err.to_string().contains("below current usage"), "{err}");
+    // nothing written: the kernel would have reclaimed or OOM-killed to meet memory.max
+    assert_eq!((pod_files(&running), container_files(&running, "hog")), before);
+    running.teardown().await.expect("teardown");
+}
+
+#[test]
+fn resizelet_check_reports_cgroup_v2_and_cgroupfs() {
+    if !in_guest() {
+        return;
+    }
+    let endpoint = support::cri_endpoint();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
+        .args(["check", "--container-runtime-endpoint", &endpoint, "--cgroup-driver", "cgroupfs"])
+        .output()
+        .expect("run resizelet check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
+    assert!(text.contains("cgroup driver: cgroupfs"), "{text}");
+    assert!(text.contains("in-place resize: supported"), "{text}");
+}
