@@ -4,6 +4,12 @@
 # its own kernel (Debian's linux-image, unpacked) and its own cgroups:
 #
 #   scripts/vm-test.sh [--mode v2|systemd] [--timeout SECS] [--mem MIB] [--cpus N] -- COMMAND...
+#   scripts/vm-test.sh --suite v2|systemd [--timeout SECS]
+#
+#   --suite         builds the suite's test binaries here (`cargo test --no-run`), then runs them in
+#                   the guest of that mode against a private containerd (vm/run-tests.sh):
+#                   v2: tests/vm_cgroup_v2.rs (cgroupfs driver); systemd: tests/vm_systemd.rs
+#                   (containerd with SystemdCgroup = true, pod slices as transient units)
 #
 #   --mode v2       (default) pure cgroup v2 (nsdelegate), no systemd: vm/guest-v2.sh is PID 1
 #   --mode systemd  systemd as PID 1 with D-Bus (vm/units/resizelet-vm.target runs the command)
@@ -19,9 +25,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { echo "vm-test.sh: $*" >&2; }
 die() { log "$*"; exit 125; }
 
-mode=v2 timeout=900 mem=3072 cpus=2
+mode=v2 timeout=900 mem=3072 cpus=2 suite=""
 while (($#)); do
   case "$1" in
+    --suite) suite="$2"; mode="$2"; shift 2 ;;
     --mode) mode="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --mem) mem="$2"; shift 2 ;;
@@ -30,6 +37,28 @@ while (($#)); do
     *) die "unknown argument $1 (usage: $0 [--mode v2|systemd] [--timeout SECS] -- COMMAND...)" ;;
   esac
 done
+if [[ -n $suite ]]; then
+  case "$suite" in
+    v2) tests=(vm_cgroup_v2); export RESIZELET_VM_GUEST=v2 ;;
+    systemd)
+      tests=(vm_systemd)
+      export RESIZELET_VM_GUEST=systemd CONTAINERD_SYSTEMD_CGROUP=true RESIZELET_TEST_CGROUP_DRIVER=systemd ;;
+    *) die "--suite must be v2 or systemd, not $suite" ;;
+  esac
+  cargo_flags=(--no-run --message-format=json)
+  [[ ${CI:-} == true ]] && cargo_flags+=(--locked)
+  for t in "${tests[@]}"; do cargo_flags+=(--test "$t"); done
+  log "building ${tests[*]} (cargo test ${cargo_flags[*]})"
+  mapfile -t bins < <(cd "$repo" && cargo test "${cargo_flags[@]}" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])')
+  ((${#bins[@]} == ${#tests[@]})) || die "cargo test --no-run gave ${#bins[@]} test binaries for ${#tests[@]} tests"
+  cd "$repo"
+  set -- vm/run-tests.sh "${bins[@]}"
+fi
 (($# > 0)) || die "no command given (usage: $0 [--mode v2|systemd] [--timeout SECS] -- COMMAND...)"
 [[ $mode == v2 || $mode == systemd ]] || die "--mode must be v2 or systemd, not $mode"
 [[ $EUID -eq 0 ]] || die "must run as root (the guest's root is the host's, shared with passthrough ownership)"
@@ -83,7 +112,7 @@ mkdir -p "$job/units"
 cp "$repo"/vm/units/* "$job/units/" 2>/dev/null || true
 {
   echo "#!/bin/bash"
-  export -p | grep -E '^declare -x (RESIZELET_|RUST_)' || true
+  export -p | grep -E '^declare -x (RESIZELET_|RUST_|CONTAINERD_)' || true
   printf 'cd %q || exit 125\n' "$PWD"
   printf '%q ' "$@"
   echo

@@ -13,7 +13,9 @@ use std::path::Path;
 use resizelet::core::admission::{Decision, NodePressure};
 use resizelet::core::resources::QosClass;
 use resizelet::executor::ExecError;
+use support::cluster::{resize_done, Agent, Cluster, DEADLINE};
 use support::engine::{engine, pod_spec, resized};
+use support::eventually;
 use support::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
 
 const MIB: i64 = 1 << 20;
@@ -210,6 +212,42 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
     // nothing written: the kernel would have reclaimed or OOM-killed to meet memory.max
     assert_eq!((pod_files(&running), container_files(&running, "hog")), before);
     running.teardown().await.expect("teardown");
+}
+
+/// End to end on v2: the API-server double, `resizelet run` and the real containerd; a Burstable
+/// pod's containers grow and shrink through `/resize`, and the kernel's files follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_resize_through_the_api_exact_v2_files() {
+    if !in_guest() {
+        return;
+    }
+    let cluster = Cluster::start("2", "4Gi").await;
+    let state = cluster.dir.path().join("state");
+    let _agent = Agent::start(&cluster, &state);
+    let b = TestPod::new(
+        "v2-e2e",
+        QosClass::Burstable,
+        vec![c("c1", (100, 300), (32, 128)), c("c2", (300, 600), (64, 256))],
+    );
+    let run = cluster.run_pod(b).await;
+    let b = run.pod.clone();
+    cluster.wait_resize_fields(&b).await;
+    // the pod cgroup before: shares(400m) = 409 → weight 16, 90 ms, 384 MiB
+    assert_eq!(pod_files(&run), f(16, "90000 100000", 384 * MIB));
+    cluster
+        .resize(&b, &[c("c1", (300, 500), (32, 192)), c("c2", (100, 200), (64, 128))])
+        .await
+        .expect("resize accepted by the API server");
+    eventually("resize completed in the API status", DEADLINE * 3, || async {
+        resize_done(&cluster.pod(&b)).then_some(())
+    })
+    .await;
+    // c1 grows: weight(307) = 12, 50 ms, 192 MiB; c2 shrinks: weight(102) = 4, 20 ms, 128 MiB;
+    // the pod: shares(400m) unchanged → 16, 70 ms, 320 MiB
+    assert_eq!(container_files(&run, "c1"), f(12, "50000 100000", 192 * MIB));
+    assert_eq!(container_files(&run, "c2"), f(4, "20000 100000", 128 * MIB));
+    assert_eq!(pod_files(&run), f(16, "70000 100000", 320 * MIB));
+    run.teardown().await.expect("teardown");
 }
 
 #[test]

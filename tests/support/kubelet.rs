@@ -726,7 +726,7 @@ impl RunningPod {
     pub async fn wait_memory_usage(&self, container: &str, bytes: i64) {
         super::eventually(
             &format!("container {container} uses {bytes} bytes"),
-            std::time::Duration::from_secs(20),
+            std::time::Duration::from_secs(60), // generous: a TCG guest fills /dev/shm slowly
             || async {
                 let file = if self.mounts.v2 {
                     "memory.current"
