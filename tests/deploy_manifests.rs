@@ -236,6 +236,7 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
     for path in [
         "/run/containerd/containerd.sock",
         "/sys/fs/cgroup",
+        "/run/dbus/system_bus_socket",
         "/var/lib/resizelet",
         "/etc/resizelet",
     ] {
@@ -251,6 +252,7 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
         hostpaths,
         [
             "/run/containerd/containerd.sock",
+            "/run/dbus/system_bus_socket",
             "/sys/fs/cgroup",
             "/var/lib/resizelet"
         ]
