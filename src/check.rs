@@ -203,11 +203,18 @@ mod tests {
         f.systemd = Some(Ok("252.39-1~deb12u1".into()));
         let r = assess(&f);
         assert!(r.supported(), "{r}");
-        assert!(r.to_string().contains("cgroup driver: systemd\nsystemd: 252.39-1~deb12u1 over D-Bus"), "{r}");
+        assert!(
+            r.to_string()
+                .contains("cgroup driver: systemd\nsystemd: 252.39-1~deb12u1 over D-Bus"),
+            "{r}"
+        );
         f.systemd = Some(Err("no such file".into()));
         let r = assess(&f);
         assert!(!r.supported(), "{r}");
-        assert!(r.problems[0].contains("cannot reach systemd over D-Bus (no such file)"), "{r}");
+        assert!(
+            r.problems[0].contains("cannot reach systemd over D-Bus (no such file)"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -76,7 +76,10 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     // the kubelet's pod cgroup: weight(shares(500m) = 512) = 20, 50 ms per 100 ms, 96 MiB
     assert_eq!(pod_files(&running), f(20, "50000 100000", 96 * MIB));
     // runc: weight(256) = 10
-    assert_eq!(container_files(&running, "a"), f(10, "25000 100000", 32 * MIB));
+    assert_eq!(
+        container_files(&running, "a"),
+        f(10, "25000 100000", 32 * MIB)
+    );
 
     let t = engine().await;
     let spec = pod_spec(&pod);
@@ -97,8 +100,14 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     out.enactment.expect("enactment");
     // pod: shares(750m) = 768 → weight 30; 75 ms; 128 MiB. Container a: weight(512) = 20.
     assert_eq!(pod_files(&running), f(30, "75000 100000", 128 * MIB));
-    assert_eq!(container_files(&running, "a"), f(20, "50000 100000", 64 * MIB));
-    assert_eq!(container_files(&running, "b"), f(10, "25000 100000", 64 * MIB));
+    assert_eq!(
+        container_files(&running, "a"),
+        f(20, "50000 100000", 64 * MIB)
+    );
+    assert_eq!(
+        container_files(&running, "b"),
+        f(10, "25000 100000", 64 * MIB)
+    );
 
     let down = resized(
         &up,
@@ -113,7 +122,10 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     out.enactment.expect("enactment");
     // pod: shares(350m) = 358 → weight 14; 35 ms; 80 MiB. Container a: weight(102) = 4.
     assert_eq!(pod_files(&running), f(14, "35000 100000", 80 * MIB));
-    assert_eq!(container_files(&running, "a"), f(4, "10000 100000", 16 * MIB));
+    assert_eq!(
+        container_files(&running, "a"),
+        f(4, "10000 100000", 16 * MIB)
+    );
     running.teardown().await.expect("teardown");
 }
 
@@ -128,7 +140,9 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
         QosClass::Burstable,
         vec![
             c("c1", (200, 400), (64, 128)),
-            TestContainer::new("c2").cpu(Some(300), None).memory(Some(128 * MIB), None),
+            TestContainer::new("c2")
+                .cpu(Some(300), None)
+                .memory(Some(128 * MIB), None),
         ],
     );
     let running = kubelet.run_pod(&pod).await;
@@ -136,11 +150,19 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
     // shares(500m) = 512 → weight 20.
     assert_eq!(
         pod_files(&running),
-        ("20".to_string(), "max 100000".to_string(), "max".to_string())
+        (
+            "20".to_string(),
+            "max 100000".to_string(),
+            "max".to_string()
+        )
     );
     assert_eq!(
         container_files(&running, "c2"),
-        ("12".to_string(), "max 100000".to_string(), "max".to_string())
+        (
+            "12".to_string(),
+            "max 100000".to_string(),
+            "max".to_string()
+        )
     );
 
     let t = engine().await;
@@ -154,7 +176,9 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
         &spec,
         &[
             c("c1", (100, 300), (64, 192)),
-            TestContainer::new("c2").cpu(Some(600), None).memory(Some(128 * MIB), None),
+            TestContainer::new("c2")
+                .cpu(Some(600), None)
+                .memory(Some(128 * MIB), None),
         ],
     );
     let out = t
@@ -167,13 +191,24 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
     // pod: shares(700m) = 716 → weight 28; limits still not all declared → "max" stays
     assert_eq!(
         pod_files(&running),
-        ("28".to_string(), "max 100000".to_string(), "max".to_string())
+        (
+            "28".to_string(),
+            "max 100000".to_string(),
+            "max".to_string()
+        )
     );
     // c1: weight(102) = 4, 30 ms, 192 MiB; c2: weight(614) = 24
-    assert_eq!(container_files(&running, "c1"), f(4, "30000 100000", 192 * MIB));
+    assert_eq!(
+        container_files(&running, "c1"),
+        f(4, "30000 100000", 192 * MIB)
+    );
     assert_eq!(
         container_files(&running, "c2"),
-        ("24".to_string(), "max 100000".to_string(), "max".to_string())
+        (
+            "24".to_string(),
+            "max 100000".to_string(),
+            "max".to_string()
+        )
     );
     running.teardown().await.expect("teardown");
 }
@@ -211,7 +246,10 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
     assert!(matches!(err, ExecError::MemoryDecrease(_)), "{err}");
     assert!(err.to_string().contains("below current usage"), "{err}");
     // nothing written: the kernel would have reclaimed or OOM-killed to meet memory.max
-    assert_eq!((pod_files(&running), container_files(&running, "hog")), before);
+    assert_eq!(
+        (pod_files(&running), container_files(&running, "hog")),
+        before
+    );
     running.teardown().await.expect("teardown");
 }
 
@@ -228,7 +266,10 @@ async fn e2e_resize_through_the_api_exact_v2_files() {
     let b = TestPod::new(
         "v2-e2e",
         QosClass::Burstable,
-        vec![c("c1", (100, 300), (32, 128)), c("c2", (300, 600), (64, 256))],
+        vec![
+            c("c1", (100, 300), (32, 128)),
+            c("c2", (300, 600), (64, 256)),
+        ],
     );
     let run = cluster.run_pod(b).await;
     let b = run.pod.clone();
@@ -236,16 +277,27 @@ async fn e2e_resize_through_the_api_exact_v2_files() {
     // the pod cgroup before: shares(400m) = 409 → weight 16, 90 ms, 384 MiB
     assert_eq!(pod_files(&run), f(16, "90000 100000", 384 * MIB));
     cluster
-        .resize(&b, &[c("c1", (300, 500), (32, 192)), c("c2", (100, 200), (64, 128))])
+        .resize(
+            &b,
+            &[
+                c("c1", (300, 500), (32, 192)),
+                c("c2", (100, 200), (64, 128)),
+            ],
+        )
         .await
         .expect("resize accepted by the API server");
-    eventually("resize completed in the API status", DEADLINE * 6, || async {
-        resize_done(&cluster.pod(&b)).then_some(())
-    })
+    eventually(
+        "resize completed in the API status",
+        DEADLINE * 6,
+        || async { resize_done(&cluster.pod(&b)).then_some(()) },
+    )
     .await;
     // c1 grows: weight(307) = 12, 50 ms, 192 MiB; c2 shrinks: weight(102) = 4, 20 ms, 128 MiB;
     // the pod: shares(400m) unchanged → 16, 70 ms, 320 MiB
-    assert_eq!(container_files(&run, "c1"), f(12, "50000 100000", 192 * MIB));
+    assert_eq!(
+        container_files(&run, "c1"),
+        f(12, "50000 100000", 192 * MIB)
+    );
     assert_eq!(container_files(&run, "c2"), f(4, "20000 100000", 128 * MIB));
     assert_eq!(pod_files(&run), f(16, "70000 100000", 320 * MIB));
     run.teardown().await.expect("teardown");
@@ -258,11 +310,21 @@ fn resizelet_check_reports_cgroup_v2_and_cgroupfs() {
     }
     let endpoint = support::cri_endpoint();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args(["check", "--container-runtime-endpoint", &endpoint, "--cgroup-driver", "cgroupfs"])
+        .args([
+            "check",
+            "--container-runtime-endpoint",
+            &endpoint,
+            "--cgroup-driver",
+            "cgroupfs",
+        ])
         .output()
         .expect("run resizelet check");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
     assert!(text.contains("cgroup driver: cgroupfs"), "{text}");
     assert!(text.contains("in-place resize: supported"), "{text}");

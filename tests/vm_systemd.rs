@@ -73,14 +73,25 @@ fn pod_state(sd: &Systemd, r: &RunningPod) -> ((u64, u64, u64), (String, String,
             sd.slice_u64(&unit, "CPUQuotaPerSecUSec"),
             sd.slice_u64(&unit, "MemoryMax"),
         ),
-        (read(&dir, "cpu.weight"), read(&dir, "cpu.max"), read(&dir, "memory.max")),
+        (
+            read(&dir, "cpu.weight"),
+            read(&dir, "cpu.max"),
+            read(&dir, "memory.max"),
+        ),
     )
 }
 
-fn expect(props: (u64, u64, u64), files: (u64, &str, i64)) -> ((u64, u64, u64), (String, String, String)) {
+fn expect(
+    props: (u64, u64, u64),
+    files: (u64, &str, i64),
+) -> ((u64, u64, u64), (String, String, String)) {
     (
         props,
-        (files.0.to_string(), files.1.to_string(), files.2.to_string()),
+        (
+            files.0.to_string(),
+            files.1.to_string(),
+            files.2.to_string(),
+        ),
     )
 }
 
@@ -101,9 +112,16 @@ async fn pod_slice_resize_survives_daemon_reload() {
         return;
     }
     let kubelet = Kubelet::from_env().await;
-    assert!(kubelet.mounts.systemd && kubelet.mounts.v2, "systemd driver on cgroup v2");
+    assert!(
+        kubelet.mounts.systemd && kubelet.mounts.v2,
+        "systemd driver on cgroup v2"
+    );
     let sd = Systemd::connect();
-    let pod = TestPod::new("sd-guaranteed", QosClass::Guaranteed, vec![c("app", 250, 64)]);
+    let pod = TestPod::new(
+        "sd-guaranteed",
+        QosClass::Guaranteed,
+        vec![c("app", 250, 64)],
+    );
     let running = kubelet.run_pod(&pod).await;
     // the kubelet's slice: weight(256) = 10, 250 ms per second, 64 MiB
     assert_eq!(
@@ -111,7 +129,10 @@ async fn pod_slice_resize_survives_daemon_reload() {
         expect((10, 250_000, 64 << 20), (10, "25000 100000", 64 * MIB))
     );
     let app = running.container_cgroup_dir("app", "cpu");
-    assert!(app.ends_with(format!("cri-containerd-{}.scope", running.container_id("app"))));
+    assert!(app.ends_with(format!(
+        "cri-containerd-{}.scope",
+        running.container_id("app")
+    )));
 
     let state = tempfile::tempdir().unwrap();
     let engine = systemd_engine(state.path()).await;
@@ -131,8 +152,11 @@ async fn pod_slice_resize_survives_daemon_reload() {
     assert_eq!(pod_state(&sd, &running), grown, "after daemon-reload");
 
     // what resizelet did before: a file-only write is put back by systemd on daemon-reload
-    std::fs::write(running.pod_cgroup_dir("memory").join("memory.max"), (200 * MIB).to_string())
-        .unwrap();
+    std::fs::write(
+        running.pod_cgroup_dir("memory").join("memory.max"),
+        (200 * MIB).to_string(),
+    )
+    .unwrap();
     daemon_reload();
     assert_eq!(
         read(&running.pod_cgroup_dir("memory"), "memory.max"),
@@ -163,12 +187,25 @@ fn resizelet_check_reports_cgroup_v2_and_systemd() {
     }
     let endpoint = support::cri_endpoint();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args(["check", "--container-runtime-endpoint", &endpoint, "--cgroup-driver", "systemd"])
+        .args([
+            "check",
+            "--container-runtime-endpoint",
+            &endpoint,
+            "--cgroup-driver",
+            "systemd",
+        ])
         .output()
         .expect("run resizelet check");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
-    assert!(text.contains("cgroup driver: systemd\nsystemd: 252"), "{text}");
+    assert!(
+        text.contains("cgroup driver: systemd\nsystemd: 252"),
+        "{text}"
+    );
     assert!(text.contains("in-place resize: supported"), "{text}");
 }

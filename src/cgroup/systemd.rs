@@ -111,8 +111,11 @@ fn unit_interface(unit: &str) -> &'static str {
 /// systemd's manager API, as much of it as resizelet uses.
 pub trait SystemdBus: Send + Sync {
     /// `SetUnitProperties(unit, runtime = true, properties)`.
-    fn set_unit_properties(&self, unit: &str, properties: &[UnitProperty])
-        -> Result<(), SystemdError>;
+    fn set_unit_properties(
+        &self,
+        unit: &str,
+        properties: &[UnitProperty],
+    ) -> Result<(), SystemdError>;
     /// A u64 resource-control property of a loaded unit (e.g. `CPUWeight`, `MemoryMax`).
     fn unit_property(&self, unit: &str, property: &str) -> Result<u64, SystemdError>;
     /// The manager's `Version` property (e.g. "252.38-1~deb12u1").
@@ -135,7 +138,11 @@ impl DbusSystemd {
         Ok(DbusSystemd { conn })
     }
 
-    fn manager(&self, unit: &str, method: &'static str) -> Result<zbus::blocking::Proxy<'_>, SystemdError> {
+    fn manager(
+        &self,
+        unit: &str,
+        method: &'static str,
+    ) -> Result<zbus::blocking::Proxy<'_>, SystemdError> {
         zbus::blocking::Proxy::new(&self.conn, DESTINATION, MANAGER_PATH, MANAGER_INTERFACE)
             .map_err(|e| SystemdError::Call {
                 method,
@@ -363,7 +370,10 @@ mod tests {
 
     #[test]
     fn v2_properties_follow_libcontainer() {
-        let (p, w) = unit_properties(CgroupVersion::V2, &PodCgroupWrite::CpuRequest { shares: 1024 });
+        let (p, w) = unit_properties(
+            CgroupVersion::V2,
+            &PodCgroupWrite::CpuRequest { shares: 1024 },
+        );
         assert_eq!(names(&p), [("CPUWeight", 39)]);
         assert_eq!(w, PodCgroupWrite::CpuRequest { shares: 1024 });
         // 250m: 25000/100000 → 250 ms per second, already whole 10 ms.
@@ -376,7 +386,10 @@ mod tests {
         );
         assert_eq!(
             names(&p),
-            [("CPUQuotaPeriodUSec", 100_000), ("CPUQuotaPerSecUSec", 250_000)]
+            [
+                ("CPUQuotaPeriodUSec", 100_000),
+                ("CPUQuotaPerSecUSec", 250_000)
+            ]
         );
         assert_eq!(
             w,
@@ -395,7 +408,10 @@ mod tests {
         );
         assert_eq!(
             names(&p),
-            [("CPUQuotaPeriodUSec", 100_000), ("CPUQuotaPerSecUSec", 30_000)]
+            [
+                ("CPUQuotaPeriodUSec", 100_000),
+                ("CPUQuotaPerSecUSec", 30_000)
+            ]
         );
         assert_eq!(
             w,
@@ -413,26 +429,47 @@ mod tests {
         );
         assert_eq!(
             names(&p),
-            [("CPUQuotaPeriodUSec", 100_000), ("CPUQuotaPerSecUSec", INFINITY)]
+            [
+                ("CPUQuotaPeriodUSec", 100_000),
+                ("CPUQuotaPerSecUSec", INFINITY)
+            ]
         );
-        let (p, _) = unit_properties(CgroupVersion::V2, &PodCgroupWrite::MemoryLimit { bytes: 256 << 20 });
+        let (p, _) = unit_properties(
+            CgroupVersion::V2,
+            &PodCgroupWrite::MemoryLimit { bytes: 256 << 20 },
+        );
         assert_eq!(names(&p), [("MemoryMax", 256 << 20)]);
-        let (p, _) = unit_properties(CgroupVersion::V2, &PodCgroupWrite::MemoryLimit { bytes: -1 });
+        let (p, _) = unit_properties(
+            CgroupVersion::V2,
+            &PodCgroupWrite::MemoryLimit { bytes: -1 },
+        );
         assert_eq!(names(&p), [("MemoryMax", INFINITY)]);
     }
 
     #[test]
     fn v1_properties_use_the_v1_names() {
-        let (p, _) = unit_properties(CgroupVersion::V1, &PodCgroupWrite::CpuRequest { shares: 307 });
+        let (p, _) = unit_properties(
+            CgroupVersion::V1,
+            &PodCgroupWrite::CpuRequest { shares: 307 },
+        );
         assert_eq!(names(&p), [("CPUShares", 307)]);
-        let (p, _) = unit_properties(CgroupVersion::V1, &PodCgroupWrite::MemoryLimit { bytes: 1 << 30 });
+        let (p, _) = unit_properties(
+            CgroupVersion::V1,
+            &PodCgroupWrite::MemoryLimit { bytes: 1 << 30 },
+        );
         assert_eq!(names(&p), [("MemoryLimit", 1 << 30)]);
     }
 
     #[test]
     fn unit_interfaces_by_type() {
-        assert_eq!(unit_interface("kubepods.slice"), "org.freedesktop.systemd1.Slice");
-        assert_eq!(unit_interface("cri-containerd-x.scope"), "org.freedesktop.systemd1.Scope");
+        assert_eq!(
+            unit_interface("kubepods.slice"),
+            "org.freedesktop.systemd1.Slice"
+        );
+        assert_eq!(
+            unit_interface("cri-containerd-x.scope"),
+            "org.freedesktop.systemd1.Scope"
+        );
     }
 
     fn pod() -> PodCgroupId {
@@ -459,7 +496,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             cg.bus()
-                .unit_property("kubepods-burstable-pod1234_5678.slice", "CPUQuotaPerSecUSec")
+                .unit_property(
+                    "kubepods-burstable-pod1234_5678.slice",
+                    "CPUQuotaPerSecUSec"
+                )
                 .unwrap(),
             20_000
         );

@@ -309,7 +309,9 @@ impl CgroupMounts {
             let root = unified
                 .filter(|u| u == Path::new(CGROUP_MOUNT_ROOT))
                 .unwrap_or_else(|| {
-                    panic!("neither cgroup v1 hierarchies nor cgroup2 mounted at {CGROUP_MOUNT_ROOT}")
+                    panic!(
+                        "neither cgroup v1 hierarchies nor cgroup2 mounted at {CGROUP_MOUNT_ROOT}"
+                    )
                 });
             let controllers = std::fs::read_to_string(root.join("cgroup.controllers"))
                 .expect("read cgroup.controllers");
@@ -602,7 +604,10 @@ pub fn shares_to_weight(shares: i64) -> i64 {
 /// the quota, or alone), `memory.max`.
 fn write_v2(dir: &Path, v: &PodCgroupValues) {
     if let Some(shares) = v.cpu_shares {
-        write(&dir.join("cpu.weight"), &shares_to_weight(shares as i64).to_string());
+        write(
+            &dir.join("cpu.weight"),
+            &shares_to_weight(shares as i64).to_string(),
+        );
     }
     if v.cpu_quota.is_some() || v.cpu_period.is_some() {
         let quota = match v.cpu_quota {
@@ -613,7 +618,11 @@ fn write_v2(dir: &Path, v: &PodCgroupValues) {
         write(&dir.join("cpu.max"), &format!("{quota} {period}"));
     }
     if let Some(limit) = v.memory_limit {
-        let limit = if limit < 0 { "max".to_string() } else { limit.to_string() };
+        let limit = if limit < 0 {
+            "max".to_string()
+        } else {
+            limit.to_string()
+        };
         write(&dir.join("memory.max"), &limit);
     }
 }
@@ -659,9 +668,17 @@ fn read_values_v2(dir: &Path) -> PodCgroupValues {
     let memory = read("memory.max");
     PodCgroupValues {
         cpu_shares: Some((2 + (weight - 1) * 262_142 / 9999) as u64),
-        cpu_quota: Some(if quota == "max" { -1 } else { quota.parse().expect("quota") }),
+        cpu_quota: Some(if quota == "max" {
+            -1
+        } else {
+            quota.parse().expect("quota")
+        }),
         cpu_period: Some(period.parse().expect("period")),
-        memory_limit: Some(if memory == "max" { -1 } else { memory.parse().expect("memory.max") }),
+        memory_limit: Some(if memory == "max" {
+            -1
+        } else {
+            memory.parse().expect("memory.max")
+        }),
     }
 }
 
@@ -797,7 +814,13 @@ impl RunningPod {
             .await
             .map_err(|e| e.to_string())?;
         let slice = self.mounts.systemd.then_some(&self.pod);
-        remove_pod(&client, self.sandbox_id.as_deref(), &self.created_dirs, slice).await
+        remove_pod(
+            &client,
+            self.sandbox_id.as_deref(),
+            &self.created_dirs,
+            slice,
+        )
+        .await
     }
 }
 

@@ -25,10 +25,7 @@ pub struct Systemd {
 pub fn pod_slices(pod: &TestPod) -> Vec<String> {
     let uid = pod.uid.replace('-', "_");
     match pod.qos {
-        QosClass::Guaranteed => vec![
-            "kubepods.slice".into(),
-            format!("kubepods-pod{uid}.slice"),
-        ],
+        QosClass::Guaranteed => vec!["kubepods.slice".into(), format!("kubepods-pod{uid}.slice")],
         QosClass::Burstable => vec![
             "kubepods.slice".into(),
             "kubepods-burstable.slice".into(),
@@ -141,7 +138,10 @@ impl Systemd {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.active_state(unit).as_deref() != Some("active") {
-            assert!(Instant::now() < deadline, "slice {unit} did not become active");
+            assert!(
+                Instant::now() < deadline,
+                "slice {unit} did not become active"
+            );
             std::thread::sleep(Duration::from_millis(20)); // poll interval, bounded above
         }
     }
@@ -172,7 +172,10 @@ impl Systemd {
             .call("StopUnit", &(unit.as_str(), "replace"))
             .map_err(|e| format!("StopUnit {unit}: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.active_state(&unit).as_deref(), Some("active" | "deactivating")) {
+        while matches!(
+            self.active_state(&unit).as_deref(),
+            Some("active" | "deactivating")
+        ) {
             if Instant::now() >= deadline {
                 return Err(format!("slice {unit} did not stop"));
             }
