@@ -5,8 +5,7 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mountpoint -q /tmp || mount -t tmpfs tmpfs /tmp
 ip link set lo up 2>/dev/null || true
-echo "guest-systemd: $(uname -r), $(nproc) cpus, systemd $(systemctl --version | awk 'NR==1 {print $2}'), $(stat -fc %T /sys/fs/cgroup)" >/dev/ttyS0
-(bash /vmjob/job.sh; echo $? >/vmjob/rc) </dev/null 2>&1 | tee /vmjob/output.log >/dev/ttyS0
+(echo "guest-systemd: $(uname -r), $(nproc) cpus, systemd $(systemctl --version | awk 'NR==1 {print $2}'), $(stat -fc %T /sys/fs/cgroup), up $(cut -d' ' -f1 /proc/uptime)s"; bash /vmjob/job.sh; echo $? >/vmjob/rc) </dev/null 2>&1 | tee /vmjob/output.log >/dev/ttyS0
 echo "guest-systemd: job exit status $(cat /vmjob/rc 2>/dev/null)" >/dev/ttyS0
 sync
 systemctl poweroff --force --force

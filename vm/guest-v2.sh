@@ -18,11 +18,10 @@ controllers="$(cat /sys/fs/cgroup/cgroup.controllers)"
 for c in cpu cpuset memory pids io; do
   [[ " $controllers " == *" $c "* ]] && echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control
 done
-echo "guest-v2: $(uname -r), $(nproc) cpus, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)" >/dev/console
 # The job's own cgroup (a leaf; the root keeps only this init): containerd and the tests live there.
 mkdir /sys/fs/cgroup/vmjob
 rc=0
-(echo $BASHPID >/sys/fs/cgroup/vmjob/cgroup.procs; bash /vmjob/job.sh; echo $? >/vmjob/rc) </dev/null 2>&1 |
+(echo $BASHPID >/sys/fs/cgroup/vmjob/cgroup.procs; echo "guest-v2: $(uname -r), $(nproc) cpus, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), up $(cut -d' ' -f1 /proc/uptime)s"; bash /vmjob/job.sh; echo $? >/vmjob/rc) </dev/null 2>&1 |
   tee /vmjob/output.log >/dev/console
 rc="$(cat /vmjob/rc 2>/dev/null || echo 255)"
 echo "guest-v2: job exit status $rc" >/dev/console
