@@ -9,12 +9,18 @@
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use resizelet::checkpoint::FileCheckpointStore;
+use resizelet::cri::client::CriClient;
+use resizelet::engine::Engine;
 
 use resizelet::core::admission::{Decision, NodePressure};
 use resizelet::core::resources::QosClass;
 use resizelet::executor::ExecError;
 use support::cluster::{resize_done, Agent, Cluster, DEADLINE};
-use support::engine::{engine, pod_spec, resized};
+use support::engine::{host_cgroups, node_config, pod_spec, resized};
 use support::eventually;
 use support::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
 
@@ -29,6 +35,35 @@ fn in_guest() -> bool {
          (RESIZELET_VM_GUEST=v2); this host's cgroups are not that"
     );
     false
+}
+
+/// Two vCPUs under TCG on a shared host: a CRI call can take seconds, so a 30 s deadline instead of
+/// the agent's default.
+const GUEST_CRI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The real engine on the guest's cgroups (cgroupfs driver) and containerd.
+struct TestEngine {
+    engine: Engine,
+    _state: tempfile::TempDir,
+}
+
+async fn engine() -> TestEngine {
+    let runtime = CriClient::connect_with_timeout(&support::cri_endpoint(), GUEST_CRI_TIMEOUT)
+        .await
+        .expect("connect to containerd");
+    let state = tempfile::tempdir().expect("tempdir");
+    let store = FileCheckpointStore::new(state.path()).expect("checkpoint store");
+    let engine = Engine::open(
+        Arc::new(runtime),
+        Arc::new(host_cgroups()),
+        Arc::new(store),
+        node_config(),
+    )
+    .expect("engine");
+    TestEngine {
+        engine,
+        _state: state,
+    }
 }
 
 fn c(name: &str, cpu: (i64, i64), memory: (i64, i64)) -> TestContainer {
@@ -235,7 +270,7 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
         .sync_pod(&spec, &[], NodePressure::default(), None)
         .await
         .unwrap();
-    let desired = resized(&spec, &[c("hog", (100, 200), (16, 32))]);
+    let desired = resized(&spec, &[c("hog", (100, 200), (8, 16))]);
     let out = t
         .engine
         .sync_pod(&desired, &[], NodePressure::default(), None)
@@ -262,7 +297,8 @@ async fn e2e_resize_through_the_api_exact_v2_files() {
     }
     let cluster = Cluster::start("2", "4Gi").await;
     let state = cluster.dir.path().join("state");
-    let _agent = Agent::start(&cluster, &state);
+    let timeout = GUEST_CRI_TIMEOUT.as_millis().to_string();
+    let _agent = Agent::start_with(&cluster, &state, &["--cri-timeout-ms", &timeout]);
     let b = TestPod::new(
         "v2-e2e",
         QosClass::Burstable,
@@ -314,6 +350,8 @@ fn resizelet_check_reports_cgroup_v2_and_cgroupfs() {
             "check",
             "--container-runtime-endpoint",
             &endpoint,
+            "--cri-timeout-ms",
+            "30000",
             "--cgroup-driver",
             "cgroupfs",
         ])

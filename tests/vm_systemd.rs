@@ -43,9 +43,11 @@ fn c(name: &str, cpu: i64, memory: i64) -> TestContainer {
 }
 
 async fn systemd_engine(state: &Path) -> Engine {
-    let runtime = CriClient::connect(&support::cri_endpoint())
-        .await
-        .expect("connect to containerd");
+    // TCG on a shared host: a CRI call can take seconds (the agent's default deadline is 2 s)
+    let runtime =
+        CriClient::connect_with_timeout(&support::cri_endpoint(), Duration::from_secs(30))
+            .await
+            .expect("connect to containerd");
     let files = RealCgroupFs::v2("/sys/fs/cgroup", CgroupDriver::Systemd);
     let bus = DbusSystemd::connect_system(Duration::from_secs(10)).expect("system bus");
     let cgroups = SystemdCgroupFs::new(files, bus, Vec::new());
@@ -191,6 +193,8 @@ fn resizelet_check_reports_cgroup_v2_and_systemd() {
             "check",
             "--container-runtime-endpoint",
             &endpoint,
+            "--cri-timeout-ms",
+            "30000",
             "--cgroup-driver",
             "systemd",
         ])

@@ -52,7 +52,7 @@ pub enum CgroupError {
     Systemd {
         unit: String,
         #[source]
-        source: systemd::SystemdError,
+        source: Box<systemd::SystemdError>,
     },
 }
 
@@ -71,7 +71,7 @@ pub fn open_host(
             let bus = systemd::DbusSystemd::connect_system(dbus_timeout).map_err(|source| {
                 CgroupError::Systemd {
                     unit: "-".to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             Box::new(systemd::SystemdCgroupFs::new(files, bus, Vec::new()))

@@ -332,7 +332,7 @@ impl<F: CgroupFs, B: SystemdBus> CgroupFs for SystemdCgroupFs<F, B> {
             .set_unit_properties(&unit, &properties)
             .map_err(|source| CgroupError::Systemd {
                 unit: unit.clone(),
-                source,
+                source: Box::new(source),
             })?;
         self.files.write_pod(pod, &file_write)
     }
