@@ -227,7 +227,7 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     let memory_pod_differs = match (input.pod_cgroup, target) {
         (Some(cur), Some(new)) => new
             .memory_limit
-            .is_some_and(|l| Some(l) != cur.memory_limit),
+            .is_some_and(|l| !same_memory_limit(l, cur.memory_limit)),
         _ => false,
     };
     if (memory_work || memory_pod_differs)
@@ -316,6 +316,19 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     Plan {
         pod_uid: pod.uid.clone(),
         steps,
+    }
+}
+
+/// The kernel keeps memory limits in whole pages: `memory.max` (v2) and `memory.limit_in_bytes` (v1)
+/// read back rounded down to the page size (kernel 6.1: 999999999 → 999997440). A limit of "100M"
+/// is therefore already in place when the file shows its page-aligned value; comparing exact bytes
+/// would re-plan the pod-cgroup write on every pass. 4 KiB pages (x86-64, arm64 defaults).
+const PAGE_SIZE: i64 = 4096;
+
+fn same_memory_limit(want: i64, have: Option<i64>) -> bool {
+    match have {
+        Some(h) => h == want || (want > 0 && h == want - want % PAGE_SIZE),
+        None => false,
     }
 }
 
@@ -731,6 +744,44 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_page_rounded_pod_memory_limit_is_already_in_place() {
+        // "100M" = 100000000 bytes; the kernel shows 99999744 (whole 4 KiB pages)
+        let p = pod(
+            "u",
+            vec![container(
+                "c",
+                "cpu=100m,memory=100M",
+                "cpu=100m,memory=100M",
+            )],
+        );
+        let n = node();
+        let r = running(&["c"]);
+        let mut cgroup = pod_cgroup_values(&p, &n);
+        assert_eq!(cgroup.memory_limit, Some(100_000_000));
+        cgroup.memory_limit = Some(99_999_744);
+        let plan = plan_pod_resize(&PlanInput {
+            pod: &p,
+            actuated: &p.resource_state(),
+            running: &r,
+            pod_cgroup: Some(cgroup),
+            last_written_shares: None,
+            node: &n,
+        });
+        assert!(plan.is_empty(), "{:?}", describe(&plan));
+        // a limit one page lower still differs
+        cgroup.memory_limit = Some(99_999_744 - 4096);
+        let plan = plan_pod_resize(&PlanInput {
+            pod: &p,
+            actuated: &p.resource_state(),
+            running: &r,
+            pod_cgroup: Some(cgroup),
+            last_written_shares: None,
+            node: &n,
+        });
+        assert_eq!(describe(&plan), ["pod memory 100000000"]);
     }
 
     #[test]
