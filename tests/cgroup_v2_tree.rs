@@ -13,7 +13,7 @@ use std::sync::Arc;
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::checkpoint::MemoryCheckpointStore;
 use resizelet::core::admission::{Decision, NodePressure};
-use resizelet::core::cri_values::{container_linux_resources, Reduced};
+use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig};
 use resizelet::core::quantity::Quantity;
 use resizelet::core::resources::{QosClass, ResourceList};

@@ -1,5 +1,6 @@
 //! Admission of a resize (spec §4 and decision 1): one atomic decision per pod, pure.
 
+use super::allocation::PodResourceState;
 use super::node::{
     CgroupVersion, CpuManagerPolicy, MemoryManagerPolicy, NodeConfig, NodeSwapBehavior,
 };
@@ -7,7 +8,6 @@ use super::quantity::Quantity;
 use super::resources::{
     pod_requests, PodSpec, QosClass, ResizeRestartPolicy, ResourceList, CPU, MEMORY,
 };
-use super::state::PodResourceState;
 
 pub const REASON_INFEASIBLE: &str = "Infeasible";
 pub const REASON_EVICTED: &str = "Evicted";

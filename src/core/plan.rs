@@ -6,15 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::resources::{Resource, ResourceRequirements};
 use super::runtime::LinuxResources;
 
-/// Pod cgroup values (also the current readback). `None` = not set / not read.
-/// `cpu_quota` and `memory_limit` use −1 for "max" (unlimited), like the kubelet's readback.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PodCgroupValues {
-    pub cpu_shares: Option<u64>,
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<u64>,
-    pub memory_limit: Option<i64>,
-}
+pub use super::pod_cgroup::PodCgroupValues;
 
 /// One write to the pod cgroup (spec §7.2 `writePod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,11 +69,12 @@ impl Plan {
 
 use std::collections::BTreeMap;
 
+use super::allocation::PodResourceState;
+use super::container_resources::{container_linux_resources, Reduced};
 use super::conversions::pod_shares_read_back;
-use super::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
 use super::node::NodeConfig;
+use super::pod_cgroup::pod_cgroup_values;
 use super::resources::{Container, PodSpec, ResizeRestartPolicy};
-use super::state::PodResourceState;
 
 /// Everything planning one pod needs, read by the shell beforehand.
 #[derive(Debug, Clone)]
