@@ -633,7 +633,10 @@ mod tests {
                 .memory_limit_in_bytes,
             2 << 30
         );
-        assert_eq!(node.cgroups.pod("u1").unwrap().memory_limit, Some(2 << 30));
+        assert_eq!(
+            node.cgroups.pod("u1").unwrap().memory_limit,
+            Some(crate::core::plan::Limit::Value(2 << 30))
+        );
 
         // a restarted agent reloads both checkpoints: nothing is re-admitted or re-enacted
         let calls = node

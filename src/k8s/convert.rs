@@ -561,7 +561,10 @@ mod tests {
         let v = pod_view(&pod).unwrap();
         assert_eq!(
             v.spec.pod_resources,
-            Some(reqs("cpu=1,memory=1Gi", "cpu=2,memory=2Gi,hugepages-2Mi=4Mi"))
+            Some(reqs(
+                "cpu=1,memory=1Gi",
+                "cpu=2,memory=2Gi,hugepages-2Mi=4Mi"
+            ))
         );
         assert_eq!(v.spec.containers[0].resources, reqs("cpu=500m", ""));
         assert!(v.spec.critical && !v.spec.node_critical);
