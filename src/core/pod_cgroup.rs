@@ -31,7 +31,7 @@ impl Limit {
 
     /// A memory limit read back: negative, or v1's page-counter maximum, is `Max`.
     pub fn from_memory(v: i64) -> Limit {
-        if v < 0 || v >= V1_MEMORY_UNLIMITED_FROM {
+        if !(0..V1_MEMORY_UNLIMITED_FROM).contains(&v) {
             Limit::Max
         } else {
             Limit::Value(v)
