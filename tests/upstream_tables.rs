@@ -1241,3 +1241,425 @@ fn upstream_compute_pod_qos() {
     }
     report("TestComputePodQOS", n, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes/kubernetes pkg/kubelet/kuberuntime/kuberuntime_container_linux_test.go (v1.34–v1.36
+// copy with singleProcessOOMKill): TestCalculateLinuxResources, TestGenerateLinuxContainerResources,
+// TestGenerateLinuxContainerResourcesWithSwap. `container_linux_resources` builds what
+// `generateLinuxContainerResources` (and `calculateLinuxResources` inside it) sends.
+
+use resizelet::core::container_resources::{container_linux_resources, Reduced};
+use resizelet::core::node::{CgroupVersion, NodeSwapBehavior};
+use resizelet::core::runtime::LinuxResources;
+
+fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
+    let c = p.container(name).expect("container");
+    container_linux_resources(p, c, Reduced::of(&c.resources), node)
+}
+
+#[test]
+fn upstream_calculate_linux_resources() {
+    // (name, cpu request, cpu limit, memory limit, v2, singleProcessOOMKill, expected
+    // (period, quota, shares, memory), deviation)
+    let rfc = "§10: in the resize path the reduced container always has a cpu request key \
+               (the API server defaults a missing request to the limit), so a nil request is \
+               never seen; resizelet reads it as 0 → 2 shares";
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        bool,
+        (i64, i64, i64, i64),
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
+        (
+            "Request128MBLimit256MB",
+            "1",
+            "2",
+            "128Mi",
+            false,
+            false,
+            (100_000, 200_000, 1024, 134_217_728),
+            None,
+        ),
+        (
+            "RequestNoMemory",
+            "2",
+            "8",
+            "0",
+            false,
+            false,
+            (100_000, 800_000, 2048, 0),
+            None,
+        ),
+        (
+            "RequestNilCPU",
+            "",
+            "2",
+            "0",
+            false,
+            false,
+            (100_000, 200_000, 2048, 0),
+            Some(rfc),
+        ),
+        (
+            "RequestZeroCPU",
+            "0",
+            "2",
+            "0",
+            false,
+            false,
+            (100_000, 200_000, 2, 0),
+            None,
+        ),
+        (
+            "Request128MBLimit256MB",
+            "1",
+            "2",
+            "128Mi",
+            true,
+            false,
+            (100_000, 200_000, 1024, 134_217_728),
+            None,
+        ),
+        (
+            "Request128MBLimit256MBSingleProcess",
+            "1",
+            "2",
+            "128Mi",
+            true,
+            true,
+            (100_000, 200_000, 1024, 134_217_728),
+            None,
+        ),
+        (
+            "RequestNoMemory",
+            "2",
+            "8",
+            "0",
+            true,
+            false,
+            (100_000, 800_000, 2048, 0),
+            None,
+        ),
+        (
+            "RequestNilCPU",
+            "",
+            "2",
+            "0",
+            true,
+            false,
+            (100_000, 200_000, 2048, 0),
+            Some(rfc),
+        ),
+        (
+            "RequestZeroCPU",
+            "0",
+            "2",
+            "0",
+            true,
+            false,
+            (100_000, 200_000, 2, 0),
+            None,
+        ),
+    ];
+    let (mut passed, mut deviations) = (0, 0);
+    for &(name, req, lim, mem, v2, single, want, deviation) in cases {
+        let requests = if req.is_empty() {
+            String::new()
+        } else {
+            format!("cpu={req}")
+        };
+        let p = pod(
+            vec![ctr("c", &requests, &format!("cpu={lim},memory={mem}"))],
+            vec![],
+        );
+        let node = NodeConfig {
+            cgroup_version: if v2 {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            },
+            single_process_oom_kill: single,
+            machine_memory_bytes: 8 << 30,
+            ..NodeConfig::default()
+        };
+        let r = linux(&p, "c", &node);
+        let got = (
+            r.cpu_period,
+            r.cpu_quota,
+            r.cpu_shares,
+            r.memory_limit_in_bytes,
+        );
+        let oom_group = r.unified.get("memory.oom.group").map(String::as_str);
+        assert_eq!(
+            oom_group,
+            (v2 && !single).then_some("1"),
+            "{name} v2={v2}: unified"
+        );
+        assert_eq!(
+            r.unified.len(),
+            usize::from(v2 && !single),
+            "{name}: unified {:?}",
+            r.unified
+        );
+        if let Some(why) = deviation {
+            assert_ne!(
+                got, want,
+                "{name}: marked as a deviation but agrees ({why})"
+            );
+            deviations += 1;
+        } else {
+            assert_eq!(got, want, "{name} v2={v2}");
+            passed += 1;
+        }
+    }
+    report("TestCalculateLinuxResources", passed, deviations);
+}
+
+#[test]
+fn upstream_generate_linux_container_resources() {
+    // cpuCFSQuota is off in upstream's test runtime manager: no period/quota.
+    // (name, limits, requests, singleProcessOOMKill, v2, (shares, memory, oom), unified oom group)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        bool,
+        (i64, i64, i64),
+    );
+    let cases: &[Case] = &[
+        (
+            "guaranteed qos",
+            "cpu=250m,memory=500Mi",
+            "cpu=250m,memory=500Mi",
+            true,
+            false,
+            (256, 524_288_000, -997),
+        ),
+        (
+            "burstable qos",
+            "cpu=500m,memory=750Mi",
+            "cpu=250m,memory=500Mi",
+            true,
+            false,
+            (256, 786_432_000, 970),
+        ),
+        ("best-effort qos", "", "", true, false, (2, 0, 1000)),
+        (
+            "guaranteed qos",
+            "cpu=250m,memory=500Mi",
+            "cpu=250m,memory=500Mi",
+            false,
+            true,
+            (256, 524_288_000, -997),
+        ),
+        (
+            "burstable qos",
+            "cpu=500m,memory=750Mi",
+            "cpu=250m,memory=500Mi",
+            false,
+            true,
+            (256, 786_432_000, 970),
+        ),
+        ("best-effort qos", "", "", false, true, (2, 0, 1000)),
+    ];
+    for &(name, limits, requests, single, v2, want) in cases {
+        let p = pod(vec![ctr("c1", requests, limits)], vec![]);
+        let node = NodeConfig {
+            cgroup_version: if v2 {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            },
+            single_process_oom_kill: single,
+            cpu_cfs_quota: false,
+            machine_memory_bytes: 17_179_860_387,
+            ..NodeConfig::default()
+        };
+        let r = linux(&p, "c1", &node);
+        assert_eq!((r.cpu_period, r.cpu_quota), (0, 0), "{name}");
+        assert_eq!(
+            (r.cpu_shares, r.memory_limit_in_bytes, r.oom_score_adj),
+            want,
+            "{name} v2={v2}"
+        );
+        let want_unified: Vec<(String, String)> = if v2 && !single {
+            vec![("memory.oom.group".into(), "1".into())]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            r.unified.clone().into_iter().collect::<Vec<_>>(),
+            want_unified,
+            "{name}"
+        );
+        assert_eq!(
+            r.memory_swap_limit_in_bytes, 0,
+            "{name}: no swap controller"
+        );
+    }
+    report("TestGenerateLinuxContainerResources", cases.len(), 0);
+}
+
+#[test]
+fn upstream_generate_linux_container_resources_with_swap() {
+    use resizelet::core::resources::QosClass;
+    const GI: i64 = 1 << 30;
+    let gate_off = "resizelet assumes the NodeSwap gate on (GA since 1.34); on a node with it \
+                    off, configure swap-behavior = NoSwap";
+    // (name, v2, qos, swap disabled on node, NodeSwap gate, behavior, container without
+    // requests, guaranteed container, critical, deviation)
+    type Case = (
+        &'static str,
+        bool,
+        QosClass,
+        bool,
+        bool,
+        Option<NodeSwapBehavior>,
+        bool,
+        bool,
+        bool,
+        Option<&'static str>,
+    );
+    use NodeSwapBehavior::{LimitedSwap, NoSwap};
+    use QosClass::{BestEffort, Burstable, Guaranteed};
+    let cases: &[Case] = &[
+        ("cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
+        ("cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, false, true, Some(LimitedSwap), false, false, false, None),
+        ("NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, false, false, Some(LimitedSwap), false, false, false, Some(gate_off)),
+        ("With no swapBehavior - NoSwap should be the default", true, BestEffort, false, true, None, false, false, false, None),
+        ("Best-effort QoS, cgroups v2, NoSwap", true, BestEffort, false, true, Some(NoSwap), false, false, false, None),
+        ("Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
+        ("Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, false, true, Some(LimitedSwap), false, false, false, None),
+        ("Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, false, true, Some(LimitedSwap), false, true, false, None),
+        ("Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
+        ("Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, false, true, Some(LimitedSwap), true, false, false, None),
+        ("Swap disabled on node, cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, true, true, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, true, false, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, With no swapBehavior - NoSwap should be the default", true, BestEffort, true, true, None, false, false, false, None),
+        ("Swap disabled on node, Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, true, true, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, true, true, Some(LimitedSwap), false, true, false, None),
+        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
+        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, true, true, Some(LimitedSwap), true, false, false, None),
+        ("Best-effort QoS, cgroups v2, LimitedSwap, critical pod", true, Burstable, false, true, Some(LimitedSwap), false, false, true, None),
+    ];
+    let (mut passed, mut deviations) = (0, 0);
+    for &(
+        name,
+        v2,
+        qos,
+        disabled,
+        gate,
+        behavior,
+        no_requests,
+        guaranteed_c2,
+        critical,
+        deviation,
+    ) in cases
+    {
+        let (c1, c2) = match qos {
+            Burstable => (
+                ctr("c1", "memory=1Gi", ""),
+                if no_requests {
+                    ctr("c2", "", "")
+                } else if guaranteed_c2 {
+                    ctr("c2", "memory=2Gi", "memory=2Gi")
+                } else {
+                    ctr("c2", "memory=2Gi", "")
+                },
+            ),
+            Guaranteed => (
+                ctr("c1", "memory=1Gi,cpu=1", "memory=1Gi,cpu=1"),
+                ctr("c2", "memory=2Gi,cpu=1", "memory=2Gi,cpu=1"),
+            ),
+            BestEffort => (ctr("c1", "", ""), ctr("c2", "", "")),
+        };
+        let mut p = pod(vec![c1, c2], vec![]);
+        if critical {
+            p.priority = 2_000_000_000;
+            p.critical = true;
+        }
+        let node = NodeConfig {
+            cgroup_version: if v2 {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            },
+            machine_memory_bytes: 40 * GI,
+            swap_capacity_bytes: 5 * GI,
+            swap_available: !disabled,
+            swap_behavior: behavior.unwrap_or(NoSwap),
+            single_process_oom_kill: true,
+            ..NodeConfig::default()
+        };
+        let share = |req: i64| (req as f64 / (40 * GI) as f64 * (5 * GI) as f64) as i64;
+        let (r1, r2) = (linux(&p, "c1", &node), linux(&p, "c2", &node));
+        // upstream's expectation, from its test body
+        let no_swap = critical
+            || !gate
+            || !v2
+            || (behavior == Some(LimitedSwap) && qos != Burstable)
+            || behavior != Some(LimitedSwap);
+        let expected_swap = |r: &LinuxResources, want: Option<i64>| -> bool {
+            match (disabled, v2, want) {
+                (true, false, _) => r.memory_swap_limit_in_bytes == 0,
+                (true, true, _) => !r.unified.contains_key("memory.swap.max"),
+                (false, false, None) => r.memory_swap_limit_in_bytes == r.memory_limit_in_bytes,
+                (false, true, None) => {
+                    r.unified.get("memory.swap.max").map(String::as_str) == Some("0")
+                }
+                (false, false, Some(s)) => {
+                    r.memory_swap_limit_in_bytes == r.memory_limit_in_bytes + s
+                }
+                (false, true, Some(s)) => r.unified.get("memory.swap.max") == Some(&s.to_string()),
+            }
+        };
+        let (w1, w2) = if no_swap {
+            (None, None)
+        } else {
+            let c2 = if no_requests || guaranteed_c2 {
+                0
+            } else {
+                share(2 * GI)
+            };
+            (Some(share(GI)), Some(c2))
+        };
+        let ok = expected_swap(&r1, w1) && expected_swap(&r2, w2);
+        if let Some(why) = deviation {
+            assert!(!ok, "{name}: marked as a deviation but agrees ({why})");
+            deviations += 1;
+        } else {
+            assert!(
+                ok,
+                "{name}: c1 {:?} / {}, c2 {:?} / {}",
+                r1.unified,
+                r1.memory_swap_limit_in_bytes,
+                r2.unified,
+                r2.memory_swap_limit_in_bytes
+            );
+            passed += 1;
+        }
+    }
+    // calcSwapForBurstablePods' own table (TestCalcSwapForBurstablePods, same package).
+    use resizelet::core::container_resources::swap_for_burstable;
+    for (req, total, swap, want) in [
+        (GI, 80 * GI, 4 * GI, 53_687_091),
+        (2 * GI, 40 * GI, 2 * GI, 107_374_182),
+        (5 * GI, 150 * GI, 40 * GI, 1_431_655_765),
+    ] {
+        assert_eq!(swap_for_burstable(req, total, swap), Some(want));
+    }
+    report(
+        "TestGenerateLinuxContainerResourcesWithSwap",
+        passed,
+        deviations,
+    );
+    report("TestCalcSwapForBurstablePods", 3, 0);
+}
