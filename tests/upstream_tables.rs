@@ -1663,3 +1663,272 @@ fn upstream_generate_linux_container_resources_with_swap() {
     );
     report("TestCalcSwapForBurstablePods", 3, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes/kubernetes staging/src/k8s.io/component-helpers/resource/helpers_test.go (v1.33–
+// v1.34-era copy, before hugepages became pod-level resources): TestPodLevelResourceRequests and
+// TestAggregateContainerRequestsAndLimits. `PodRequests` ↔ `pod_requests`,
+// `AggregateContainerRequests/Limits` ↔ `aggregate_container_requests` / `pod_limits` of a pod
+// without pod-level resources or overhead.
+
+#[test]
+fn upstream_pod_level_resource_requests() {
+    use resizelet::core::resources::pod_requests;
+    let skip = "resizelet has no SkipPodLevelResources option: pod-level resources are always \
+                honoured (spec §1)";
+    // (name, pod-level requests, init containers (requests, sidecar), containers, expected,
+    // deviation)
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        &'static [(&'static str, bool)],
+        &'static [&'static str],
+        &'static str,
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
+        ("nil", Some(""), &[], &[], "", None),
+        (
+            "pod level memory resource with SkipPodLevelResources true",
+            Some("memory=2Mi"),
+            &[],
+            &[],
+            "",
+            Some(skip),
+        ),
+        (
+            "pod level memory resource with SkipPodLevelResources false",
+            Some("memory=2Mi"),
+            &[],
+            &[],
+            "memory=2Mi",
+            None,
+        ),
+        (
+            "pod level memory and container level cpu resources",
+            Some("memory=2Mi"),
+            &[],
+            &["cpu=2m"],
+            "memory=2Mi,cpu=2m",
+            None,
+        ),
+        (
+            "pod level unsupported resources set at both pod-level and container-level",
+            Some("storage=2Mi"),
+            &[],
+            &["storage=3Mi"],
+            "storage=3Mi",
+            None,
+        ),
+        (
+            "pod level unsupported resources set at pod-level",
+            Some("storage=2Mi"),
+            &[],
+            &["memory=3Mi"],
+            "memory=3Mi",
+            None,
+        ),
+        (
+            "only container level resources set",
+            Some(""),
+            &[],
+            &["memory=3Mi,cpu=2m"],
+            "memory=3Mi,cpu=2m",
+            None,
+        ),
+        (
+            "both container-level and pod-level resources set",
+            Some("memory=6Mi,cpu=8m"),
+            &[],
+            &["memory=3Mi,cpu=2m"],
+            "memory=6Mi,cpu=8m",
+            None,
+        ),
+        (
+            "container-level resources and init container set",
+            Some(""),
+            &[("memory=5Mi,cpu=4m", false)],
+            &["memory=3Mi,cpu=2m"],
+            "memory=5Mi,cpu=4m",
+            None,
+        ),
+        (
+            "container-level resources and init container set (SkipPodLevelResources true)",
+            Some(""),
+            &[("memory=5Mi,cpu=4m", false)],
+            &["memory=3Mi,cpu=2m"],
+            "memory=5Mi,cpu=4m",
+            None,
+        ),
+        (
+            "container-level resources and sidecar container set",
+            Some(""),
+            &[("memory=5Mi,cpu=4m", true)],
+            &["memory=3Mi,cpu=2m"],
+            "memory=8Mi,cpu=6m",
+            None,
+        ),
+        (
+            "container-level resources, init and sidecar container set",
+            Some(""),
+            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
+            &["memory=3Mi,cpu=2m"],
+            "memory=11Mi,cpu=12m",
+            None,
+        ),
+        (
+            "pod-level resources, container-level resources, init and sidecar container set",
+            Some("memory=15Mi,cpu=18m"),
+            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
+            &["memory=3Mi,cpu=2m"],
+            "memory=15Mi,cpu=18m",
+            None,
+        ),
+    ];
+    let (mut passed, mut deviations) = (0, 0);
+    for &(name, pod_level, init, containers, want, deviation) in cases {
+        let init = init
+            .iter()
+            .enumerate()
+            .map(|(i, (r, sc))| {
+                let n = format!("i{i}");
+                if *sc {
+                    sidecar(&n, r, "")
+                } else {
+                    ctr(&n, r, "")
+                }
+            })
+            .collect();
+        let containers = containers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ctr(&format!("c{i}"), r, ""))
+            .collect();
+        let mut p = pod(containers, init);
+        if let Some(r) = pod_level {
+            p = with_pod_level(p, r, "");
+        }
+        let got = pod_requests(&p);
+        if let Some(why) = deviation {
+            assert_ne!(
+                got,
+                list(want),
+                "{name}: marked as a deviation but agrees ({why})"
+            );
+            deviations += 1;
+        } else {
+            assert_eq!(got, list(want), "{name}");
+            passed += 1;
+        }
+    }
+    report("TestPodLevelResourceRequests", passed, deviations);
+}
+
+#[test]
+fn upstream_aggregate_container_requests_and_limits() {
+    use resizelet::core::resources::{aggregate_container_requests, pod_limits};
+    // (name, init containers (resources, sidecar), containers, use limits, expected requests,
+    // expected limits)
+    type Case = (
+        &'static str,
+        &'static [(&'static str, bool)],
+        &'static [&'static str],
+        bool,
+        &'static str,
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (
+            "one container with limits",
+            &[],
+            &["cpu=9"],
+            true,
+            "",
+            "cpu=9",
+        ),
+        (
+            "two containers with limits",
+            &[],
+            &["cpu=9", "cpu=9"],
+            true,
+            "",
+            "cpu=18",
+        ),
+        (
+            "one container with requests",
+            &[],
+            &["cpu=9"],
+            false,
+            "cpu=9",
+            "",
+        ),
+        (
+            "two containers with requests",
+            &[],
+            &["cpu=9", "cpu=9"],
+            false,
+            "cpu=18",
+            "",
+        ),
+        (
+            "regular and init containers with requests",
+            &[("cpu=9", false)],
+            &["cpu=9"],
+            false,
+            "cpu=9",
+            "",
+        ),
+        (
+            "regular, init and sidecar containers with requests",
+            &[("cpu=8", true), ("cpu=6", false)],
+            &["cpu=9"],
+            false,
+            "cpu=17",
+            "",
+        ),
+        (
+            "regular and init containers with limits",
+            &[("cpu=9", false)],
+            &["cpu=9"],
+            true,
+            "",
+            "cpu=9",
+        ),
+        (
+            "regular, init and sidecar containers with limits",
+            &[("cpu=8", true), ("cpu=6", false)],
+            &["cpu=9"],
+            true,
+            "",
+            "cpu=17",
+        ),
+    ];
+    for &(name, init, containers, limits, want_req, want_lim) in cases {
+        let make = |n: String, r: &str, sc: bool| {
+            let (req, lim) = if limits { ("", r) } else { (r, "") };
+            if sc {
+                sidecar(&n, req, lim)
+            } else {
+                ctr(&n, req, lim)
+            }
+        };
+        let init = init
+            .iter()
+            .enumerate()
+            .map(|(i, (r, sc))| make(format!("i{i}"), r, *sc))
+            .collect();
+        let containers = containers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| make(format!("c{i}"), r, false))
+            .collect();
+        let p = pod(containers, init);
+        assert_eq!(
+            aggregate_container_requests(&p),
+            list(want_req),
+            "{name}: requests"
+        );
+        assert_eq!(pod_limits(&p), list(want_lim), "{name}: limits");
+    }
+    report("TestAggregateContainerRequestsAndLimits", cases.len(), 0);
+}
