@@ -1932,3 +1932,139 @@ fn upstream_aggregate_container_requests_and_limits() {
     }
     report("TestAggregateContainerRequestsAndLimits", cases.len(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/api/resource/quantity_test.go
+// (v1.3x copy) TestQuantityParse: the table (value as mantissa·10^exp and format), each also
+// with "-" and "+" prefixed, and the invalid inputs. The value is compared semantically with
+// "<mantissa>e<exp>" (an independent spelling of the same number).
+
+#[test]
+fn upstream_quantity_parse() {
+    use resizelet::core::quantity::Format::{
+        self, BinarySI as B, DecimalExponent as X, DecimalSI as D,
+    };
+    const MAX: i64 = i64::MAX;
+    // (input, mantissa, exponent, format); exponent i32::MAX = apimachinery's maxAllowed
+    let table: &[(&str, i128, i32, Format)] = &[
+        ("0", 0, 0, D),
+        ("0n", 0, 0, D),
+        ("0u", 0, 0, D),
+        ("0m", 0, 0, D),
+        ("0Ki", 0, 0, B),
+        ("0k", 0, 0, D),
+        ("0Mi", 0, 0, B),
+        ("0M", 0, 0, D),
+        ("0Gi", 0, 0, B),
+        ("0G", 0, 0, D),
+        ("0Ti", 0, 0, B),
+        ("0T", 0, 0, D),
+        ("1", 1, 0, D),
+        ("1Ki", 1024, 0, B),
+        ("8Ki", 8 * 1024, 0, B),
+        ("7Mi", 7 << 20, 0, B),
+        ("6Gi", 6 << 30, 0, B),
+        ("5Ti", 5 << 40, 0, B),
+        ("4Pi", 4 << 50, 0, B),
+        ("3Ei", 3 << 60, 0, B),
+        ("10Ti", 10 << 40, 0, B),
+        ("100Ti", 100 << 40, 0, B),
+        ("5n", 5, -9, D),
+        ("4u", 4, -6, D),
+        ("3m", 3, -3, D),
+        ("9", 9, 0, D),
+        ("8k", 8, 3, D),
+        ("50k", 5, 4, D),
+        ("7M", 7, 6, D),
+        ("6G", 6, 9, D),
+        ("5T", 5, 12, D),
+        ("40T", 4, 13, D),
+        ("300T", 3, 14, D),
+        ("2P", 2, 15, D),
+        ("1E", 1, 18, D),
+        ("1E-3", 1, -3, X),
+        ("1e3", 1, 3, X),
+        ("1E6", 1, 6, X),
+        ("1e9", 1, 9, X),
+        ("1E12", 1, 12, X),
+        ("1e15", 1, 15, X),
+        ("1E18", 1, 18, X),
+        ("1e14", 1, 14, X),
+        ("1e13", 1, 13, X),
+        ("1e3", 1, 3, X),
+        ("100.035k", 100_035, 0, D),
+        ("0.001", 1, -3, D),
+        ("0.0005k", 5, -1, D),
+        ("0.005", 5, -3, D),
+        ("0.05", 5, -2, D),
+        ("0.5", 5, -1, D),
+        ("0.00050k", 5, -1, D),
+        ("0.00500", 5, -3, D),
+        ("0.05000", 5, -2, D),
+        ("0.50000", 5, -1, D),
+        ("0.5e0", 5, -1, X),
+        ("0.5e-1", 5, -2, X),
+        ("0.5e-2", 5, -3, X),
+        ("0.5e0", 5, -1, X),
+        ("10.035M", 10_035, 3, D),
+        ("1.2e3", 12, 2, X),
+        ("1.3E+6", 13, 5, X),
+        ("1.40e9", 14, 8, X),
+        ("1.53E12", 153, 10, X),
+        ("1.6e15", 16, 14, X),
+        ("1.7E18", 17, 17, X),
+        ("9.01", 901, -2, D),
+        ("8.1k", 81, 2, D),
+        ("7.123456M", 7_123_456, 0, D),
+        ("6.987654321G", 6_987_654_321, 0, D),
+        ("5.444T", 5444, 9, D),
+        ("40.1T", 401, 11, D),
+        ("300.2T", 3002, 11, D),
+        ("2.5P", 25, 14, D),
+        ("1.01E", 101, 16, D),
+        ("3.001n", 4, -9, D),
+        ("1.1E-9", 2, -9, X),
+        ("0.0000000001", 1, -9, D),
+        ("0.0000000005", 1, -9, D),
+        ("0.00000000050", 1, -9, D),
+        ("0.5e-9", 1, -9, X),
+        ("0.9n", 1, -9, D),
+        ("0.00000012345", 124, -9, D),
+        ("0.00000012354", 124, -9, D),
+        ("9Ei", MAX as i128, i32::MAX, B),
+        ("9223372036854775807Ki", MAX as i128, i32::MAX, B),
+        ("12E", 12, 18, D),
+        ("100.035Ki", 10_243_584, -2, B),
+        ("0.5Mi", 512 * 1024, 0, B),
+        ("0.05Gi", 536_870_912, -1, B),
+        ("0.025Ti", 274_877_906_944, -1, B),
+        ("0.000000000001Ki", 2, -9, D),
+        (".001", 1, -3, D),
+        (".0001k", 100, -3, D),
+        ("1.", 1, 0, D),
+        ("1.G", 1, 9, D),
+    ];
+    let mut checked = 0;
+    for &(input, m, e, format) in table {
+        for (sign, prefix) in [(1, ""), (-1, "-"), (1, "+")] {
+            let spelled = format!("{prefix}{input}");
+            let got = Quantity::parse(&spelled).unwrap_or_else(|err| panic!("{spelled}: {err}"));
+            if e == i32::MAX {
+                assert_eq!(got.value(), sign * MAX, "{spelled}: capped at maxAllowed");
+            } else {
+                let want = Quantity::parse(&format!("{}e{e}", sign as i128 * m)).unwrap();
+                assert_eq!(got, want, "{spelled}: value");
+            }
+            assert_eq!(got.format(), format, "{spelled}: format");
+            checked += 1;
+        }
+    }
+    let invalid = [
+        "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", " 1", "1 ",
+        "",
+    ];
+    for bad in invalid {
+        assert!(Quantity::parse(bad).is_err(), "{bad:?} parsed");
+    }
+    report("TestQuantityParse", checked + invalid.len(), 0);
+}
