@@ -215,7 +215,7 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
     let pod_resources = spec
         .resources
         .as_ref()
-        .map(|r| requirements(&key, "", Some(r)))
+        .map(|r| requirements(&key, "(pod-level spec.resources)", Some(r)))
         .transpose()?;
     let desired = PodSpec {
         uid,
