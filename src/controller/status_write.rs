@@ -1,0 +1,105 @@
+//! The status write: one strategic-merge patch with a `resourceVersion` precondition (409 →
+//! re-read, recompute), and the events of a pass.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use crate::core::pod_status::{ResizeConditions, ResizeEvent};
+use crate::k8s::convert::{pod_view, ContainerStatusResources, PodView, StatusIntent};
+use crate::k8s::WriteError;
+use crate::metrics::Phase;
+
+use super::*;
+
+pub(super) async fn emit_events(shared: &Shared, view: Option<&PodView>, events: &[ResizeEvent]) {
+    let Some(view) = view else { return };
+    for event in events {
+        if shared
+            .events
+            .emit(shared.writer.as_ref(), view, event)
+            .await
+        {
+            shared.stats.events_written.fetch_add(1, Ordering::Relaxed);
+            shared.stats.metrics.event();
+        }
+    }
+}
+pub(super) struct StatusWrite {
+    pub(super) fresh: Option<PodView>,
+    pub(super) ok: bool,
+    pub(super) retry: Retry,
+}
+
+/// Patches the pod's status to say `containers` and `conditions` (nothing is sent when it
+/// already does); on 409 re-reads the pod and recomputes.
+pub(super) async fn write_status(
+    shared: &Shared,
+    view: PodView,
+    containers: &BTreeMap<String, ContainerStatusResources>,
+    conditions: &ResizeConditions,
+) -> StatusWrite {
+    let t = Instant::now();
+    let uid = view.spec.uid.clone();
+    let now = now_rfc3339();
+    let stats = &shared.stats;
+    let mut view = view;
+    let mut result = StatusWrite {
+        fresh: None,
+        ok: false,
+        retry: Retry::Keep,
+    };
+    for attempt in 0..=CONFLICT_RETRIES {
+        let intent = StatusIntent {
+            containers,
+            conditions,
+            observed_generation: Some(view.spec.generation),
+            legacy_resize: shared.opts.legacy_resize_status,
+            now: &now,
+        };
+        let Some(patch) = crate::k8s::convert::status_patch(&view, &intent) else {
+            result.ok = true;
+            break;
+        };
+        stats.status_writes.fetch_add(1, Ordering::Relaxed);
+        stats.metrics.status_patch();
+        let (ns, name) = (view.spec.namespace.clone(), view.spec.name.clone());
+        match shared.writer.patch_pod_status(&ns, &name, &patch).await {
+            Ok(pod) => {
+                result.ok = true;
+                result.fresh = pod_view(&pod).ok();
+                break;
+            }
+            Err(WriteError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                stats.status_conflicts.fetch_add(1, Ordering::Relaxed);
+                stats.metrics.status_conflict();
+                match shared
+                    .writer
+                    .get_pod(&ns, &name)
+                    .await
+                    .map(|p| pod_view(&p))
+                {
+                    Ok(Ok(fresh)) if fresh.spec.uid == uid => {
+                        view = fresh.clone();
+                        result.fresh = Some(fresh);
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(error = %e, "re-reading pod after a conflict");
+                        break;
+                    }
+                }
+            }
+            Err(WriteError::NotFound { .. }) => break,
+            Err(e) => {
+                warn!(error = %e, "status write failed; retrying");
+                result.retry = Retry::After(Duration::from_secs(1));
+                break;
+            }
+        }
+    }
+    stats.metrics.observe_phase(Phase::StatusPatch, t.elapsed());
+    result
+}
