@@ -68,7 +68,6 @@ impl Controller {
             Input::Pod(watcher::Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid {
                     self.deleted(&uid);
-                    self.dirty.remove(&uid);
                 }
             }
             Input::Node(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) => {
@@ -146,16 +145,15 @@ impl Controller {
             debug!(pod = %view.key(), "pod removed");
         }
         self.conditions.remove(uid);
-        self.retry_at.remove(uid);
         self.missing_since.remove(uid);
         self.last_pass.remove(uid);
-        self.rerun.remove(uid);
         self.queue.remove(uid);
         self.shared.stats.pods.lock().unwrap().remove(uid);
-        if self.in_flight.contains(uid) {
-            self.forget_after.insert(uid.to_string());
-        } else if let Err(e) = self.shared.engine.forget_pod(uid) {
-            warn!(error = %e, uid, "forgetting a removed pod");
+        // a pass in flight forgets it when it ends, so a late checkpoint cannot resurrect it
+        if !self.sched.remove(&uid.to_string()) {
+            if let Err(e) = self.shared.engine.forget_pod(uid) {
+                warn!(error = %e, uid, "forgetting a removed pod");
+            }
         }
         self.retry_pass.get_or_insert(Trigger::PodsRemoved);
     }

@@ -18,12 +18,13 @@
 mod inputs;
 mod pass;
 pub mod report;
+pub mod scheduler;
 mod standdown;
 mod status_write;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,7 @@ use standdown::kubelet_minor;
 use status_write::{emit_events, write_status};
 
 use report::{AdmissionLine, ConditionReport, ContainerReport, ControllerStats, PodReport};
+use scheduler::{Finished, Scheduler};
 
 /// Retry of a failed enactment: 10 s plus up to 5 s of jitter (spec §7.4).
 pub const ERROR_RETRY: Duration = Duration::from_secs(10);
@@ -104,7 +106,6 @@ pub struct Controller {
     reported: BTreeMap<String, ResourceRequirements>,
     queue: PendingQueue,
     relist: Option<BTreeMap<String, PodView>>,
-    retry_at: BTreeMap<String, Instant>,
     next_periodic: Instant,
     retry_pass: Option<Trigger>,
     node_seen: bool,
@@ -114,13 +115,10 @@ pub struct Controller {
     /// (the echo of our own write, a kubelet erasing the resize fields) only needs the status
     /// re-asserted, not another round of CRI and cgroup reads.
     last_pass: BTreeMap<String, LastPass>,
-    /// Pods to pass, with when they became dirty.
-    dirty: BTreeMap<String, Instant>,
-    /// Pods whose pass is running; touched again meanwhile → `rerun`.
-    in_flight: BTreeSet<String>,
-    rerun: BTreeSet<String>,
-    /// Deleted while in flight: forget the engine state when the pass ends.
-    forget_after: BTreeSet<String>,
+    /// Which pods to pass: at most one pass per pod at a time (touched meanwhile → passed again
+    /// when it ends), at most [`MAX_CONCURRENT_PASSES`], error-retry timers; a pod deleted
+    /// during its pass is forgotten by the engine when the pass ends.
+    sched: Scheduler<String>,
     retry_pass_running: bool,
     /// A Node event to write (decision 6's stand-down).
     node_event: Option<String>,
@@ -148,17 +146,13 @@ impl Controller {
             reported: BTreeMap::new(),
             queue: PendingQueue::default(),
             relist: None,
-            retry_at: BTreeMap::new(),
             next_periodic: Instant::now() + Duration::from_millis(FIRST_RETRY_MS as u64),
             retry_pass: None,
             node_seen: false,
             pods_synced: false,
             missing_since: BTreeMap::new(),
             last_pass: BTreeMap::new(),
-            dirty: BTreeMap::new(),
-            in_flight: BTreeSet::new(),
-            rerun: BTreeSet::new(),
-            forget_after: BTreeSet::new(),
+            sched: Scheduler::new(MAX_CONCURRENT_PASSES),
             retry_pass_running: false,
             node_event: None,
             tasks: FuturesUnordered::new(),
@@ -237,30 +231,19 @@ impl Controller {
     }
 
     fn next_deadline(&self) -> Instant {
-        self.retry_at
-            .values()
-            .copied()
-            .chain(std::iter::once(self.next_periodic))
-            .min()
-            .unwrap_or(self.next_periodic)
+        self.sched
+            .next_timer()
+            .map_or(self.next_periodic, |t| t.min(self.next_periodic))
     }
 
     fn mark_dirty(&mut self, uid: String) {
-        self.dirty.entry(uid).or_insert_with(Instant::now);
+        self.sched.touch(uid, Instant::now());
     }
 
     fn due(&mut self) {
         let now = Instant::now();
-        let due: Vec<String> = self
-            .retry_at
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(u, _)| u.clone())
-            .collect();
-        for uid in due {
-            self.retry_at.remove(&uid);
+        for uid in self.sched.fire_due(now) {
             self.last_pass.remove(&uid);
-            self.mark_dirty(uid);
         }
         if self.next_periodic <= now {
             self.next_periodic = now + Duration::from_millis(RETRY_INTERVAL_MS as u64);
@@ -293,20 +276,11 @@ impl Controller {
                 .boxed(),
             );
         }
-        for (uid, since) in std::mem::take(&mut self.dirty) {
-            if self.in_flight.contains(&uid) {
-                self.rerun.insert(uid);
-                continue;
-            }
-            if self.in_flight.len() >= MAX_CONCURRENT_PASSES {
-                // picked up when a pass ends
-                self.dirty.insert(uid, since);
-                continue;
-            }
+        while let Some((uid, since)) = self.sched.pop_ready() {
             let Some(work) = self.work_for(&uid, None) else {
                 continue;
             };
-            self.in_flight.insert(uid.clone());
+            self.sched.start(uid);
             let shared = self.shared.clone();
             self.tasks.push(
                 async move {
@@ -323,7 +297,7 @@ impl Controller {
         }
         // a queued pod with a pass of its own running would be admitted outside queue order:
         // the retry pass starts when those passes end
-        if self.queue.uids().iter().any(|u| self.in_flight.contains(u)) {
+        if self.queue.uids().iter().any(|u| self.sched.is_running(u)) {
             return;
         }
         let Some(trigger) = self.retry_pass.take() else {
@@ -333,7 +307,7 @@ impl Controller {
         for uid in self.queue.uids() {
             self.last_pass.remove(&uid);
             if let Some(work) = self.work_for(&uid, Some(trigger)) {
-                self.in_flight.insert(uid);
+                self.sched.start(uid);
                 works.push(work);
             }
         }
@@ -422,8 +396,7 @@ impl Controller {
 
     fn apply_one(&mut self, out: PassOutput) {
         let uid = out.uid;
-        self.in_flight.remove(&uid);
-        if self.forget_after.remove(&uid) {
+        if self.sched.finish(&uid, Instant::now()) == Finished::Removed {
             if let Err(e) = self.shared.engine.forget_pod(&uid) {
                 warn!(error = %e, uid, "forgetting a removed pod");
             }
@@ -452,12 +425,8 @@ impl Controller {
         }
         match out.retry {
             Retry::Keep => {}
-            Retry::Clear => {
-                self.retry_at.remove(&uid);
-            }
-            Retry::After(d) => {
-                self.retry_at.insert(uid.clone(), Instant::now() + d);
-            }
+            Retry::Clear => self.sched.clear_timer(&uid),
+            Retry::After(d) => self.sched.set_timer(uid.clone(), Instant::now() + d),
         }
         if let Some(full) = out.full {
             match full.queue {
@@ -485,9 +454,6 @@ impl Controller {
             .stats
             .metrics
             .observe_phase(Phase::Total, out.since.elapsed());
-        if self.rerun.remove(&uid) {
-            self.mark_dirty(uid);
-        }
     }
 
     fn update_gauges(&self) {
