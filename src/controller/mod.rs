@@ -442,6 +442,15 @@ impl Controller {
             for (id, r) in full.reported {
                 self.reported.insert(id, r);
             }
+            // the pod as stored now (our write's answer) may carry a newer spec than the one the
+            // pass decided on: pass it again rather than wait for its watch event
+            if self
+                .pods
+                .get(&uid)
+                .is_some_and(|p| p.spec != full.last_pass.spec)
+            {
+                self.mark_dirty(uid.clone());
+            }
             self.last_pass.insert(uid.clone(), full.last_pass);
             self.shared
                 .stats

@@ -133,7 +133,8 @@ pub(super) async fn run_pass(shared: &Shared, work: Work, since: Instant) -> Pas
             let uid = view.spec.uid.clone();
             let span = pod_span(&view);
             let started_rv = view.resource_version.clone();
-            let written = write_status(shared, *view, &containers, &conditions)
+            let generation = view.spec.generation;
+            let written = write_status(shared, *view, generation, &containers, &conditions)
                 .instrument(span)
                 .await;
             PassOutput {
@@ -208,8 +209,10 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
         .collect();
 
     // enactment; decision 5: a slow one gets an intermediate PodResizeInProgress write
+    // `view` stays what this pass decided on (its spec and generation); a write during the
+    // enactment only moves the base the final patch is computed against
     let mut previous = previous;
-    let mut view = view;
+    let mut base: Option<PodView> = None;
     let enactment = if prepared.plan.is_empty() {
         Ok(Default::default())
     } else {
@@ -231,8 +234,8 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
                     &mut enact,
                     write_in_progress(shared, &view, &decision, &allocated, &previous, &reported)
                 );
-                if let Some(fresh) = fresh {
-                    view = fresh;
+                if fresh.is_some() {
+                    base = fresh;
                 }
                 previous = conditions;
                 r
@@ -380,7 +383,15 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
         at: now_rfc3339(),
     };
     let started_rv = view.resource_version.clone();
-    let written = write_status(shared, view, &containers, &conditions).await;
+    let generation = view.spec.generation;
+    let written = write_status(
+        shared,
+        base.unwrap_or(view),
+        generation,
+        &containers,
+        &conditions,
+    )
+    .await;
     if let Retry::After(_) = written.retry {
         if error.is_none() {
             retry = written.retry;
@@ -456,7 +467,14 @@ pub(super) async fn write_in_progress(
         );
     }
     debug!("enactment slower than the threshold: writing PodResizeInProgress first");
-    let written = write_status(shared, view.clone(), &containers, &conditions).await;
+    let written = write_status(
+        shared,
+        view.clone(),
+        view.spec.generation,
+        &containers,
+        &conditions,
+    )
+    .await;
     emit_events(shared, written.fresh.as_ref().or(Some(view)), &events).await;
     (written.fresh, conditions)
 }

@@ -34,10 +34,17 @@ pub(super) struct StatusWrite {
 }
 
 /// Patches the pod's status to say `containers` and `conditions` (nothing is sent when it
-/// already does); on 409 re-reads the pod and recomputes.
+/// already does); on 409 re-reads the pod and recomputes the patch against it.
+///
+/// `view` is only the base the patch is computed against (its status and resourceVersion);
+/// `generation` is the one of the spec the pass decided on, and the only one the status may
+/// claim as observed. A base re-read after a 409 (or returned by an earlier write of the pass)
+/// can already carry a newer spec: claiming its generation would report a resize as done that
+/// no pass has admitted (issue 11, the lost resize).
 pub(super) async fn write_status(
     shared: &Shared,
     view: PodView,
+    generation: i64,
     containers: &BTreeMap<String, ContainerStatusResources>,
     conditions: &ResizeConditions,
 ) -> StatusWrite {
@@ -55,7 +62,7 @@ pub(super) async fn write_status(
         let intent = StatusIntent {
             containers,
             conditions,
-            observed_generation: Some(view.spec.generation),
+            observed_generation: Some(generation),
             legacy_resize: shared.opts.legacy_resize_status,
             now: &now,
         };
