@@ -413,14 +413,8 @@ impl Controller {
         }
         if out.status_ok {
             if let Some(since) = self.missing_since.remove(&uid) {
-                let missing = since.elapsed();
-                let stats = &self.shared.stats;
-                stats
-                    .fields_missing_us
-                    .lock()
-                    .unwrap()
-                    .push(missing.as_micros() as u64);
-                stats.metrics.fields_missing(missing);
+                // a histogram only: bounded however often a kubelet erases the fields
+                self.shared.stats.metrics.fields_missing(since.elapsed());
             }
         }
         match out.retry {

@@ -20,8 +20,6 @@ pub struct ControllerStats {
     pub resizes_completed: AtomicU64,
     /// Watch synced (first `InitDone` of the pod watch and the node seen).
     pub ready: AtomicBool,
-    /// Times (µs) from seeing erased resize fields to having re-asserted them.
-    pub fields_missing_us: Mutex<Vec<u64>>,
     /// Why the controller stands down (decision 6), if it does.
     pub stand_down: Mutex<Option<String>>,
     /// What the last pass of each pod saw and did, by UID (for `resizelet status`/`explain`).

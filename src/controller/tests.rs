@@ -202,7 +202,13 @@ async fn erased_fields_are_reasserted() {
         v["status"]["containerStatuses"][0]["allocatedResources"],
         json!({"cpu": "500m", "memory": "256Mi"})
     );
-    assert_eq!(c.stats().fields_missing_us.lock().unwrap().len(), 1);
+    assert!(
+        c.stats()
+            .metrics
+            .render()
+            .contains("resizelet_resize_fields_missing_duration_seconds_count 1"),
+        "one erasure observed in the histogram"
+    );
 }
 
 #[tokio::test]
