@@ -26,7 +26,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -46,7 +46,7 @@ use crate::metrics::Phase;
 use inputs::strip_runtime;
 use pass::{api_containers, now_rfc3339, run_pass, FullInput, LastPass, PassOutput, Retry, Work};
 use standdown::kubelet_minor;
-use status_write::{emit_events, write_status};
+use status_write::{queue_events, write_events, write_status, Outgoing};
 
 use report::{AdmissionLine, ConditionReport, ContainerReport, ControllerStats, PodReport};
 use scheduler::{Finished, Scheduler};
@@ -58,6 +58,8 @@ pub const DEFAULT_IN_PROGRESS_THRESHOLD: Duration = Duration::from_millis(100);
 const CONFLICT_RETRIES: usize = 5;
 /// Passes running at once (more would only queue in the runtime and hold memory).
 const MAX_CONCURRENT_PASSES: usize = 32;
+/// Pods whose events are written at once.
+const EVENT_WRITERS: usize = 8;
 /// How long a shutdown waits for passes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -94,6 +96,9 @@ struct Shared {
     opts: ControllerOptions,
     events: EventRecorder,
     stats: Arc<ControllerStats>,
+    /// Events passes produced, not yet handed to the event writer (one batch at a time).
+    outbox: Mutex<Vec<Outgoing>>,
+    outbox_ready: tokio::sync::Notify,
 }
 
 pub struct Controller {
@@ -123,10 +128,14 @@ pub struct Controller {
     /// A Node event to write (decision 6's stand-down).
     node_event: Option<String>,
     tasks: FuturesUnordered<BoxFuture<'static, TaskDone>>,
+    /// A batch of the outbox is being written.
+    events_running: bool,
 }
 
 struct TaskDone {
     retry_pass: bool,
+    /// The event writer's batch ended.
+    events: bool,
     outputs: Vec<PassOutput>,
 }
 
@@ -140,6 +149,8 @@ impl Controller {
                 opts,
                 events,
                 stats: Arc::new(ControllerStats::default()),
+                outbox: Mutex::new(Vec::new()),
+                outbox_ready: tokio::sync::Notify::new(),
             }),
             pods: BTreeMap::new(),
             conditions: BTreeMap::new(),
@@ -156,6 +167,7 @@ impl Controller {
             retry_pass_running: false,
             node_event: None,
             tasks: FuturesUnordered::new(),
+            events_running: false,
         }
     }
 
@@ -176,6 +188,7 @@ impl Controller {
     ) {
         let mut inputs = pin!(inputs);
         let mut shutdown = pin!(shutdown);
+        let shared = self.shared.clone();
         loop {
             self.dispatch();
             let deadline = self.next_deadline();
@@ -191,11 +204,15 @@ impl Controller {
                 }
                 Some(done) = self.tasks.next(), if !self.tasks.is_empty() => self.apply(done),
                 _ = tokio::time::sleep_until(deadline.into()) => self.due(),
+                // a pass queued events (dispatched at the top of the loop)
+                _ = shared.outbox_ready.notified() => {}
             }
         }
         let drain = async {
+            self.dispatch_events();
             while let Some(done) = self.tasks.next().await {
                 self.apply(done);
+                self.dispatch_events();
             }
         };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
@@ -251,9 +268,35 @@ impl Controller {
         }
     }
 
+    /// Hands what the passes queued to the event writer, one batch at a time (so one pod's
+    /// events keep their order across batches).
+    fn dispatch_events(&mut self) {
+        if self.events_running {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.shared.outbox.lock().unwrap());
+        if batch.is_empty() {
+            return;
+        }
+        self.events_running = true;
+        let shared = self.shared.clone();
+        self.tasks.push(
+            async move {
+                write_events(&shared, batch).await;
+                TaskDone {
+                    retry_pass: false,
+                    events: true,
+                    outputs: Vec::new(),
+                }
+            }
+            .boxed(),
+        );
+    }
+
     /// Starts passes for dirty pods (each pod at most once at a time) and, when none runs, a
     /// retry pass over the pending queue.
     fn dispatch(&mut self) {
+        self.dispatch_events();
         if let Some(reason) = self.node_event.take() {
             let shared = self.shared.clone();
             self.tasks.push(
@@ -270,6 +313,7 @@ impl Controller {
                         .await;
                     TaskDone {
                         retry_pass: false,
+                        events: false,
                         outputs: Vec::new(),
                     }
                 }
@@ -286,6 +330,7 @@ impl Controller {
                 async move {
                     TaskDone {
                         retry_pass: false,
+                        events: false,
                         outputs: vec![run_pass(&shared, work, since).await],
                     }
                 }
@@ -330,6 +375,7 @@ impl Controller {
                 }
                 TaskDone {
                     retry_pass: true,
+                    events: false,
                     outputs,
                 }
             }
@@ -387,6 +433,9 @@ impl Controller {
     fn apply(&mut self, done: TaskDone) {
         if done.retry_pass {
             self.retry_pass_running = false;
+        }
+        if done.events {
+            self.events_running = false;
         }
         for out in done.outputs {
             self.apply_one(out);

@@ -397,7 +397,7 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
             retry = written.retry;
         }
     }
-    emit_events(shared, written.fresh.as_ref(), &events).await;
+    queue_events(shared, written.fresh.as_ref(), &events);
     PassOutput {
         uid,
         started_rv,
@@ -475,7 +475,7 @@ pub(super) async fn write_in_progress(
         &conditions,
     )
     .await;
-    emit_events(shared, written.fresh.as_ref().or(Some(view)), &events).await;
+    queue_events(shared, written.fresh.as_ref().or(Some(view)), &events);
     (written.fresh, conditions)
 }
 

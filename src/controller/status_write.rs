@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tracing::warn;
 
 use crate::core::pod_status::{ResizeConditions, ResizeEvent};
@@ -14,18 +15,55 @@ use crate::metrics::Phase;
 
 use super::*;
 
-pub(super) async fn emit_events(shared: &Shared, view: Option<&PodView>, events: &[ResizeEvent]) {
+/// An event a pass produced, about the pod as that pass last saw it.
+pub(super) struct Outgoing {
+    pub(super) pod: Arc<PodView>,
+    pub(super) event: ResizeEvent,
+}
+
+/// Hands a pass's events to the controller's event writer and returns at once: events are
+/// written after (never before) the status write they belong to and nothing waits for them.
+pub(super) fn queue_events(shared: &Shared, view: Option<&PodView>, events: &[ResizeEvent]) {
     let Some(view) = view else { return };
-    for event in events {
-        if shared
-            .events
-            .emit(shared.writer.as_ref(), view, event)
-            .await
-        {
-            shared.stats.events_written.fetch_add(1, Ordering::Relaxed);
-            shared.stats.metrics.event();
+    if events.is_empty() {
+        return;
+    }
+    let pod = Arc::new(view.clone());
+    shared
+        .outbox
+        .lock()
+        .unwrap()
+        .extend(events.iter().map(|event| Outgoing {
+            pod: pod.clone(),
+            event: event.clone(),
+        }));
+    shared.outbox_ready.notify_one();
+}
+
+/// Writes a batch of queued events: each pod's in the order its passes produced them, pods
+/// concurrently (at most [`EVENT_WRITERS`] at once).
+pub(super) async fn write_events(shared: &Shared, batch: Vec<Outgoing>) {
+    let mut by_pod: Vec<(String, Vec<Outgoing>)> = Vec::new();
+    for out in batch {
+        match by_pod.iter_mut().find(|(uid, _)| *uid == out.pod.spec.uid) {
+            Some((_, list)) => list.push(out),
+            None => by_pod.push((out.pod.spec.uid.clone(), vec![out])),
         }
     }
+    futures::stream::iter(by_pod)
+        .for_each_concurrent(EVENT_WRITERS, |(_, list)| async move {
+            for out in list {
+                if shared
+                    .events
+                    .emit(shared.writer.as_ref(), &out.pod, &out.event)
+                    .await
+                {
+                    shared.stats.events_written.fetch_add(1, Ordering::Relaxed);
+                    shared.stats.metrics.event();
+                }
+            }
+        })
+        .await;
 }
 pub(super) struct StatusWrite {
     pub(super) fresh: Option<PodView>,

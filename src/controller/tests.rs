@@ -674,6 +674,104 @@ async fn a_conflict_does_not_claim_the_newer_generation() {
     );
 }
 
+/// Issue 11 item 3: a completed resize costs one status write and nothing waits for its
+/// events. With event creates held, the pod's pass still ends: the next resize of the same pod
+/// is enacted and written while the first one's events wait.
+#[tokio::test]
+async fn events_do_not_hold_up_the_pods_next_pass() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    sync_all(&mut c, vec![pod]).await;
+    let writes = w.writer.status_patches().len();
+    w.writer.hold_events();
+    let first = w.resize("web", "500m", "300Mi");
+    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    // the API server: once the first resize is written, a second one (its watch event on `rx`)
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let api = World {
+        runtime: w.runtime.clone(),
+        cgroups: w.cgroups.clone(),
+        writer: w.writer.clone(),
+        config: w.config.clone(),
+    };
+    let script = tokio::spawn(async move {
+        let writer = api.writer.clone();
+        let first_written = until(|| writer.status_patches().len() == writes + 1).await;
+        let _ = tx.send(api.resize("web", "500m", "400Mi"));
+        let second_written = until(|| writer.status_patches().len() == writes + 2).await;
+        let held = writer.held_events();
+        writer.release_events();
+        (first_written, second_written, held)
+    });
+    loop {
+        c.dispatch();
+        tokio::select! {
+            Some(pod) = rx.recv() => c.handle(Input::Pod(watcher::Event::Apply(pod))),
+            Some(done) = c.tasks.next(), if !c.tasks.is_empty() => c.apply(done),
+            else => break,
+        }
+    }
+    let (first_written, second_written, held) = script.await.unwrap();
+    c.settle().await;
+    assert!(first_written, "the first resize was never written");
+    assert!(
+        second_written,
+        "the second resize waited for the first one's events"
+    );
+    assert!(held > 0, "no event create was held");
+    assert_eq!(
+        w.pod("web")["status"]["containerStatuses"][0]["allocatedResources"]["memory"],
+        "400Mi"
+    );
+    assert_eq!(
+        w.writer.status_patches().len(),
+        writes + 2,
+        "one write per resize"
+    );
+    assert_eq!(
+        reasons(&w.writer),
+        [
+            "ResizeStarted",
+            "ResizeCompleted",
+            "ResizeStarted",
+            "ResizeCompleted"
+        ]
+    );
+}
+
+/// Decision 5's intermediate write emits `ResizeStarted`; the final status write does not wait
+/// for it.
+#[tokio::test]
+async fn the_final_write_does_not_wait_for_the_in_progress_events() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    Arc::get_mut(&mut c.shared)
+        .unwrap()
+        .opts
+        .in_progress_threshold = Duration::from_millis(1);
+    sync_all(&mut c, vec![pod]).await;
+    let writes = w.writer.status_patches().len();
+    w.runtime.hold_updates();
+    w.writer.hold_events();
+    let resized = w.resize("web", "1", "256Mi");
+    c.handle(Input::Pod(watcher::Event::Apply(resized)));
+    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
+    let script = tokio::spawn(async move {
+        let in_progress = until(|| writer.status_patches().len() == writes + 1).await;
+        runtime.release_updates();
+        let done = until(|| writer.status_patches().len() == writes + 2).await;
+        writer.release_events();
+        (in_progress, done)
+    });
+    c.settle().await;
+    let (in_progress, done) = script.await.unwrap();
+    assert!(in_progress, "no in-progress write");
+    assert!(done, "the final write waited for the ResizeStarted event");
+    assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+}
+
 /// The controller's per-pod scheduling against a model of the API server and the watch:
 /// random interleavings of resizes, watch deliveries (late, in order), pass progress, slow
 /// enactments with their intermediate `PodResizeInProgress` write, other writers' status
