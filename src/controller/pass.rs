@@ -12,10 +12,10 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::core::admission::{Decision, NodePressure};
 use crate::core::pod_status::{next_conditions, PassResult, ResizeConditions};
 use crate::core::queue::{QueueEntry, Trigger};
-use crate::core::resources::{pod_requests, PodSpec, ResourceRequirements, CPU, MEMORY};
+use crate::core::resources::{pod_requests, Container, PodSpec, ResourceRequirements, CPU, MEMORY};
 use crate::core::status::{allocated_resources_status, container_resources_status};
 use crate::engine::{Engine, EngineError};
-use crate::k8s::convert::{ContainerStatusResources, PodView};
+use crate::k8s::convert::{ApiContainerStatus, ContainerStatusResources, PodView};
 use crate::metrics::Phase;
 
 use super::*;
@@ -299,23 +299,8 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
     let mut containers = BTreeMap::new();
     let mut now_reported = Vec::new();
     let mut container_reports = Vec::new();
-    for s in view
-        .container_statuses
-        .iter()
-        .chain(&view.init_container_statuses)
-    {
-        let Some(api_id) = &s.container_id else {
-            continue;
-        };
-        let id = strip_runtime(api_id).to_string();
-        let Some(spec) = allocated
-            .containers
-            .iter()
-            .chain(&allocated.init_containers)
-            .find(|c| c.name == s.name)
-        else {
-            continue;
-        };
+    for (s, id, spec) in allocated_containers(&view, &allocated) {
+        let id = id.to_string();
         let running = outcome.running.get(&s.name).filter(|c| c.id == id);
         let runtime = match running {
             Some(c) => match engine.runtime().container_status(&c.id).await {
@@ -348,13 +333,7 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
             actuated: actuated.container_resources.get(&s.name).cloned(),
             actual: running.is_some().then(|| resources.clone()),
         });
-        containers.insert(
-            s.name.clone(),
-            ContainerStatusResources {
-                allocated: allocated_resources_status(&spec.resources),
-                resources,
-            },
-        );
+        containers.insert(s.name.clone(), status_resources(spec, resources));
     }
     metrics.observe_phase(Phase::RuntimeStatus, t.elapsed());
     let last_pass = LastPass {
@@ -437,35 +416,16 @@ pub(super) async fn write_in_progress(
             error: None,
         },
     );
-    let mut containers = BTreeMap::new();
-    for s in view
-        .container_statuses
-        .iter()
-        .chain(&view.init_container_statuses)
-    {
-        let (Some(api_id), Some(spec)) = (
-            &s.container_id,
-            allocated
-                .containers
-                .iter()
-                .chain(&allocated.init_containers)
-                .find(|c| c.name == s.name),
-        ) else {
-            continue;
-        };
-        // the actual values are still the old ones
-        let resources = reported
-            .get(strip_runtime(api_id))
-            .cloned()
-            .unwrap_or_else(|| spec.resources.clone());
-        containers.insert(
-            s.name.clone(),
-            ContainerStatusResources {
-                allocated: allocated_resources_status(&spec.resources),
-                resources,
-            },
-        );
-    }
+    let containers = allocated_containers(view, allocated)
+        .map(|(s, id, spec)| {
+            // the actual values are still the old ones
+            let resources = reported
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| spec.resources.clone());
+            (s.name.clone(), status_resources(spec, resources))
+        })
+        .collect();
     debug!("enactment slower than the threshold: writing PodResizeInProgress first");
     let written = write_status(
         shared,
@@ -477,6 +437,35 @@ pub(super) async fn write_in_progress(
     .await;
     queue_events(shared, written.fresh.as_ref().or(Some(view)), &events);
     (written.fresh, conditions)
+}
+
+/// The pod's container statuses that have a container ID (without the runtime prefix) and an
+/// allocated container of that name: the containers whose resize fields a status reports.
+fn allocated_containers<'a>(
+    view: &'a PodView,
+    allocated: &'a PodSpec,
+) -> impl Iterator<Item = (&'a ApiContainerStatus, &'a str, &'a Container)> + 'a {
+    view.container_statuses
+        .iter()
+        .chain(&view.init_container_statuses)
+        .filter_map(move |s| {
+            let id = strip_runtime(s.container_id.as_deref()?);
+            let spec = allocated
+                .containers
+                .iter()
+                .chain(&allocated.init_containers)
+                .find(|c| c.name == s.name)?;
+            Some((s, id, spec))
+        })
+}
+
+/// What the status says of one container: `allocatedResources` from its allocation and
+/// `resources` as given.
+fn status_resources(spec: &Container, resources: ResourceRequirements) -> ContainerStatusResources {
+    ContainerStatusResources {
+        allocated: allocated_resources_status(&spec.resources),
+        resources,
+    }
 }
 
 pub(super) fn decision_name(d: &Decision) -> &'static str {
