@@ -6,9 +6,12 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::utils::{Backoff, StreamBackoff};
 use kube::runtime::watcher;
 use kube::Client;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tracing::warn;
 
 use super::{Input, KubeWriter, WriteError};
@@ -87,43 +90,57 @@ fn is_gone(e: &watcher::Error) -> bool {
     }
 }
 
-/// First delay after a watch error, doubled per consecutive error up to [`BACKOFF_MAX`]
-/// (kube-runtime's default backoff).
-const BACKOFF_INITIAL: std::time::Duration = std::time::Duration::from_millis(800);
-const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// kube-runtime's exponential backoff on watch errors, except that the first `410 Gone` in a
-/// row relists at once: it is routine (an expired resourceVersion), and waiting would leave
-/// erased resize fields unrepaired for the whole backoff. Consecutive errors of any kind back off.
+/// kube-runtime's default watch backoff ([`watcher::DefaultBackoff`] through
+/// [`StreamBackoff`], as `WatchStreamExt::default_backoff` applies it), except that the first
+/// `410 Gone` in a row relists at once: it is routine (an expired resourceVersion), and waiting
+/// would leave erased resize fields unrepaired for the whole backoff. Consecutive errors of any
+/// kind back off.
 fn relist_gone_at_once<T, S>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
 where
     S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
     T: Send + 'static,
 {
-    futures::stream::unfold(
-        (Box::pin(stream), 0u32),
-        |(mut stream, errors)| async move {
-            let item = stream.next().await?;
-            let errors = match &item {
-                Ok(_) => 0,
-                Err(e) => {
-                    if !(errors == 0 && is_gone(e)) {
-                        let delay = BACKOFF_INITIAL
-                            .saturating_mul(1 << errors.min(6))
-                            .min(BACKOFF_MAX);
-                        // jitter: up to +25 %
-                        let nanos = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.subsec_nanos());
-                        let jitter = delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
-                        tokio::time::sleep(delay + jitter).await;
-                    }
-                    errors + 1
-                }
-            };
-            Some((item, (stream, errors)))
+    let free = Arc::new(AtomicBool::new(false));
+    let mut errors = 0u32;
+    let flag = free.clone();
+    // runs as the item passes, before StreamBackoff asks the backoff for its delay
+    let marked = stream.inspect(move |item| match item {
+        Ok(_) => errors = 0,
+        Err(e) => {
+            flag.store(errors == 0 && is_gone(e), Ordering::Relaxed);
+            errors += 1;
+        }
+    });
+    StreamBackoff::new(
+        marked,
+        GoneAtOnce {
+            free,
+            inner: watcher::DefaultBackoff::default(),
         },
     )
+}
+
+/// [`watcher::DefaultBackoff`], but no delay for an error marked free.
+struct GoneAtOnce {
+    free: Arc<AtomicBool>,
+    inner: watcher::DefaultBackoff,
+}
+
+impl Iterator for GoneAtOnce {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        if self.free.swap(false, Ordering::Relaxed) {
+            return Some(std::time::Duration::ZERO);
+        }
+        self.inner.next()
+    }
+}
+
+impl Backoff for GoneAtOnce {
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
 }
 
 /// Client-side rate limit (like client-go's `--kube-api-qps` / `--kube-api-burst`): a token
@@ -276,15 +293,28 @@ mod backoff_tests {
             .await
     }
 
+    /// The time of each item is when the watcher was polled for it: the delay after an error
+    /// is the wait before the next watch attempt.
     #[tokio::test(start_paused = true)]
     async fn first_gone_relists_at_once_other_errors_back_off() {
         let t = timeline(vec![Ok(1), Err(gone()), Ok(2)]).await;
         assert_eq!(t, [(true, 0), (false, 0), (true, 0)]);
         let t = timeline(vec![Err(watcher::Error::NoResourceVersion), Ok(1)]).await;
-        assert!(t[0].1 >= 800, "{t:?}");
+        assert!(t[1].1 >= 800, "{t:?}");
         // a 410 right after another error is not free either
         let t = timeline(vec![Err(gone()), Err(gone()), Ok(1)]).await;
-        assert_eq!(t[0].1, 0);
-        assert!(t[1].1 >= 800, "{t:?}");
+        assert_eq!((t[0].1, t[1].1), (0, 0), "{t:?}");
+        assert!(t[2].1 >= 800, "{t:?}");
+        // kube's backoff doubles on consecutive errors and resets on success
+        let t = timeline(vec![
+            Err(watcher::Error::NoResourceVersion),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(1),
+            Err(gone()),
+            Ok(2),
+        ])
+        .await;
+        assert!(t[2].1 - t[1].1 >= 1600, "{t:?}");
+        assert_eq!(t[4].1, t[2].1, "a first 410 after a success is free: {t:?}");
     }
 }
