@@ -144,38 +144,27 @@ impl Backoff for GoneAtOnce {
 }
 
 /// Client-side rate limit (like client-go's `--kube-api-qps` / `--kube-api-burst`): a token
-/// bucket refilled at `qps`, holding at most `burst` tokens.
+/// bucket refilled at `qps`, holding at most `burst` tokens. `governor`'s GCRA: no lock is held
+/// while a caller waits, so waiters do not queue behind one another's sleep.
 pub struct RateLimiter {
-    qps: f64,
-    burst: f64,
-    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+    inner: governor::DefaultDirectRateLimiter,
 }
 
 impl RateLimiter {
     pub fn new(qps: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
+        let period = std::time::Duration::from_secs_f64(1.0 / qps.max(0.001));
+        let burst = std::num::NonZeroU32::new(burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MAX))
+            .allow_burst(burst);
         RateLimiter {
-            qps: qps.max(0.001),
-            burst,
-            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+            inner: governor::RateLimiter::direct(quota),
         }
     }
 
     /// Waits for one token.
     pub async fn acquire(&self) {
-        let mut st = self.state.lock().await;
-        let now = tokio::time::Instant::now();
-        let refill = now.duration_since(st.1).as_secs_f64() * self.qps;
-        st.0 = (st.0 + refill).min(self.burst);
-        st.1 = now;
-        if st.0 >= 1.0 {
-            st.0 -= 1.0;
-            return;
-        }
-        let wait = std::time::Duration::from_secs_f64((1.0 - st.0) / self.qps);
-        tokio::time::sleep(wait).await;
-        st.0 = 0.0;
-        st.1 = tokio::time::Instant::now();
+        self.inner.until_ready().await;
     }
 }
 
@@ -271,6 +260,33 @@ impl KubeWriter for ApiWriter {
             .await
             .map(|_| ())
             .map_err(|e| write_error(format!("events/{namespace}/{name}"), e))
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::RateLimiter;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_burst_passes_at_once_then_tokens_come_at_qps() {
+        let limiter = RateLimiter::new(20.0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "the burst waited"
+        );
+        // 4 more at 20 per second: about 200 ms
+        let waiters: Vec<_> = (0..4).map(|_| limiter.acquire()).collect();
+        futures::future::join_all(waiters).await;
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }
 
