@@ -17,7 +17,8 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use crate::cgroup::{naming, CgroupError, CgroupFs, PodCgroupId};
 use crate::core::conversions::{shares_to_weight_linear, systemd_round_quota};
 use crate::core::node::{CgroupDriver, CgroupVersion};
-use crate::core::plan::{PodCgroupValues, PodCgroupWrite};
+use crate::core::plan::PodCgroupWrite;
+use crate::core::pod_cgroup::{Limit, PodCgroupValues};
 
 /// systemd's `USEC_INFINITY` / `CGROUP_LIMIT_MAX` ("no limit"), also what libcontainer sends.
 pub const INFINITY: u64 = u64::MAX;
@@ -76,13 +77,17 @@ pub fn unit_properties(
             if period != 0 {
                 props.push(prop("CPUQuotaPeriodUSec", period));
             }
-            let quota = systemd_round_quota(quota, period);
-            if quota != 0 || period != 0 {
-                let per_sec = if quota > 0 {
-                    let period = if period == 0 { 100_000 } else { period };
-                    (quota as u64).saturating_mul(1_000_000) / period
-                } else {
-                    INFINITY
+            let quota = match quota {
+                Limit::Value(q) => Limit::Value(systemd_round_quota(q, period)),
+                Limit::Max => Limit::Max,
+            };
+            if quota != Limit::Value(0) || period != 0 {
+                let per_sec = match quota {
+                    Limit::Value(q) if q > 0 => {
+                        let period = if period == 0 { 100_000 } else { period };
+                        (q as u64).saturating_mul(1_000_000) / period
+                    }
+                    _ => INFINITY,
                 };
                 props.push(prop("CPUQuotaPerSecUSec", per_sec));
             }
@@ -93,7 +98,10 @@ pub fn unit_properties(
                 CgroupVersion::V1 => "MemoryLimit",
                 CgroupVersion::V2 => "MemoryMax",
             };
-            let value = u64::try_from(bytes).unwrap_or(INFINITY);
+            let value = bytes
+                .value()
+                .and_then(|b| u64::try_from(b).ok())
+                .unwrap_or(INFINITY);
             (vec![prop(name, value)], *write)
         }
     }
@@ -380,7 +388,7 @@ mod tests {
         let (p, w) = unit_properties(
             CgroupVersion::V2,
             &PodCgroupWrite::CpuLimit {
-                quota: 25_000,
+                quota: Limit::Value(25_000),
                 period: 100_000,
             },
         );
@@ -394,7 +402,7 @@ mod tests {
         assert_eq!(
             w,
             PodCgroupWrite::CpuLimit {
-                quota: 25_000,
+                quota: Limit::Value(25_000),
                 period: 100_000
             }
         );
@@ -402,7 +410,7 @@ mod tests {
         let (p, w) = unit_properties(
             CgroupVersion::V2,
             &PodCgroupWrite::CpuLimit {
-                quota: 2500,
+                quota: Limit::Value(2500),
                 period: 100_000,
             },
         );
@@ -416,14 +424,14 @@ mod tests {
         assert_eq!(
             w,
             PodCgroupWrite::CpuLimit {
-                quota: 3000,
+                quota: Limit::Value(3000),
                 period: 100_000
             }
         );
         let (p, _) = unit_properties(
             CgroupVersion::V2,
             &PodCgroupWrite::CpuLimit {
-                quota: -1,
+                quota: Limit::Max,
                 period: 100_000,
             },
         );
@@ -436,12 +444,14 @@ mod tests {
         );
         let (p, _) = unit_properties(
             CgroupVersion::V2,
-            &PodCgroupWrite::MemoryLimit { bytes: 256 << 20 },
+            &PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(256 << 20),
+            },
         );
         assert_eq!(names(&p), [("MemoryMax", 256 << 20)]);
         let (p, _) = unit_properties(
             CgroupVersion::V2,
-            &PodCgroupWrite::MemoryLimit { bytes: -1 },
+            &PodCgroupWrite::MemoryLimit { bytes: Limit::Max },
         );
         assert_eq!(names(&p), [("MemoryMax", INFINITY)]);
     }
@@ -455,7 +465,9 @@ mod tests {
         assert_eq!(names(&p), [("CPUShares", 307)]);
         let (p, _) = unit_properties(
             CgroupVersion::V1,
-            &PodCgroupWrite::MemoryLimit { bytes: 1 << 30 },
+            &PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(1 << 30),
+            },
         );
         assert_eq!(names(&p), [("MemoryLimit", 1 << 30)]);
     }
@@ -489,7 +501,7 @@ mod tests {
         cg.write_pod(
             &pod(),
             &PodCgroupWrite::CpuLimit {
-                quota: 1500,
+                quota: Limit::Value(1500),
                 period: 100_000,
             },
         )
@@ -504,7 +516,10 @@ mod tests {
             20_000
         );
         // the file has the rounded quota, as libcontainer writes it after the properties
-        assert_eq!(cg.read_pod(&pod()).unwrap().cpu_quota, Some(2000));
+        assert_eq!(
+            cg.read_pod(&pod()).unwrap().cpu_quota,
+            Some(Limit::Value(2000))
+        );
     }
 
     #[test]
@@ -516,7 +531,12 @@ mod tests {
         bus.fail_with("Access denied");
         let cg = SystemdCgroupFs::new(files, bus, vec![]);
         let err = cg
-            .write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: 64 << 20 })
+            .write_pod(
+                &pod(),
+                &PodCgroupWrite::MemoryLimit {
+                    bytes: Limit::Value(64 << 20),
+                },
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -6,25 +6,17 @@ use serde::{Deserialize, Serialize};
 use super::resources::{Resource, ResourceRequirements};
 use super::runtime::LinuxResources;
 
-/// Pod cgroup values (also the current readback). `None` = not set / not read.
-/// `cpu_quota` and `memory_limit` use −1 for "max" (unlimited), like the kubelet's readback.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PodCgroupValues {
-    pub cpu_shares: Option<u64>,
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<u64>,
-    pub memory_limit: Option<i64>,
-}
+pub use super::pod_cgroup::{Limit, PodCgroupValues};
 
 /// One write to the pod cgroup (spec §7.2 `writePod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PodCgroupWrite {
-    /// v1 `cpu.cfs_period_us` + `cpu.cfs_quota_us`; v2 `cpu.max`. quota −1 = max.
-    CpuLimit { quota: i64, period: u64 },
+    /// v1 `cpu.cfs_period_us` + `cpu.cfs_quota_us`; v2 `cpu.max`.
+    CpuLimit { quota: Limit, period: u64 },
     /// v1 `cpu.shares`; v2 `cpu.weight` (linear conversion, §9).
     CpuRequest { shares: u64 },
-    /// v1 `memory.limit_in_bytes`; v2 `memory.max`. −1 = max.
-    MemoryLimit { bytes: i64 },
+    /// v1 `memory.limit_in_bytes`; v2 `memory.max`.
+    MemoryLimit { bytes: Limit },
 }
 
 /// A container memory-limit decrease to verify against usage (§7.3).
@@ -77,11 +69,12 @@ impl Plan {
 
 use std::collections::BTreeMap;
 
+use super::allocation::PodResourceState;
+use super::container_resources::{container_linux_resources, Reduced};
 use super::conversions::pod_shares_read_back;
-use super::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
 use super::node::NodeConfig;
+use super::pod_cgroup::pod_cgroup_values;
 use super::resources::{Container, PodSpec, ResizeRestartPolicy};
-use super::state::PodResourceState;
 
 /// Everything planning one pod needs, read by the shell beforehand.
 #[derive(Debug, Clone)]
@@ -204,9 +197,10 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     // §7.3: the memory-limit decrease check, before anything changes.
     let mut pod_limit_check = None;
     if let (Some(cur), Some(new)) = (input.pod_cgroup, target) {
-        if let Some(new_limit) = new.memory_limit.filter(|l| *l > 0) {
-            let current = cur.memory_limit.unwrap_or(0);
-            if current == 0 || new_limit < current {
+        if let Some(new_limit) = new.memory_limit.and_then(Limit::value).filter(|l| *l > 0) {
+            // Unknown, unlimited (`max`) or larger: a decrease to check.
+            let current = cur.memory_limit.unwrap_or(Limit::Value(0));
+            if current == Limit::Value(0) || Limit::Value(new_limit) < current {
                 pod_limit_check = Some(new_limit);
             }
         }
@@ -243,9 +237,12 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     let cur_mem = input.pod_cgroup.and_then(|c| c.memory_limit);
     let new_mem = target
         .and_then(|t| t.memory_limit)
-        .filter(|l| *l > 0)
+        .filter(|l| *l > Limit::Value(0))
         .or(cur_mem);
-    let (cur_mem, new_mem) = (cur_mem.unwrap_or(0), new_mem.unwrap_or(0));
+    let (cur_mem, new_mem) = (
+        cur_mem.unwrap_or(Limit::Value(0)),
+        new_mem.unwrap_or(Limit::Value(0)),
+    );
     if memory_work || memory_pod_differs {
         if input.pod_cgroup.is_some() && new_mem > cur_mem {
             steps.push(Step::WritePodCgroup {
@@ -271,7 +268,7 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     // cpu: limit grow, request grow → containers → request shrink, limit shrink
     let cpu_work = !cpu_updates.is_empty() || restart_cpu;
     if let (Some(cur), Some(new)) = (input.pod_cgroup, target) {
-        let cur_quota = cur.cpu_quota.unwrap_or(-1);
+        let cur_quota = cur.cpu_quota.unwrap_or(Limit::Max);
         let new_quota = new.cpu_quota.unwrap_or(cur_quota);
         let period = new
             .cpu_period
@@ -325,10 +322,10 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
 /// would re-plan the pod-cgroup write on every pass. 4 KiB pages (x86-64, arm64 defaults).
 const PAGE_SIZE: i64 = 4096;
 
-fn same_memory_limit(want: i64, have: Option<i64>) -> bool {
-    match have {
-        Some(h) => h == want || (want > 0 && h == want - want % PAGE_SIZE),
-        None => false,
+fn same_memory_limit(want: Limit, have: Option<Limit>) -> bool {
+    match (want, have) {
+        (Limit::Value(w), Some(Limit::Value(h))) => h == w || (w > 0 && h == w - w % PAGE_SIZE),
+        (want, have) => Some(want) == have,
     }
 }
 
@@ -617,6 +614,45 @@ mod tests {
     }
 
     #[test]
+    fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
+        // The pod cgroup reads back `max` (v2 "max", v1 the page-counter maximum): setting a
+        // memory limit on every container lowers it, so it is checked and written last.
+        let before = pod(
+            "u",
+            vec![container("c", "cpu=100m,memory=64Mi", "cpu=200m")],
+        );
+        let after = pod(
+            "u",
+            vec![container(
+                "c",
+                "cpu=100m,memory=64Mi",
+                "cpu=200m,memory=256Mi",
+            )],
+        );
+        let cgroup = PodCgroupValues {
+            memory_limit: Some(Limit::Max),
+            ..pod_cgroup_values(&before, &node())
+        };
+        let n = node();
+        let plan = plan_pod_resize(&PlanInput {
+            pod: &after,
+            actuated: &before.resource_state(),
+            running: &running(&["c"]),
+            pod_cgroup: Some(cgroup),
+            last_written_shares: None,
+            node: &n,
+        });
+        assert_eq!(
+            describe(&plan),
+            [
+                "check pod=Some(268435456) [c]",
+                "c memory",
+                "pod memory 268435456"
+            ]
+        );
+    }
+
+    #[test]
     fn memory_and_cpu_updates_carry_the_right_halves() {
         let case = Case {
             before: pod(
@@ -760,8 +796,8 @@ mod tests {
         let n = node();
         let r = running(&["c"]);
         let mut cgroup = pod_cgroup_values(&p, &n);
-        assert_eq!(cgroup.memory_limit, Some(100_000_000));
-        cgroup.memory_limit = Some(99_999_744);
+        assert_eq!(cgroup.memory_limit, Some(Limit::Value(100_000_000)));
+        cgroup.memory_limit = Some(Limit::Value(99_999_744));
         let plan = plan_pod_resize(&PlanInput {
             pod: &p,
             actuated: &p.resource_state(),
@@ -772,7 +808,7 @@ mod tests {
         });
         assert!(plan.is_empty(), "{:?}", describe(&plan));
         // a limit one page lower still differs
-        cgroup.memory_limit = Some(99_999_744 - 4096);
+        cgroup.memory_limit = Some(Limit::Value(99_999_744 - 4096));
         let plan = plan_pod_resize(&PlanInput {
             pod: &p,
             actuated: &p.resource_state(),

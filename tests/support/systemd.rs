@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use resizelet::core::plan::PodCgroupValues;
+use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::resources::QosClass;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
@@ -54,7 +54,7 @@ fn resource_properties(v: &PodCgroupValues) -> Vec<(&'static str, u64)> {
         let period = v.cpu_period.unwrap_or(CFS_PERIOD_US as u64);
         props.push(("CPUQuotaPeriodUSec", period));
         let per_sec = match v.cpu_quota {
-            Some(q) if q > 0 => {
+            Some(Limit::Value(q)) if q > 0 => {
                 let u = q as u64 * 1_000_000 / period;
                 u.div_ceil(10_000) * 10_000
             }
@@ -63,7 +63,8 @@ fn resource_properties(v: &PodCgroupValues) -> Vec<(&'static str, u64)> {
         props.push(("CPUQuotaPerSecUSec", per_sec));
     }
     if let Some(m) = v.memory_limit {
-        props.push(("MemoryMax", u64::try_from(m).unwrap_or(u64::MAX)));
+        let m = m.value().and_then(|b| u64::try_from(b).ok());
+        props.push(("MemoryMax", m.unwrap_or(u64::MAX)));
     }
     props
 }
