@@ -13,3 +13,4 @@ pub mod runtime;
 pub mod seed;
 pub mod state;
 pub mod status;
+pub mod validate;

@@ -31,6 +31,12 @@ pub enum ConvertError {
         #[source]
         source: Box<crate::core::quantity::QuantityError>,
     },
+    #[error("pod {pod}: {source}")]
+    Invalid {
+        pod: String,
+        #[source]
+        source: crate::core::validate::SpecError,
+    },
 }
 
 /// One entry of `status.containerStatuses` (or `initContainerStatuses`): the raw object (the
@@ -215,6 +221,8 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
         critical,
     };
+    crate::core::validate::validate_pod(&desired)
+        .map_err(|source| ConvertError::Invalid { pod: key, source })?;
     let mut conditions = ResizeConditions::default();
     let mut times = BTreeMap::new();
     for c in status.conditions.iter().flatten() {
@@ -545,6 +553,27 @@ mod tests {
         assert!(
             err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_quantity_is_refused_at_the_edge() {
+        let mut pod = api_pod();
+        pod.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("-1".into()),
+            );
+        let err = pod_view(&pod).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pod ns/web: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
         );
     }
 
