@@ -110,11 +110,9 @@ mod tests {
         let e = validate_pod(&pod("", "memory=-64Mi")).unwrap_err();
         assert_eq!(e.field(), "spec.containers[1].resources.limits[memory]");
         let mut p = pod("cpu=1", "");
-        p.overhead.insert("cpu".into(), Quantity::parse("-1m").unwrap());
-        assert_eq!(
-            validate_pod(&p).unwrap_err().field(),
-            "spec.overhead[cpu]"
-        );
+        p.overhead
+            .insert("cpu".into(), Quantity::parse("-1m").unwrap());
+        assert_eq!(validate_pod(&p).unwrap_err().field(), "spec.overhead[cpu]");
     }
 
     #[test]
