@@ -85,6 +85,55 @@ pub fn validate_pod(pod: &PodSpec) -> Result<(), SpecError> {
     check_list("spec.overhead", &pod.overhead)
 }
 
+/// How the containers of a pod file differ from what runs in the pod.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerMismatch {
+    #[error("pod {pod}: container {container:?} is not running in the pod (running: {running})")]
+    Unknown {
+        pod: String,
+        container: String,
+        running: String,
+    },
+    #[error("pod {pod}: container {container:?} runs in the pod but the pod file does not have it (a resize names every container of the pod)")]
+    Missing { pod: String, container: String },
+}
+
+/// `resizelet resize`: every resizable container of `pod` runs (by name) among `running`, and
+/// every running container is in `pod`; otherwise the resize would act on a container that does
+/// not exist, or drop one from the allocation.
+pub fn check_containers(pod: &PodSpec, running: &[&str]) -> Result<(), ContainerMismatch> {
+    let key = format!("{}/{}", pod.namespace, pod.name);
+    for c in pod.resizable_containers() {
+        if !running.contains(&c.name.as_str()) {
+            let mut names: Vec<&str> = running.to_vec();
+            names.sort_unstable();
+            names.dedup();
+            return Err(ContainerMismatch::Unknown {
+                pod: key,
+                container: c.name.clone(),
+                running: if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                },
+            });
+        }
+    }
+    let declared = |n: &str| {
+        pod.containers
+            .iter()
+            .chain(&pod.init_containers)
+            .any(|c| c.name == n)
+    };
+    if let Some(name) = running.iter().find(|n| !declared(n)) {
+        return Err(ContainerMismatch::Missing {
+            pod: key,
+            container: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +162,26 @@ mod tests {
         p.overhead
             .insert("cpu".into(), Quantity::parse("-1m").unwrap());
         assert_eq!(validate_pod(&p).unwrap_err().field(), "spec.overhead[cpu]");
+    }
+
+    #[test]
+    fn a_resize_names_exactly_the_running_containers() {
+        let p = pod("cpu=1", "");
+        assert_eq!(check_containers(&p, &["ok", "app"]), Ok(()));
+        let e = check_containers(&p, &["ok"]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "pod default/pod-u: container \"app\" is not running in the pod (running: ok)"
+        );
+        let e = check_containers(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains("(running: none)"), "{e}");
+        let e = check_containers(&p, &["ok", "app", "extra"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("pod default/pod-u: container \"extra\" runs in the pod but the pod file does not have it"),
+            "{e}"
+        );
     }
 
     #[test]
