@@ -7,13 +7,13 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use resizelet::core::resources::QosClass;
-use support::cluster::{condition, Agent, Cluster, DEADLINE, NODE};
+use support::cluster::{condition, Agent, Cluster, DEADLINE};
 use support::engine::{pod_spec, resized};
-use support::eventually;
 use support::kubelet::{Kubelet, TestContainer, TestPod};
+use support::{eventually, resize_cmd};
 
 const MIB: i64 = 1 << 20;
 
@@ -21,19 +21,6 @@ fn app(cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
     TestContainer::new("app")
         .cpu(Some(cpu.0), Some(cpu.1))
         .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-}
-
-fn resize_cmd(pod_file: &Path, state: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.arg("resize")
-        .arg("--pod")
-        .arg(pod_file)
-        .arg("--root-dir")
-        .arg(state)
-        .arg("--container-runtime-endpoint")
-        .arg(support::cri_endpoint())
-        .env_remove("RESIZELET_ALLOCATABLE");
-    cmd
 }
 
 fn text(b: &[u8]) -> String {
@@ -175,31 +162,8 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
     running.teardown().await.expect("teardown");
 }
 
-/// `resizelet run` with extra flags; the harness's own `--cgroup-root` is replaced.
 fn start_agent(cluster: &Cluster, state: &Path, cgroup_root: &str) -> Agent {
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args(["run", "--node-name", NODE, "--kubeconfig"])
-        .arg(&cluster.kubeconfig)
-        .arg("--container-runtime-endpoint")
-        .arg(support::cri_endpoint())
-        .args(["--cgroup-root", cgroup_root, "--cgroup-driver", "cgroupfs"])
-        .arg("--root-dir")
-        .arg(state)
-        .args(["--admin-address", &admin])
-        .env("RESIZELET_LOG", "resizelet=debug,info")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("spawn resizelet run");
-    Agent { child, admin }
+    Agent::start_on(cluster, state, cgroup_root, &[])
 }
 
 async fn readyz(agent: &Agent) -> Option<(u16, String)> {
