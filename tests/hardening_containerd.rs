@@ -277,3 +277,81 @@ async fn an_unusable_spec_is_reported_and_its_checkpoints_survive_a_restart() {
     drop(agent);
     running.teardown().await.expect("teardown");
 }
+
+/// Row 3: a pod cgroup directory under `--cgroup-root` that is a symlink is never written
+/// through, via `resizelet resize` (the pod runs on the real containerd; its cgroups are
+/// mirrored under a private `--cgroup-root` whose pod directories are links elsewhere).
+#[tokio::test]
+async fn resize_never_writes_through_a_symlinked_pod_cgroup() {
+    use resizelet::core::node::CgroupVersion;
+    let kubelet = Kubelet::from_env().await;
+    let pod = TestPod::new(
+        "symlinked-cgroup",
+        QosClass::Burstable,
+        vec![app((100, 200), (32, 64))],
+    );
+    let running = kubelet.run_pod(&pod).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cgroup");
+    let layout = resizelet::cgroup::detect::detect_host().unwrap();
+    let files: &[(&str, &str)] = match layout.version {
+        CgroupVersion::V1 => &[
+            ("cpu.shares", "102"),
+            ("cpu.cfs_quota_us", "20000"),
+            ("cpu.cfs_period_us", "100000"),
+            ("memory.limit_in_bytes", "67108864"),
+            ("memory.usage_in_bytes", "4096"),
+        ],
+        CgroupVersion::V2 => &[
+            ("cpu.weight", "4"),
+            ("cpu.max", "20000 100000"),
+            ("memory.max", "67108864"),
+            ("memory.current", "4096"),
+        ],
+    };
+    let mounts = [
+        &layout.cpu_mount,
+        &layout.memory_mount,
+        &layout.unified_mount,
+    ];
+    let mut targets = Vec::new();
+    for mount in mounts.into_iter().flatten() {
+        let rel = mount.strip_prefix("/sys/fs/cgroup").unwrap();
+        let target = dir.path().join("elsewhere").join(rel);
+        std::fs::create_dir_all(&target).unwrap();
+        for (f, v) in files {
+            std::fs::write(target.join(f), v).unwrap();
+        }
+        let parent = root.join(rel).join("kubepods/burstable");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::os::unix::fs::symlink(&target, parent.join(format!("pod{}", pod.uid))).unwrap();
+        targets.push(target);
+    }
+    let state = dir.path().join("state");
+    let pod_file = dir.path().join("pod.json");
+    let desired = resized(&pod_spec(&pod), &[app((300, 400), (32, 128))]);
+    std::fs::write(&pod_file, serde_json::to_vec(&desired).unwrap()).unwrap();
+    let out = resize_cmd(&pod_file, &state)
+        .arg("--cgroup-root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let said = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let want = format!("refusing {}/", root.display());
+    assert!(
+        said.contains(&want) && said.contains("a symlink below the cgroup mount"),
+        "{said}"
+    );
+    for target in &targets {
+        for (f, v) in files {
+            assert_eq!(
+                std::fs::read_to_string(target.join(f)).unwrap(),
+                *v,
+                "{} written through the link",
+                target.join(f).display()
+            );
+        }
+    }
+    running.teardown().await.expect("teardown");
+}
