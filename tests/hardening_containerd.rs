@@ -158,7 +158,10 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
         meta.file_type().is_file(),
         "the pod's checkpoint is not a regular file"
     );
-    assert_eq!(running.pod_cgroup_values().memory_limit, Some(128 * MIB));
+    assert_eq!(
+        running.pod_cgroup_values().memory_limit,
+        Some(resizelet::core::plan::Limit::Value(128 * MIB))
+    );
     running.teardown().await.expect("teardown");
 }
 
