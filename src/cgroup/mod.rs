@@ -1,5 +1,6 @@
 //! cgroup filesystem access (the IO shell for pod cgroups), rooted at an injectable path.
 
+pub mod beneath;
 pub mod detect;
 pub mod fs;
 pub mod memory;
@@ -46,6 +47,8 @@ pub enum CgroupError {
     },
     #[error("cannot detect cgroup layout from {path}: {reason}")]
     Detect { path: PathBuf, reason: String },
+    #[error("refusing {path}: a symlink below the cgroup mount (pod and container cgroups are never reached through one)")]
+    Symlink { path: PathBuf },
     #[error("container {id} has no cgroup under {path}")]
     NoContainerCgroup { id: String, path: PathBuf },
     #[error("systemd unit {unit}: {source}")]
@@ -56,16 +59,13 @@ pub enum CgroupError {
     },
 }
 
-/// The host's pod cgroups for `driver`: the files under `root` (cgroupfs), or on a systemd-driver
-/// node the pod slices' unit properties over D-Bus, then the files (spec §11.3).
+/// The host's pod cgroups for the driver of `files`: the files themselves (cgroupfs), or on a
+/// systemd-driver node the pod slices' unit properties over D-Bus, then the files (spec §11.3).
 pub fn open_host(
-    layout: &detect::CgroupLayout,
-    root: &std::path::Path,
-    driver: CgroupDriver,
+    files: fs::RealCgroupFs,
     dbus_timeout: std::time::Duration,
 ) -> Result<Box<dyn CgroupFs>, CgroupError> {
-    let files = fs::RealCgroupFs::from_layout(layout, root, driver);
-    Ok(match driver {
+    Ok(match files.driver() {
         CgroupDriver::Cgroupfs => Box::new(files),
         CgroupDriver::Systemd => {
             let bus = systemd::DbusSystemd::connect_system(dbus_timeout).map_err(|source| {
