@@ -81,8 +81,28 @@ enum Reply {
     Watch(WatchReq),
 }
 
+/// Who sent a request: the bearer token names the user as on a real server; without one the
+/// User-Agent.
+fn client_of(req: &Request<Incoming>) -> String {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    if let Some(t) = header("authorization").and_then(|a| a.strip_prefix("Bearer ")) {
+        return format!("token:{}", t.trim());
+    }
+    match header("user-agent") {
+        Some(ua) => format!("agent:{ua}"),
+        None => "anonymous".into(),
+    }
+}
+
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
+    let client = client_of(&req);
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let ctype = req
@@ -122,10 +142,47 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
         }
     }
     tracing::debug!(%method, %path, "request");
+    let write = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if write {
+        let latency = inner.store.lock().write_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+    if let Some(r) = crate::discovery::route(&segs, &accept) {
+        return match r {
+            Ok((ctype, body)) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", ctype)
+                .body(Either::Left(Full::new(Bytes::from(body))))
+                .expect("response"),
+            Err(e) => error_response(&e),
+        };
+    }
     match route(&inner, &method, &segs, &query, &ctype, &body) {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Watch(w)) => start_watch(inner, w),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            if write && (400..500).contains(&e.code) && e.code != 404 && e.code != 409 {
+                let mut st = inner.store.lock();
+                *st.stats.refused_writes.entry(client.clone()).or_default() += 1;
+                st.refusals.push_back(crate::Refusal {
+                    client,
+                    method: method.to_string(),
+                    path: path.clone(),
+                    code: e.code,
+                    message: e.message.clone(),
+                });
+                while st.refusals.len() > 1000 {
+                    st.refusals.pop_front();
+                }
+                tracing::warn!(%method, %path, code = e.code, message = %e.message, "write refused");
+            }
+            error_response(&e)
+        }
     }
 }
 
@@ -178,8 +235,9 @@ fn route(
     let (kind, ns, name, sub, api_version): (Kind, Option<&str>, Option<&str>, Option<&str>, &str) =
         match segs {
             ["version"] => {
+                let minor = store.lock().version.minor();
                 return ok(json!({
-                    "major": "1", "minor": "33", "gitVersion": "v1.33.0-double",
+                    "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-double"),
                     "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
                     "goVersion": "", "compiler": "gc", "platform": "linux/amd64"
                 }))

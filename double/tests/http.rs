@@ -568,7 +568,7 @@ async fn nodes_and_events() {
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "metadata": {"generateName": "x-"},
-                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "eventTime": "2025-01-01T00:00:00.000000Z", "type": "Normal",
                 "reason": "R", "action": "A", "reportingController": "c", "reportingInstance": "i"
             }))
             .unwrap(),
@@ -576,6 +576,44 @@ async fn nodes_and_events() {
         .await
         .unwrap();
     assert!(made.metadata.name.unwrap().starts_with("x-"));
+    // refused like the real server: a prefix ending in '.', no type; 422 with causes, counted
+    let before = server.stats().refused_writes;
+    let err = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"generateName": "x."},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reason": "R", "action": "A", "reportingController": "c", "reportingInstance": "i"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status.message.contains("metadata.generateName: Invalid value: \"x.\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        status.message
+    );
+    let fields: Vec<String> = status
+        .details
+        .unwrap()
+        .causes
+        .into_iter()
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(fields, ["metadata.generateName", "type"]);
+    let after = server.stats().refused_writes;
+    assert_eq!(
+        after.get("anonymous").copied().unwrap_or(0),
+        before.get("anonymous").copied().unwrap_or(0) + 1,
+        "{after:?}"
+    );
+    assert_eq!(server.refusals().last().unwrap().code, 422);
     assert_eq!(
         api.list(&ListParams::default()).await.unwrap().items.len(),
         2
