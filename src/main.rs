@@ -400,7 +400,7 @@ async fn open_engine(
 }
 
 async fn run_agent(
-    opts: resizelet::controller::ControllerOptions,
+    mut opts: resizelet::controller::ControllerOptions,
     s: &resizelet::config::Settings,
 ) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
@@ -443,6 +443,19 @@ async fn run_agent(
         qps,
         burst,
     ));
+    // decision 2: API servers before 1.33 set `status.resize: Proposed`; write the legacy field
+    if !opts.legacy_resize_status {
+        match client.apiserver_version().await {
+            Ok(info) if resizelet::k8s::convert::api_server_before_1_33(&info) => {
+                tracing::info!(version = %info.git_version, "API server before 1.33: writing the legacy status.resize too");
+                opts.legacy_resize_status = true;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the API server version; status.resize is written only if configured")
+            }
+        }
+    }
     tracing::info!(node = %opts.node_name, "resizelet starting");
     let inputs = resizelet::k8s::client::watch_inputs(client, &opts.node_name);
     let runtime = engine.runtime_handle();

@@ -63,10 +63,7 @@ fn events_group() -> Value {
 }
 
 /// The discovery document at `segs`, if it is one: (content type, body).
-pub fn route(
-    segs: &[&str],
-    _accept: &str,
-) -> Option<Result<(&'static str, Vec<u8>), ApiError>> {
+pub fn route(segs: &[&str], _accept: &str) -> Option<Result<(&'static str, Vec<u8>), ApiError>> {
     let doc = match segs {
         ["api"] => json!({
             "kind": "APIVersions", "versions": ["v1"],

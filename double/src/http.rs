@@ -240,7 +240,7 @@ fn route(
                     "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-double"),
                     "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
                     "goVersion": "", "compiler": "gc", "platform": "linux/amd64"
-                }))
+                }));
             }
             ["api", "v1", "pods"] => (Kind::Pod, None, None, None, "v1"),
             ["api", "v1", "events"] => (Kind::Event, None, None, None, "v1"),
@@ -311,14 +311,18 @@ fn route(
                         api_version: api_version.to_string(),
                     }));
                 }
-                let mut list = store.list(kind, list_ns, &fs, &ls);
-                if kind == Kind::Event {
-                    list["apiVersion"] = api_version.into();
-                    if let Some(Value::Array(items)) = list.get_mut("items") {
-                        items.retain(|i| {
-                            i.get("apiVersion").and_then(Value::as_str) == Some(api_version)
-                        });
-                    }
+                if kind != Kind::Event {
+                    return ok(store.list(kind, list_ns, &fs, &ls));
+                }
+                // one storage, both groups: convert, then select on the served fields
+                let mut list = store.list(kind, list_ns, &FieldSelector::default(), &ls);
+                list["apiVersion"] = api_version.into();
+                if let Some(Value::Array(items)) = list.get_mut("items") {
+                    *items = items
+                        .iter()
+                        .map(|i| crate::events::as_version(i, api_version))
+                        .filter(|i| fs.matches(i))
+                        .collect();
                 }
                 ok(list)
             }
@@ -331,6 +335,10 @@ fn route(
         (Some(name), None) => {
             let ns = ns.unwrap_or("");
             match *method {
+                Method::GET if kind == Kind::Event => ok(crate::events::as_version(
+                    &store.get_or_404(kind, ns, name)?,
+                    api_version,
+                )),
                 Method::GET => ok(store.get_or_404(kind, ns, name)?),
                 Method::DELETE => ok(store.delete(kind, ns, name)?),
                 Method::PATCH => {
@@ -403,9 +411,7 @@ impl WatchReq {
                 .unwrap_or("")
                 == ns
         });
-        let group_ok = self.kind != Kind::Event
-            || o.get("apiVersion").and_then(Value::as_str) == Some(self.api_version.as_str());
-        ns_ok && group_ok && self.fs.matches(o) && self.ls.matches(o)
+        ns_ok && self.fs.matches(o) && self.ls.matches(o)
     }
 
     /// The line this watcher sees for a store event, if any: objects that
@@ -414,6 +420,21 @@ impl WatchReq {
         if e.kind != self.kind.name() {
             return None;
         }
+        if self.kind == Kind::Event {
+            let served = WatchEvent {
+                object: crate::events::as_version(&e.object, &self.api_version),
+                old_object: e
+                    .old_object
+                    .as_ref()
+                    .map(|o| crate::events::as_version(o, &self.api_version)),
+                ..e.clone()
+            };
+            return self.render_served(&served);
+        }
+        self.render_served(e)
+    }
+
+    fn render_served(&self, e: &WatchEvent) -> Option<Bytes> {
         let new_m = e.event_type != EventType::Deleted && self.matches(&e.object);
         let old_m = e.old_object.as_ref().is_some_and(|o| self.matches(o));
         let (t, obj) = match e.event_type {

@@ -13,6 +13,7 @@
 //! See the crate README for what is faithful and what is simplified.
 
 mod discovery;
+mod events;
 mod http;
 mod kubelet;
 pub mod patch;

@@ -373,7 +373,9 @@ impl Store {
             }
         }
         let errs = match kind {
-            Kind::Event => validation::validate_event_create(&obj, api_version == "events.k8s.io/v1"),
+            Kind::Event => {
+                validation::validate_event_create(&obj, api_version == "events.k8s.io/v1")
+            }
             Kind::Pod => {
                 let mut e = meta_errs;
                 e.extend(validation::validate_pod_status(&obj));

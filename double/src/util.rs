@@ -123,13 +123,25 @@ pub fn parse_quantity_strict(s: &str) -> Result<f64, ()> {
     }
     let known = matches!(
         suffix,
-        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
-    ) || suffix
-        .strip_prefix(['e', 'E'])
-        .is_some_and(|e| {
-            let d = e.strip_prefix(['+', '-']).unwrap_or(e);
-            !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
-        });
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(|e| {
+        let d = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+    });
     if !known {
         return Err(());
     }

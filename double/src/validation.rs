@@ -72,7 +72,11 @@ impl FieldError {
         }
     }
 
-    pub fn invalid(field: impl Into<String>, value: Value, detail: impl Into<String>) -> FieldError {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: Value,
+        detail: impl Into<String>,
+    ) -> FieldError {
         FieldError {
             field: field.into(),
             kind: ErrorType::Invalid,
@@ -377,7 +381,11 @@ fn validate_labels(labels: Option<&Value>) -> Vec<FieldError> {
     };
     for (k, v) in m {
         for msg in is_qualified_name(k) {
-            errs.push(FieldError::invalid("metadata.labels", k.as_str().into(), msg));
+            errs.push(FieldError::invalid(
+                "metadata.labels",
+                k.as_str().into(),
+                msg,
+            ));
         }
         let v = v.as_str().unwrap_or("");
         for msg in is_valid_label_value(v) {
@@ -539,7 +547,10 @@ fn validate_series(e: &CoreEvent<'_>) -> Vec<FieldError> {
                 "should be at least 2",
             ));
         }
-        if s.get("lastObservedTime").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if s.get("lastObservedTime")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             errs.push(FieldError::required("series.lastObservedTime", ""));
         }
     }
@@ -586,21 +597,19 @@ pub fn validate_event_create(ev: &Value, events_v1: bool) -> Vec<FieldError> {
         str_at(s, "component").is_some_and(|c| !c.is_empty())
             || str_at(s, "host").is_some_and(|h| !h.is_empty())
     }) {
-        errs.push(FieldError::invalid("source", "".into(), "needs to be unset"));
+        errs.push(FieldError::invalid(
+            "source",
+            "".into(),
+            "needs to be unset",
+        ));
     }
     errs
 }
 
 /// `ValidateEventUpdate`.
 pub fn validate_event_update(new: &Value, old: &Value, events_v1: bool) -> Vec<FieldError> {
-    let n = CoreEvent {
-        v: new,
-        events_v1,
-    };
-    let o = CoreEvent {
-        v: old,
-        events_v1,
-    };
+    let n = CoreEvent { v: new, events_v1 };
+    let o = CoreEvent { v: old, events_v1 };
     let mut errs = legacy_validate_event(&n);
     if !events_v1 {
         return errs;
@@ -707,7 +716,8 @@ const NODE_STATUS: Shape = Shape::Obj(&[
 fn is_rfc3339(s: &str) -> bool {
     // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'
@@ -853,7 +863,10 @@ fn validate_conditions(path: &str, conds: Option<&Value>, errs: &mut Vec<FieldEr
         let t = str_at(c, "type").unwrap_or("");
         let p = format!("{path}[{i}]");
         if t.is_empty() {
-            errs.push(FieldError::required(format!("{p}.type"), "must be specified"));
+            errs.push(FieldError::required(
+                format!("{p}.type"),
+                "must be specified",
+            ));
         }
         for m in is_qualified_name(t) {
             if !t.is_empty() {
@@ -921,12 +934,17 @@ pub fn validate_pod_status(pod: &Value) -> Vec<FieldError> {
         }
     }
     if let Some(r) = status.get("resize").and_then(Value::as_str) {
-        if !matches!(r, "" | "Proposed" | "InProgress" | "Deferred" | "Infeasible") {
+        if !matches!(
+            r,
+            "" | "Proposed" | "InProgress" | "Deferred" | "Infeasible"
+        ) {
             errs.push(FieldError {
                 field: "status.resize".into(),
                 kind: ErrorType::NotSupported,
                 value: Some(r.into()),
-                detail: "supported values: \"Deferred\", \"InProgress\", \"Infeasible\", \"Proposed\"".into(),
+                detail:
+                    "supported values: \"Deferred\", \"InProgress\", \"Infeasible\", \"Proposed\""
+                        .into(),
             });
         }
     }
@@ -1035,24 +1053,54 @@ mod tests {
         assert_eq!(validate_event_create(&good_event(), true), vec![]);
         let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
             ("eventTime", Box::new(|e| e["eventTime"] = Value::Null)),
-            ("reportingController", Box::new(|e| e["reportingController"] = "".into())),
-            ("reportingController", Box::new(|e| e["reportingController"] = "a b".into())),
-            ("reportingInstance", Box::new(|e| e["reportingInstance"] = "x".repeat(129).into())),
+            (
+                "reportingController",
+                Box::new(|e| e["reportingController"] = "".into()),
+            ),
+            (
+                "reportingController",
+                Box::new(|e| e["reportingController"] = "a b".into()),
+            ),
+            (
+                "reportingInstance",
+                Box::new(|e| e["reportingInstance"] = "x".repeat(129).into()),
+            ),
             ("action", Box::new(|e| e["action"] = "".into())),
             ("reason", Box::new(|e| e["reason"] = "r".repeat(129).into())),
             ("type", Box::new(|e| e["type"] = "Info".into())),
             ("message", Box::new(|e| e["note"] = "n".repeat(1025).into())),
-            ("series.count", Box::new(|e| e["series"] = json!({"count": 1, "lastObservedTime": "2026-12-01T08:00:00Z"}))),
-            ("series.lastObservedTime", Box::new(|e| e["series"] = json!({"count": 2}))),
-            ("involvedObject.namespace", Box::new(|e| e["regarding"]["namespace"] = "".into())),
-            ("metadata.name", Box::new(|e| e["metadata"]["name"] = "web.".into())),
-            ("deprecatedCount", Box::new(|e| e["deprecatedCount"] = 3.into())),
+            (
+                "series.count",
+                Box::new(|e| {
+                    e["series"] = json!({"count": 1, "lastObservedTime": "2026-12-01T08:00:00Z"})
+                }),
+            ),
+            (
+                "series.lastObservedTime",
+                Box::new(|e| e["series"] = json!({"count": 2})),
+            ),
+            (
+                "involvedObject.namespace",
+                Box::new(|e| e["regarding"]["namespace"] = "".into()),
+            ),
+            (
+                "metadata.name",
+                Box::new(|e| e["metadata"]["name"] = "web.".into()),
+            ),
+            (
+                "deprecatedCount",
+                Box::new(|e| e["deprecatedCount"] = 3.into()),
+            ),
         ];
         for (field, f) in cases {
             let mut e = good_event();
             f(&mut e);
             let errs = validate_event_create(&e, true);
-            let want = if field == "deprecatedCount" { "count" } else { field };
+            let want = if field == "deprecatedCount" {
+                "count"
+            } else {
+                field
+            };
             assert!(errs.iter().any(|x| x.field == want), "{field}: {errs:?}");
         }
         // core v1: legacy rules only
@@ -1078,9 +1126,7 @@ mod tests {
 
     #[test]
     fn pod_status_types() {
-        let pod = |status: Value| {
-            json!({"metadata": {"generation": 2}, "spec": {"containers": [{"name": "c"}]}, "status": status})
-        };
+        let pod = |status: Value| json!({"metadata": {"generation": 2}, "spec": {"containers": [{"name": "c"}]}, "status": status});
         let ok = pod(json!({
             "observedGeneration": 2,
             "conditions": [{"type": "PodResizeInProgress", "status": "True", "observedGeneration": 2,
@@ -1090,14 +1136,38 @@ mod tests {
         }));
         assert_eq!(validate_pod_status(&ok), vec![]);
         let cases = [
-            (json!({"observedGeneration": "2"}), "status.observedGeneration"),
-            (json!({"observedGeneration": 3}), "status.observedGeneration"),
-            (json!({"containerStatuses": [{"name": "c", "allocatedResources": {"cpu": "1x"}}]}), "status.containerStatuses[0].allocatedResources[cpu]"),
-            (json!({"containerStatuses": [{"name": "c", "resources": {"limits": {"memory": 5.5e-3}}}]}), ""),
-            (json!({"containerStatuses": [{"name": "c", "resources": {"limits": {"memory": true}}}]}), "status.containerStatuses[0].resources.limits[memory]"),
-            (json!({"containerStatuses": [{"name": "d"}]}), "status.containerStatuses[0].name"),
-            (json!({"conditions": [{"type": "X", "status": "Yes"}]}), "status.conditions[0].status"),
-            (json!({"conditions": [{"type": "X", "status": "True", "lastProbeTime": "yesterday"}]}), "status.conditions[0].lastProbeTime"),
+            (
+                json!({"observedGeneration": "2"}),
+                "status.observedGeneration",
+            ),
+            (
+                json!({"observedGeneration": 3}),
+                "status.observedGeneration",
+            ),
+            (
+                json!({"containerStatuses": [{"name": "c", "allocatedResources": {"cpu": "1x"}}]}),
+                "status.containerStatuses[0].allocatedResources[cpu]",
+            ),
+            (
+                json!({"containerStatuses": [{"name": "c", "resources": {"limits": {"memory": 5.5e-3}}}]}),
+                "",
+            ),
+            (
+                json!({"containerStatuses": [{"name": "c", "resources": {"limits": {"memory": true}}}]}),
+                "status.containerStatuses[0].resources.limits[memory]",
+            ),
+            (
+                json!({"containerStatuses": [{"name": "d"}]}),
+                "status.containerStatuses[0].name",
+            ),
+            (
+                json!({"conditions": [{"type": "X", "status": "Yes"}]}),
+                "status.conditions[0].status",
+            ),
+            (
+                json!({"conditions": [{"type": "X", "status": "True", "lastProbeTime": "yesterday"}]}),
+                "status.conditions[0].lastProbeTime",
+            ),
             (json!({"resize": "Done"}), "status.resize"),
         ];
         for (status, field) in cases {
@@ -1112,10 +1182,19 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        for ok in ["2026-12-01T08:00:00Z", "2026-12-01T08:00:00.123456Z", "2026-12-01T08:00:00+01:00"] {
+        for ok in [
+            "2026-12-01T08:00:00Z",
+            "2026-12-01T08:00:00.123456Z",
+            "2026-12-01T08:00:00+01:00",
+        ] {
             assert!(is_rfc3339(ok), "{ok}");
         }
-        for bad in ["2026-12-01", "2026-12-01T08:00:00", "2026-12-01T08:00:00.Z", "x"] {
+        for bad in [
+            "2026-12-01",
+            "2026-12-01T08:00:00",
+            "2026-12-01T08:00:00.Z",
+            "x",
+        ] {
             assert!(!is_rfc3339(bad), "{bad}");
         }
     }

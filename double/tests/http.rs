@@ -595,7 +595,9 @@ async fn nodes_and_events() {
     };
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert!(
-        status.message.contains("metadata.generateName: Invalid value: \"x.\": a lowercase RFC 1123 subdomain"),
+        status.message.contains(
+            "metadata.generateName: Invalid value: \"x.\": a lowercase RFC 1123 subdomain"
+        ),
         "{}",
         status.message
     );
@@ -775,7 +777,7 @@ async fn node_watch_and_unknown_paths() {
 }
 
 #[tokio::test]
-async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
+async fn core_v1_and_events_k8s_io_serve_one_event_storage() {
     let server = ApiServer::start().await;
     let c = client(&server);
     let core = Api::<k8s_openapi::api::core::v1::Event>::namespaced(c.clone(), "default");
@@ -804,13 +806,22 @@ async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
         core.list(&ListParams::default()).await.unwrap().items.len(),
         1
     );
+    // the same event through events.k8s.io/v1, converted (involvedObject → regarding, ...)
     let new_api = Api::<K8sEvent>::all(c);
-    assert!(new_api
-        .list(&ListParams::default())
+    let items = new_api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].regarding.as_ref().unwrap().name.as_deref(),
+        Some("a")
+    );
+    assert_eq!(items[0].note.as_deref(), Some("core event"));
+    assert_eq!(items[0].deprecated_count, Some(3));
+    // and a field selector on the core names finds it through core v1
+    let l = core
+        .list(&ListParams::default().fields("involvedObject.name=a"))
         .await
-        .unwrap()
-        .items
-        .is_empty());
+        .unwrap();
+    assert_eq!(l.items.len(), 1);
     assert_eq!(server.events().len(), 1);
     assert_eq!(server.stats().event_writes, 2);
 

@@ -312,6 +312,20 @@ pub fn node_view(node: &Node) -> NodeView {
     view
 }
 
+/// Whether the API server is older than 1.33 (decision 2: it sets `status.resize: Proposed`, so
+/// the legacy field must be written). Minor versions like `"32+"` (managed clusters) count.
+pub fn api_server_before_1_33(info: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
+    let num = |s: &str| {
+        s.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+            .ok()
+    };
+    match (num(&info.major), num(&info.minor)) {
+        (Some(major), Some(minor)) => (major, minor) < (1, 33),
+        _ => false,
+    }
+}
+
 /// The status a container should show: `allocatedResources` and `resources` (spec §12).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerStatusResources {
@@ -443,7 +457,9 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     if !conditions.is_empty() {
         status.insert("conditions".into(), Value::Array(conditions));
     }
-    if let Some(g) = intent.observed_generation {
+    // a pod without `metadata.generation` (API server 1.32) has no `observedGeneration` either:
+    // the server would drop it, and the patch would be resent on every pass
+    if let Some(g) = intent.observed_generation.filter(|g| *g > 0) {
         if view.observed_generation.is_none_or(|have| have < g) {
             status.insert("observedGeneration".into(), json!(g));
         }
@@ -651,5 +667,40 @@ mod tests {
             "kept as written"
         );
         assert_eq!(app["resources"], json!({}), "running: {{}} never nil");
+    }
+
+    #[test]
+    fn a_1_32_pod_without_generation_gets_no_observed_generation() {
+        // API server 1.32: no metadata.generation, and observedGeneration would be dropped
+        let mut pod = api_pod();
+        pod.metadata.generation = None;
+        let st = pod.status.as_mut().unwrap();
+        st.observed_generation = None;
+        st.conditions = None;
+        let v = pod_view(&pod).unwrap();
+        let containers = BTreeMap::new();
+        let conditions = ResizeConditions::default();
+        let intent = StatusIntent {
+            containers: &containers,
+            conditions: &conditions,
+            observed_generation: Some(v.spec.generation),
+            legacy_resize: false,
+            now: "t",
+        };
+        assert_eq!(status_patch(&v, &intent), None);
+    }
+
+    #[test]
+    fn api_server_versions_before_1_33() {
+        let info = |major: &str, minor: &str| k8s_openapi::apimachinery::pkg::version::Info {
+            major: major.into(),
+            minor: minor.into(),
+            ..Default::default()
+        };
+        assert!(api_server_before_1_33(&info("1", "32")));
+        assert!(api_server_before_1_33(&info("1", "32+")));
+        assert!(!api_server_before_1_33(&info("1", "33")));
+        assert!(!api_server_before_1_33(&info("1", "36")));
+        assert!(!api_server_before_1_33(&info("", "")));
     }
 }
