@@ -672,9 +672,11 @@ impl Controller {
         if self.retry_pass_running || self.retry_pass.is_none() {
             return;
         }
-        // a queued pod with a pass of its own running would be admitted outside queue order:
-        // the retry pass starts when those passes end
-        if self.queue.uids().iter().any(|u| self.in_flight.contains(u)) {
+        // a queued pod with a pass of its own running would be admitted outside queue order, and
+        // any pass running may be about to queue its pod (its Deferred status already written,
+        // its output not yet applied: with a 9 ms status write a removal lands in that gap):
+        // the retry pass starts when the running passes end
+        if !self.in_flight.is_empty() {
             return;
         }
         let Some(trigger) = self.retry_pass.take() else {

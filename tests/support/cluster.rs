@@ -255,10 +255,13 @@ impl Drop for Cluster {
     /// Every end-to-end test ends asserting that the API server refused none of the agent's
     /// writes (a real server would have; the agent's work would be lost).
     fn drop(&mut self) {
+        let refused = self.refused_agent_writes();
         if std::thread::panicking() {
+            for r in &refused {
+                eprintln!("refused agent write: {r}");
+            }
             return;
         }
-        let refused = self.refused_agent_writes();
         assert!(
             refused.is_empty(),
             "the API server refused {} agent write(s):\n{}",
