@@ -376,14 +376,15 @@ async fn wait_all_done(cluster: &Cluster, pods: &[TestPod], limit: Duration) -> 
 }
 
 /// The p50 of `n` `UpdateContainerResources` calls on `run`'s container through the test's own
-/// CRI client, alternating cpu 100m/200m as the single-resize scenario does.
+/// CRI client, alternating cpu 50m/100m (within the pod cgroup's 100m quota, which a container's
+/// quota may not exceed on cgroup v1), ending at the 100m the agent last set.
 async fn cri_update_p50(cluster: &Cluster, run: &RunningPod, n: usize) -> Duration {
     use resizelet::cri::Runtime;
     let id = run.container_id("app").to_string();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let mut pod = run.pod.clone();
-        pod.containers = small(if i % 2 == 0 { 200 } else { 100 });
+        pod.containers = small(if i % 2 == 0 { 50 } else { 100 });
         let r =
             support::kubelet::container_resources(&pod, &pod.containers[0], &cluster.kubelet.host);
         let t = Instant::now();
@@ -395,7 +396,6 @@ async fn cri_update_p50(cluster: &Cluster, run: &RunningPod, n: usize) -> Durati
             .expect("UpdateContainerResources");
         samples.push(t.elapsed());
     }
-    // leave it as the agent last set it (cpu 100m after an even number of resizes)
     samples.sort();
     percentile(&samples, 50)
 }
