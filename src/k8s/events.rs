@@ -42,7 +42,7 @@ fn micro_now() -> MicroTime {
 impl EventRecorder {
     pub fn new(node_name: &str) -> Self {
         EventRecorder {
-            reporting_instance: format!("resizelet-{node_name}"),
+            reporting_instance: truncate(&format!("resizelet-{node_name}"), MAX_REPORTING_INSTANCE),
             series: Mutex::new(HashMap::new()),
         }
     }
@@ -164,14 +164,25 @@ impl EventRecorder {
     }
 }
 
-/// `<regarding name>.<unix nanos in hex>`, as client-go names events.
+/// `<regarding name>.<unix nanos in hex>`, as client-go names events; a regarding name too long
+/// for the 253-character limit is cut (and cut back to an alphanumeric end).
 fn event_name(regarding: &str, now: std::time::SystemTime) -> String {
     let nanos = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{regarding}.{nanos:x}")
+    let suffix = format!(".{nanos:x}");
+    let mut prefix = &regarding[..regarding.len().min(MAX_NAME - suffix.len())];
+    while prefix.ends_with(['-', '.']) {
+        prefix = &prefix[..prefix.len() - 1];
+    }
+    format!("{prefix}{suffix}")
 }
+
+/// A DNS subdomain name's limit (`metadata.name`).
+const MAX_NAME: usize = 253;
+/// `reportingInstance`'s limit (`pkg/apis/core/validation/events.go`).
+const MAX_REPORTING_INSTANCE: usize = 128;
 
 /// `note` is limited to 1 kB by the API server.
 fn truncate(s: &str, max: usize) -> String {
@@ -204,6 +215,16 @@ mod tests {
             },
         );
         assert!(ev.metadata.generate_name.is_none());
+        let long = format!("{}-xyz", "a".repeat(235));
+        let name = event_name(&long, t);
+        assert_eq!(
+            name.len(),
+            253 - 1,
+            "cut, then the trailing '-' dropped: {name}"
+        );
+        assert!(name.ends_with("a.187d0c29351e0d15"), "{name}");
+        let r = EventRecorder::new(&"n".repeat(253));
+        assert_eq!(r.reporting_instance.len(), 128);
         assert!(ev.metadata.name.unwrap().starts_with("web."));
     }
 }
