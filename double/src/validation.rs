@@ -903,8 +903,8 @@ fn validate_conditions(path: &str, conds: Option<&Value>, errs: &mut Vec<FieldEr
 }
 
 /// `ValidatePodStatusUpdate` for what a node agent writes: field types, quantities, conditions,
-/// `observedGeneration` ≥ 0 and not ahead of `metadata.generation`, `resize` values, container
-/// statuses matching spec containers by name.
+/// `observedGeneration` ≥ 0 (any other value, even a regression, is allowed: KEP-5067),
+/// `resize` values, container statuses matching spec containers by name.
 pub fn validate_pod_status(pod: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let status = pod.get("status").cloned().unwrap_or(Value::Null);
@@ -919,17 +919,6 @@ pub fn validate_pod_status(pod: &Value) -> Vec<FieldError> {
                 "status.observedGeneration",
                 g.into(),
                 "must be greater than or equal to 0",
-            ));
-        }
-        let gen = pod
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if g > gen {
-            errs.push(FieldError::invalid(
-                "status.observedGeneration",
-                g.into(),
-                "must not be greater than metadata.generation",
             ));
         }
     }
@@ -1141,7 +1130,7 @@ mod tests {
                 "status.observedGeneration",
             ),
             (
-                json!({"observedGeneration": 3}),
+                json!({"observedGeneration": -1}),
                 "status.observedGeneration",
             ),
             (

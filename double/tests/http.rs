@@ -7,7 +7,7 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use kube::Client;
-use resizelet_double::{ApiServer, Fault, PatchKind};
+use resizelet_double::{ApiServer, Fault, Options, PatchKind, ServerVersion};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::timeout;
@@ -926,4 +926,143 @@ async fn reflector_converges_under_churn_and_gone() {
     }
     assert!(server.stats().lists >= 2, "relisted after gone");
     task.abort();
+}
+
+#[tokio::test]
+async fn status_writes_are_validated_like_the_real_server() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    server.create_pod(pod("v", "n1")).unwrap();
+    let before = server.get_pod("default", "v").unwrap();
+    let bad = [
+        (
+            json!({"status": {"containerStatuses": [{"name": "c", "allocatedResources": {"cpu": "1x"}}]}}),
+            "status.containerStatuses[0].allocatedResources[cpu]",
+        ),
+        (
+            json!({"status": {"observedGeneration": -1}}),
+            "status.observedGeneration",
+        ),
+        (
+            json!({"status": {"conditions": [{"type": "PodResizePending", "status": "Maybe"}]}}),
+            "status.conditions[0].status",
+        ),
+    ];
+    for (patch, field) in bad {
+        let err = api
+            .patch_status("v", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_err();
+        let kube::Error::Api(s) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{patch}");
+        assert!(
+            s.message.starts_with("Pod \"v\" is invalid: "),
+            "{}",
+            s.message
+        );
+        let causes = s.details.unwrap().causes;
+        assert!(
+            causes.iter().any(|c| c.field == field),
+            "{patch}: {causes:?}"
+        );
+    }
+    assert_eq!(
+        server.get_pod("default", "v").unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(server.stats().refused_writes.get("anonymous"), Some(&3));
+    // a valid one goes through
+    api.patch_status(
+        "v",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"observedGeneration": 1}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn version_1_32_has_no_generation_drops_observed_generation_and_proposes() {
+    let server = ApiServer::start_with(Options {
+        version: ServerVersion::V1_32,
+        write_latency: Duration::ZERO,
+    })
+    .await;
+    let c = client(&server);
+    assert_eq!(c.apiserver_version().await.unwrap().minor, "32");
+    let api = Api::<Pod>::namespaced(c, "default");
+    let made = server.create_pod(pod("old", "n1")).unwrap();
+    assert!(made["metadata"].get("generation").is_none(), "{made}");
+    api.patch_status(
+        "old",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"status": {"observedGeneration": 1, "conditions": [
+            {"type": "PodResizeInProgress", "status": "True", "observedGeneration": 1}]}})),
+    )
+    .await
+    .unwrap();
+    let p = server.get_pod("default", "old").unwrap();
+    assert!(p["status"].get("observedGeneration").is_none(), "{p}");
+    assert!(
+        p["status"]["conditions"][0]
+            .get("observedGeneration")
+            .is_none(),
+        "{p}"
+    );
+    let resized = server
+        .resize_pod(
+            "default",
+            "old",
+            PatchKind::Strategic,
+            &json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "200m"}}}]}}),
+        )
+        .unwrap();
+    assert_eq!(resized["status"]["resize"], "Proposed");
+    assert!(resized["metadata"].get("generation").is_none());
+
+    // 1.33+: generation bumped, no Proposed
+    let server = ApiServer::start_with(Options {
+        write_latency: Duration::ZERO,
+        ..Options::default()
+    })
+    .await;
+    server.create_pod(pod("new", "n1")).unwrap();
+    let resized = server
+        .resize_pod(
+            "default",
+            "new",
+            PatchKind::Strategic,
+            &json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "200m"}}}]}}),
+        )
+        .unwrap();
+    assert_eq!(resized["metadata"]["generation"], 2);
+    assert!(resized["status"].get("resize").is_none());
+}
+
+#[tokio::test]
+async fn each_http_write_costs_the_write_latency() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    server.create_pod(pod("w", "n1")).unwrap();
+    let patch = |i: i64| Patch::Merge(json!({"status": {"observedGeneration": i % 2}}));
+    let t = std::time::Instant::now();
+    for i in 0..5 {
+        api.patch_status("w", &PatchParams::default(), &patch(i))
+            .await
+            .unwrap();
+    }
+    let d = t.elapsed();
+    assert!(d >= resizelet_double::DEFAULT_WRITE_LATENCY * 5, "{d:?}");
+    // reads are free, and the latency can be turned off
+    server.set_write_latency(Duration::ZERO);
+    let t = std::time::Instant::now();
+    for i in 0..5 {
+        api.patch_status("w", &PatchParams::default(), &patch(i))
+            .await
+            .unwrap();
+    }
+    assert!(t.elapsed() < d, "{:?} vs {d:?}", t.elapsed());
 }
