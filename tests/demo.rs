@@ -110,7 +110,10 @@ async fn kubectl_resize(cluster: &Cluster, pod: &TestPod, cpu_m: i64, mem_mib: i
             err.contains("without support for resize") && Instant::now() < deadline,
             "kubectl: {err}"
         );
-        print!("{err}  (the gate-off kubelet has just erased the resize fields; retrying once resizelet restores them)\n");
+        println!(
+            "{}  (the gate-off kubelet has just erased the resize fields; retrying once resizelet restores them)",
+            err.trim_end()
+        );
         cluster.wait_resize_fields(pod).await;
     }
 }

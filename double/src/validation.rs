@@ -1040,7 +1040,8 @@ mod tests {
     #[test]
     fn event_create_rules() {
         assert_eq!(validate_event_create(&good_event(), true), vec![]);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Mutate = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Mutate)> = vec![
             ("eventTime", Box::new(|e| e["eventTime"] = Value::Null)),
             (
                 "reportingController",
