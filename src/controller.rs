@@ -521,7 +521,10 @@ impl Controller {
                 }
                 let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
                 if changed {
-                    info!(allocatable = ?view.allocatable, "node allocatable");
+                    info!(
+                        "node allocatable: {}",
+                        crate::core::resources::ListDisplay(&view.allocatable)
+                    );
                 }
                 if !self.node_seen {
                     self.node_seen = true;
@@ -1018,7 +1021,10 @@ async fn full_pass(shared: &Shared, input: FullInput, since: Instant) -> PassOut
             .stats
             .resizes_completed
             .fetch_add(1, Ordering::Relaxed);
-        info!("resize completed");
+        info!(
+            "resize completed: {}",
+            crate::core::resources::PodResourcesDisplay(&allocated)
+        );
     }
     if let Decision::Infeasible { reason_detail, .. } = &outcome.decision {
         if events.iter().any(|e| e.reason == "ResizeInfeasible") {

@@ -83,7 +83,6 @@ struct Raw {
     #[serde(rename = "singleProcessOOMKill")]
     single_process_oom_kill: Option<bool>,
     feature_gates: Option<BTreeMap<String, bool>>,
-    container_runtime_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,7 +125,6 @@ pub struct KubeletConfig {
     /// `None` when absent: the kubelet then decides by the cgroup version.
     pub single_process_oom_kill: Option<bool>,
     pub feature_gates: BTreeMap<String, bool>,
-    pub container_runtime_endpoint: FromFile<String>,
 }
 
 impl KubeletConfig {
@@ -350,10 +348,6 @@ pub fn parse(path: &Path, text: &str) -> Result<KubeletConfig, KubeletConfigErro
     };
     let system_reserved = reserved("systemReserved", raw.system_reserved)?;
     let kube_reserved = reserved("kubeReserved", raw.kube_reserved)?;
-    let endpoint = match raw.container_runtime_endpoint.filter(|e| !e.is_empty()) {
-        Some(e) => field(Some(e), String::new()),
-        None => field(None, "unix:///run/containerd/containerd.sock".to_string()),
-    };
     Ok(KubeletConfig {
         path: path.to_path_buf(),
         cgroup_driver,
@@ -367,7 +361,6 @@ pub fn parse(path: &Path, text: &str) -> Result<KubeletConfig, KubeletConfigErro
         kube_reserved,
         single_process_oom_kill: raw.single_process_oom_kill,
         feature_gates,
-        container_runtime_endpoint: endpoint,
     })
 }
 
@@ -427,7 +420,6 @@ pub struct Explicit {
     pub cgroup_driver: Option<CgroupDriver>,
     pub kubelet_cgroup_root: Option<String>,
     pub memory_swap_behavior: Option<NodeSwapBehavior>,
-    pub container_runtime_endpoint: Option<String>,
 }
 
 /// Every node fact resizelet uses, with its source.
@@ -446,7 +438,6 @@ pub struct NodeFacts {
     pub single_process_oom_kill: Fact<bool>,
     /// The kubelet's explicit `InPlacePodVerticalScaling` gate (`None`: its version's default).
     pub in_place_resize_gate: Fact<Option<bool>>,
-    pub container_runtime_endpoint: Fact<String>,
     /// A setting that contradicts the kubelet's file (the setting wins).
     pub warnings: Vec<String>,
 }
@@ -555,16 +546,6 @@ pub fn resolve(
             .memory_swap_behavior
             .map(|s| swap_name(s).to_string()),
     );
-    let endpoint = overlay(
-        "container-runtime-endpoint",
-        "containerRuntimeEndpoint",
-        from_kubelet(
-            kubelet,
-            |k| &k.container_runtime_endpoint,
-            "unix:///run/containerd/containerd.sock".to_string(),
-        ),
-        explicit.container_runtime_endpoint.clone(),
-    );
     let single_process_oom_kill = match (cgroup_version, kubelet) {
         (Some(CgroupVersion::V1), _) => Fact {
             value: true,
@@ -629,7 +610,6 @@ pub fn resolve(
         kube_reserved: from_kubelet(kubelet, |k| &k.kube_reserved, ResourceList::new()),
         single_process_oom_kill,
         in_place_resize_gate: gate,
-        container_runtime_endpoint: endpoint,
         warnings,
     }
 }
@@ -715,11 +695,6 @@ pub fn describe(f: &NodeFacts) -> Vec<String> {
                 }
             },
             &f.in_place_resize_gate.source,
-        ),
-        line(
-            "containerRuntimeEndpoint",
-            f.container_runtime_endpoint.value.clone(),
-            &f.container_runtime_endpoint.source,
         ),
     ]
 }

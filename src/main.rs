@@ -39,12 +39,17 @@ struct HostArgs {
     cri_timeout_ms: u64,
 }
 
+/// A path, the empty one included (clap's own parser refuses `""`).
+fn any_path(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
+}
+
 /// Node facts the kubelet's configuration file holds, shared by every command.
 #[derive(clap::Args, Debug, Clone, Default)]
 struct KubeletArgs {
     /// The kubelet's configuration file (its --config) [default: /var/lib/kubelet/config.yaml
     /// if it exists; "" reads none].
-    #[arg(long, env = "RESIZELET_KUBELET_CONFIG")]
+    #[arg(long, env = "RESIZELET_KUBELET_CONFIG", value_parser = any_path)]
     kubelet_config: Option<PathBuf>,
     /// The kubelet's cgroup driver [default: the kubelet config's cgroupDriver].
     #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum)]
