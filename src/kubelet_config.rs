@@ -818,7 +818,7 @@ mod tests {
             f.warnings
         );
         assert_eq!(f.swap_behavior.value, NodeSwapBehavior::LimitedSwap);
-        assert_eq!(f.single_process_oom_kill.value, false);
+        assert!(!f.single_process_oom_kill.value);
         let v1 = resolve(Some(&k), &Explicit::default(), Some(CgroupVersion::V1));
         assert!(
             v1.single_process_oom_kill.value,

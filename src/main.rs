@@ -397,7 +397,6 @@ impl HostArgs {
             cgroup_driver: self.kubelet.cgroup_driver.map(Into::into),
             kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
             memory_swap_behavior: self.kubelet.memory_swap_behavior.map(Into::into),
-            ..Default::default()
         }
     }
 
@@ -518,7 +517,6 @@ async fn run_agent(
         cgroup_driver: s.cgroup_driver,
         kubelet_cgroup_root: s.kubelet_cgroup_root.clone(),
         memory_swap_behavior: s.memory_swap_behavior,
-        ..Default::default()
     };
     let layout = resizelet::cgroup::detect::detect_host().ok();
     let facts = node_facts(&s.kubelet_config, &explicit, layout.map(|l| l.version))?;

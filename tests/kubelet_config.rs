@@ -83,7 +83,7 @@ fn check_prints_every_node_fact_and_its_source() {
     assert_has(&out, &format!("kubeReserved: none ({default})"));
     assert!(out.contains("singleProcessOOMKill: "), "{out}");
     assert!(
-        out.contains(&format!("featureGates.InPlacePodVerticalScaling: unset")),
+        out.contains("featureGates.InPlacePodVerticalScaling: unset"),
         "{out}"
     );
     assert!(

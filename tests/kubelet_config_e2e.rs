@@ -108,10 +108,11 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
             .await
             .expect("resize done within the deadline")
             .expect("watch feed");
-        if ev.kind == "Pod" && ev.object["metadata"]["name"] == pod.name.as_str() {
-            if resize_done(&ev.object) {
-                break ev.object;
-            }
+        if ev.kind == "Pod"
+            && ev.object["metadata"]["name"] == pod.name.as_str()
+            && resize_done(&ev.object)
+        {
+            break ev.object;
         }
     };
     assert!(

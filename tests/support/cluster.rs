@@ -281,7 +281,7 @@ impl Agent {
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
             .args([
-                "--cgroup-root",
+                "--cgroup-mount",
                 "/sys/fs/cgroup",
                 "--cgroup-driver",
                 "cgroupfs",
