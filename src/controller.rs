@@ -56,6 +56,8 @@ pub struct ControllerOptions {
     pub legacy_resize_status: bool,
     /// Act even when the node's kubelet enacts resizes itself (decision 6 override).
     pub ignore_resizing_kubelet: bool,
+    /// The kubelet's `InPlacePodVerticalScaling` gate from its configuration file (decision 6).
+    pub kubelet_resize_gate: crate::kubelet_config::ResizeGate,
     /// Decision 5: an enactment still running after this long gets an intermediate
     /// `PodResizeInProgress` status write before the final one.
     pub in_progress_threshold: Duration,
@@ -69,6 +71,7 @@ impl ControllerOptions {
             node_name: node_name.into(),
             legacy_resize_status: false,
             ignore_resizing_kubelet: false,
+            kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
         }
@@ -512,11 +515,12 @@ impl Controller {
                     warn!(entry = %bad, "ignoring unparsable node allocatable");
                 }
                 if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
-                    if minor >= 35 && !self.shared.opts.ignore_resizing_kubelet {
-                        self.stand_down(format!(
-                            "the node's kubelet {} enacts in-place resizes itself (the gate is locked on from 1.35); resizelet stands down instead of racing it",
-                            view.kubelet_version.clone().unwrap_or_default()
-                        ));
+                    let version = view.kubelet_version.as_deref().unwrap_or_default();
+                    let gate = self.shared.opts.kubelet_resize_gate;
+                    if let Some(reason) = gate.kubelet_resizes(minor, version) {
+                        if !self.shared.opts.ignore_resizing_kubelet {
+                            self.stand_down(reason);
+                        }
                     }
                 }
                 let changed = self.shared.engine.set_allocatable(view.allocatable.clone());

@@ -364,6 +364,49 @@ pub fn parse(path: &Path, text: &str) -> Result<KubeletConfig, KubeletConfigErro
     })
 }
 
+/// What the kubelet's file says about its `InPlacePodVerticalScaling` gate (decision 6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResizeGate {
+    /// No kubelet configuration was read.
+    #[default]
+    Unknown,
+    /// The file leaves the gate at its version's default (alpha off 1.27–1.32, beta on 1.33–1.34).
+    VersionDefault,
+    /// The file sets it.
+    Set(bool),
+}
+
+impl ResizeGate {
+    pub fn of(k: Option<&KubeletConfig>) -> ResizeGate {
+        match k.map(KubeletConfig::in_place_resize_gate) {
+            None => ResizeGate::Unknown,
+            Some(None) => ResizeGate::VersionDefault,
+            Some(Some(v)) => ResizeGate::Set(v),
+        }
+    }
+
+    /// Why a kubelet 1.`minor` (`version` as the Node reports it) with this gate enacts in-place
+    /// resizes itself, or `None` when it does not or that cannot be told. From 1.35 the gate is
+    /// locked on.
+    pub fn kubelet_resizes(self, minor: u32, version: &str) -> Option<String> {
+        let tail = "resizelet stands down instead of racing it";
+        if minor >= 35 {
+            return Some(format!(
+                "the node's kubelet {version} enacts in-place resizes itself (the gate is locked on from 1.35); {tail}"
+            ));
+        }
+        match self {
+            ResizeGate::Set(true) if minor >= 27 => Some(format!(
+                "the node's kubelet {version} has InPlacePodVerticalScaling: true in its configuration file and enacts in-place resizes itself; {tail}"
+            )),
+            ResizeGate::VersionDefault if minor >= 33 => Some(format!(
+                "the node's kubelet {version} leaves InPlacePodVerticalScaling at its default (on from 1.33) in its configuration file and enacts in-place resizes itself; {tail} (a kubelet with the gate off by a command-line flag: set featureGates.InPlacePodVerticalScaling: false in its file)"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// `cgroupRoot` as the kubelet's `ParseCgroupfsToCgroupName` splits it: `/` → no parts,
 /// `/custom/pods` → `["custom", "pods"]`. `.` and `..` parts are refused.
 pub fn cgroup_root_parts(root: &str) -> Result<Vec<String>, &'static str> {
@@ -438,6 +481,8 @@ pub struct NodeFacts {
     pub single_process_oom_kill: Fact<bool>,
     /// The kubelet's explicit `InPlacePodVerticalScaling` gate (`None`: its version's default).
     pub in_place_resize_gate: Fact<Option<bool>>,
+    /// The same for the stand-down decision.
+    pub resize_gate: ResizeGate,
     /// A setting that contradicts the kubelet's file (the setting wins).
     pub warnings: Vec<String>,
 }
@@ -610,6 +655,7 @@ pub fn resolve(
         kube_reserved: from_kubelet(kubelet, |k| &k.kube_reserved, ResourceList::new()),
         single_process_oom_kill,
         in_place_resize_gate: gate,
+        resize_gate: ResizeGate::of(kubelet),
         warnings,
     }
 }
@@ -827,6 +873,29 @@ mod tests {
         let none = resolve(None, &Explicit::default(), None);
         assert_eq!(none.cgroup_driver.source, Source::Default);
         assert!(none.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_kubelets_gate_decides_the_stand_down() {
+        let v = "v1.33.1";
+        assert!(ResizeGate::Unknown.kubelet_resizes(33, v).is_none());
+        assert!(ResizeGate::Unknown.kubelet_resizes(35, v).is_some());
+        assert!(ResizeGate::VersionDefault.kubelet_resizes(32, v).is_none());
+        assert!(ResizeGate::VersionDefault.kubelet_resizes(33, v).is_some());
+        assert!(ResizeGate::Set(false).kubelet_resizes(34, v).is_none());
+        assert!(
+            ResizeGate::Set(false).kubelet_resizes(35, v).is_some(),
+            "locked on"
+        );
+        assert!(ResizeGate::Set(true).kubelet_resizes(32, v).is_some());
+        assert!(ResizeGate::Set(true).kubelet_resizes(26, v).is_none());
+        let k = parsed("featureGates:\n  InPlacePodVerticalScaling: false\n").unwrap();
+        assert_eq!(ResizeGate::of(Some(&k)), ResizeGate::Set(false));
+        assert_eq!(
+            ResizeGate::of(Some(&parsed("").unwrap())),
+            ResizeGate::VersionDefault
+        );
+        assert_eq!(ResizeGate::of(None), ResizeGate::Unknown);
     }
 
     #[test]

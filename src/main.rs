@@ -367,6 +367,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     // decided in run_agent from the API server's version
                     legacy_resize_status: false,
                     ignore_resizing_kubelet: args.ignore_resizing_kubelet,
+                    // from the kubelet's file, in run_agent
+                    kubelet_resize_gate: Default::default(),
                     in_progress_threshold: s.in_progress_threshold,
                     crash_after_step: args.crash_after_step,
                 },
@@ -526,6 +528,8 @@ async fn run_agent(
     for w in &facts.warnings {
         tracing::warn!("{w}");
     }
+    let mut opts = opts;
+    opts.kubelet_resize_gate = facts.resize_gate;
     let host = Host {
         endpoint: s.container_runtime_endpoint.clone(),
         cgroup_mount: s.cgroup_mount.clone(),
@@ -553,7 +557,6 @@ async fn run_agent(
     };
     let client =
         resizelet::k8s::client::build_client(config).context("building the Kubernetes client")?;
-    let mut opts = opts;
     let legacy = legacy_decision(s.legacy_resize_status, &client).await;
     tracing::info!(
         "legacy status.resize: {} ({})",

@@ -26,12 +26,13 @@ fn agent(cluster: &Cluster, log: &std::path::Path, extra: &[&str]) -> std::proce
         .arg(support::cri_endpoint())
         .arg("--root-dir")
         .arg(cluster.dir.path().join("state"))
-        .args([
-            "--admin-address",
-            &admin.to_string(),
-            "--kubelet-config",
-            "",
-        ])
+        .args(["--admin-address", &admin.to_string()])
+        // no kubelet config unless the test gives one (never the host's)
+        .args(if extra.contains(&"--kubelet-config") {
+            &[][..]
+        } else {
+            &["--kubelet-config", ""][..]
+        })
         .args(extra)
         .env_remove("RESIZELET_LEGACY_RESIZE_STATUS")
         .env("RESIZELET_LOG", "info")
@@ -144,4 +145,34 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
         text.contains("resize accepted") && text.contains("resize completed"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_config_with_the_gate_on_makes_resizelet_stand_down() {
+    let cluster = Cluster::start("2", "4Gi").await;
+    let log = cluster.dir.path().join("agent.log");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubelet/gate-on.yaml");
+    let mut child = agent(
+        &cluster,
+        &log,
+        &["--kubelet-config", fixture.to_str().unwrap()],
+    );
+    let _show = ShowLogOnPanic(log.clone());
+    // the Node says kubelet v1.32.3 (gate alpha, off by default): only the file tells
+    let event = support::eventually("a ResizeletStandingDown event", DEADLINE, || async {
+        cluster
+            .api
+            .events()
+            .into_iter()
+            .find(|e| e["reason"] == "ResizeletStandingDown")
+    })
+    .await;
+    let note = event["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("v1.32.3 has InPlacePodVerticalScaling: true in its configuration file"),
+        "{event}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
