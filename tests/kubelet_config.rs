@@ -283,3 +283,46 @@ fn cgroup_root_is_deprecated_and_logs_have_no_colour_when_redirected() {
         "ANSI codes in a redirected log: {stderr:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_whether_legacy_status_is_written_and_why() {
+    let api = resizelet_double::ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let k = kubeconfig.to_str().unwrap().to_string();
+    let run = |extra: Vec<String>| {
+        let mut args = vec![
+            "--kubelet-config".to_string(),
+            String::new(),
+            "--kubeconfig".into(),
+            k.clone(),
+        ];
+        args.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            check(&args)
+        })
+    };
+    api.set_minor_version(32);
+    let out = run(vec![]).await.unwrap();
+    assert!(
+        out.contains("legacy status.resize: written (auto: API server v1.32.0-double (<= 1.32) sets status.resize = Proposed"),
+        "{out}"
+    );
+    api.set_minor_version(33);
+    let out = run(vec![]).await.unwrap();
+    assert!(
+        out.contains(
+            "legacy status.resize: not written (auto: API server v1.33.0-double (>= 1.33)"
+        ),
+        "{out}"
+    );
+    let out = run(vec!["--legacy-resize-status".into(), "true".into()])
+        .await
+        .unwrap();
+    assert!(
+        out.contains("legacy status.resize: written (legacy-resize-status = true)"),
+        "{out}"
+    );
+}
