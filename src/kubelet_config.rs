@@ -128,6 +128,15 @@ pub struct KubeletConfig {
 }
 
 impl KubeletConfig {
+    /// The source of a fact from this file: set in it, or the kubelet's default.
+    fn source(&self, set: bool) -> Source {
+        if set {
+            Source::KubeletFile(self.path.clone())
+        } else {
+            Source::KubeletDefault(self.path.clone())
+        }
+    }
+
     /// The explicit `InPlacePodVerticalScaling` gate, if the file sets it.
     pub fn in_place_resize_gate(&self) -> Option<bool> {
         self.feature_gates.get(GATE_IN_PLACE_RESIZE).copied()
@@ -527,11 +536,7 @@ pub fn resolve(
                 let v = f(k);
                 Fact {
                     value: v.value.clone(),
-                    source: if v.set {
-                        Source::KubeletFile(k.path.clone())
-                    } else {
-                        Source::KubeletDefault(k.path.clone())
-                    },
+                    source: k.source(v.set),
                 }
             }
             None => Fact {
@@ -614,11 +619,7 @@ pub fn resolve(
     let gate = match kubelet {
         Some(k) => Fact {
             value: k.in_place_resize_gate(),
-            source: if k.in_place_resize_gate().is_some() {
-                Source::KubeletFile(k.path.clone())
-            } else {
-                Source::KubeletDefault(k.path.clone())
-            },
+            source: k.source(k.in_place_resize_gate().is_some()),
         },
         None => Fact {
             value: None,

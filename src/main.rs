@@ -26,12 +26,6 @@ struct HostArgs {
         default_value = "unix:///run/containerd/containerd.sock"
     )]
     container_runtime_endpoint: String,
-    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
-    #[arg(long, env = "RESIZELET_CGROUP_MOUNT")]
-    cgroup_mount: Option<PathBuf>,
-    /// Deprecated name of --cgroup-mount (the kubelet's --cgroup-root is --kubelet-cgroup-root).
-    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
-    cgroup_root: Option<PathBuf>,
     #[command(flatten)]
     kubelet: KubeletArgs,
     /// Deadline of each CRI call, in milliseconds.
@@ -44,9 +38,16 @@ fn any_path(s: &str) -> Result<PathBuf, std::convert::Infallible> {
     Ok(PathBuf::from(s))
 }
 
-/// Node facts the kubelet's configuration file holds, shared by every command.
+/// The cgroup mount point and the node facts the kubelet's configuration file holds, shared by
+/// every command.
 #[derive(clap::Args, Debug, Clone, Default)]
 struct KubeletArgs {
+    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
+    #[arg(long, env = "RESIZELET_CGROUP_MOUNT")]
+    cgroup_mount: Option<PathBuf>,
+    /// Deprecated name of --cgroup-mount (the kubelet's --cgroup-root is --kubelet-cgroup-root).
+    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
     /// The kubelet's configuration file (its --config) [default: /var/lib/kubelet/config.yaml
     /// if it exists; "" reads none].
     #[arg(long, env = "RESIZELET_KUBELET_CONFIG", value_parser = any_path)]
@@ -78,12 +79,6 @@ struct RunArgs {
     /// CRI endpoint of the container runtime [default: unix:///run/containerd/containerd.sock].
     #[arg(long, env = "RESIZELET_CONTAINER_RUNTIME_ENDPOINT")]
     container_runtime_endpoint: Option<String>,
-    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
-    #[arg(long, env = "RESIZELET_CGROUP_MOUNT")]
-    cgroup_mount: Option<PathBuf>,
-    /// Deprecated name of --cgroup-mount (the kubelet's --cgroup-root is --kubelet-cgroup-root).
-    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
-    cgroup_root: Option<PathBuf>,
     #[command(flatten)]
     kubelet: KubeletArgs,
     /// Deadline of each CRI call, in milliseconds [default: 2000].
@@ -130,8 +125,8 @@ impl RunArgs {
             node_name: self.node_name.clone(),
             kubeconfig: self.kubeconfig.clone(),
             container_runtime_endpoint: self.container_runtime_endpoint.clone(),
-            cgroup_root: self.cgroup_root.clone(),
-            cgroup_mount: self.cgroup_mount.clone(),
+            cgroup_root: self.kubelet.cgroup_root.clone(),
+            cgroup_mount: self.kubelet.cgroup_mount.clone(),
             cgroup_driver: self.kubelet.cgroup_driver,
             kubelet_config: self.kubelet.kubelet_config.clone(),
             kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
@@ -391,7 +386,10 @@ struct Host {
 impl HostArgs {
     /// The mount point, with a deprecation warning when given by its old name.
     fn cgroup_mount(&self) -> (PathBuf, Option<String>) {
-        resizelet::config::cgroup_mount(self.cgroup_mount.clone(), self.cgroup_root.clone())
+        resizelet::config::cgroup_mount(
+            self.kubelet.cgroup_mount.clone(),
+            self.kubelet.cgroup_root.clone(),
+        )
     }
 
     fn explicit(&self) -> resizelet::kubelet_config::Explicit {
