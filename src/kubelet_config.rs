@@ -83,6 +83,7 @@ struct Raw {
     #[serde(rename = "singleProcessOOMKill")]
     single_process_oom_kill: Option<bool>,
     feature_gates: Option<BTreeMap<String, bool>>,
+    eviction_hard: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +126,48 @@ pub struct KubeletConfig {
     /// `None` when absent: the kubelet then decides by the cgroup version.
     pub single_process_oom_kill: Option<bool>,
     pub feature_gates: BTreeMap<String, bool>,
+    /// `evictionHard["memory.available"]` (`100Mi` when `evictionHard` is absent).
+    pub eviction_hard_memory: FromFile<Option<Threshold>>,
+}
+
+/// An eviction threshold: a quantity, or a percentage of capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    Quantity(Quantity),
+    /// Per mille of capacity (`10%` = 100, `0.5%` = 5).
+    PerMille(i64),
+}
+
+impl Threshold {
+    fn parse(s: &str) -> Option<Threshold> {
+        match s.strip_suffix('%') {
+            Some(p) => {
+                let v: f64 = p.trim().parse().ok()?;
+                (0.0..=100.0)
+                    .contains(&v)
+                    .then(|| Threshold::PerMille((v * 10.0).round() as i64))
+            }
+            None => Quantity::parse(s).ok().map(Threshold::Quantity),
+        }
+    }
+
+    /// Bytes of `capacity` bytes this threshold reserves.
+    pub fn bytes_of(self, capacity: i64) -> i64 {
+        match self {
+            Threshold::Quantity(q) => q.value(),
+            Threshold::PerMille(pm) => (capacity as i128 * pm as i128 / 1000) as i64,
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threshold::Quantity(q) => write!(f, "{q}"),
+            Threshold::PerMille(pm) if pm % 10 == 0 => write!(f, "{}%", pm / 10),
+            Threshold::PerMille(pm) => write!(f, "{}.{}%", pm / 10, pm % 10),
+        }
+    }
 }
 
 impl KubeletConfig {
@@ -357,6 +400,24 @@ pub fn parse(path: &Path, text: &str) -> Result<KubeletConfig, KubeletConfigErro
     };
     let system_reserved = reserved("systemReserved", raw.system_reserved)?;
     let kube_reserved = reserved("kubeReserved", raw.kube_reserved)?;
+    // the kubelet's DefaultEvictionHard (memory.available 100Mi) when evictionHard is absent
+    let default_eviction = Some(Threshold::Quantity(Quantity::from_bytes(100 << 20)));
+    let eviction_hard_memory = match raw.eviction_hard {
+        None => field(None, default_eviction),
+        Some(m) => match m.get("memory.available") {
+            None => field(Some(None), default_eviction),
+            Some(v) => {
+                let t = Threshold::parse(v).ok_or_else(|| {
+                    invalid(
+                        "evictionHard",
+                        &format!("memory.available={v}"),
+                        "not a quantity or a percentage",
+                    )
+                })?;
+                field(Some(Some(t)), default_eviction)
+            }
+        },
+    };
     Ok(KubeletConfig {
         path: path.to_path_buf(),
         cgroup_driver,
@@ -370,6 +431,7 @@ pub fn parse(path: &Path, text: &str) -> Result<KubeletConfig, KubeletConfigErro
         kube_reserved,
         single_process_oom_kill: raw.single_process_oom_kill,
         feature_gates,
+        eviction_hard_memory,
     })
 }
 
@@ -487,6 +549,8 @@ pub struct NodeFacts {
     pub fail_swap_on: Fact<bool>,
     pub system_reserved: Fact<ResourceList>,
     pub kube_reserved: Fact<ResourceList>,
+    /// `evictionHard` memory.available (`None`: no threshold, or no kubelet config).
+    pub eviction_hard_memory: Fact<Option<Threshold>>,
     pub single_process_oom_kill: Fact<bool>,
     /// The kubelet's explicit `InPlacePodVerticalScaling` gate (`None`: its version's default).
     pub in_place_resize_gate: Fact<Option<bool>>,
@@ -654,6 +718,7 @@ pub fn resolve(
         fail_swap_on: from_kubelet(kubelet, |k| &k.fail_swap_on, true),
         system_reserved: from_kubelet(kubelet, |k| &k.system_reserved, ResourceList::new()),
         kube_reserved: from_kubelet(kubelet, |k| &k.kube_reserved, ResourceList::new()),
+        eviction_hard_memory: from_kubelet(kubelet, |k| &k.eviction_hard_memory, None),
         single_process_oom_kill,
         in_place_resize_gate: gate,
         resize_gate: ResizeGate::of(kubelet),
@@ -677,6 +742,34 @@ pub fn format_list(l: &ResourceList) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The kubelet's node allocatable from `capacity`: capacity − systemReserved − kubeReserved −
+/// the hard eviction threshold (memory), at least zero (`GetNodeAllocatableReservation` in
+/// kubernetes/kubernetes `pkg/kubelet/cm/node_container_manager_linux.go`).
+pub fn allocatable(capacity: &ResourceList, facts: &NodeFacts) -> ResourceList {
+    let milli = |l: &ResourceList, k: &str| l.get(k).map_or(0, Quantity::milli_value);
+    capacity
+        .iter()
+        .map(|(k, cap)| {
+            let mut reserved =
+                milli(&facts.system_reserved.value, k) + milli(&facts.kube_reserved.value, k);
+            if k == crate::core::resources::MEMORY {
+                if let Some(t) = facts.eviction_hard_memory.value {
+                    reserved += t.bytes_of(cap.value()).saturating_mul(1000);
+                }
+            }
+            let left = (cap.milli_value() - reserved).max(0);
+            let q = if k == crate::core::resources::CPU {
+                Quantity::from_milli(left)
+            } else if k == crate::core::resources::MEMORY {
+                Quantity::from_bytes(left / 1000)
+            } else {
+                Quantity::from_milli(left)
+            };
+            (k.clone(), q)
+        })
+        .collect()
 }
 
 /// One `name: value (source)` line per fact (`resizelet check`, the start-up log).
@@ -727,6 +820,13 @@ pub fn describe(f: &NodeFacts) -> Vec<String> {
             "kubeReserved",
             format_list(&f.kube_reserved.value),
             &f.kube_reserved.source,
+        ),
+        line(
+            "evictionHard memory.available",
+            f.eviction_hard_memory
+                .value
+                .map_or("none".to_string(), |t| t.to_string()),
+            &f.eviction_hard_memory.source,
         ),
         line(
             "singleProcessOOMKill",
@@ -897,6 +997,46 @@ mod tests {
             ResizeGate::VersionDefault
         );
         assert_eq!(ResizeGate::of(None), ResizeGate::Unknown);
+    }
+
+    #[test]
+    fn allocatable_is_capacity_minus_reserved_and_eviction() {
+        let k = parsed(
+            "systemReserved:\n  cpu: 500m\n  memory: 1Gi\nkubeReserved:\n  cpu: 250m\n  memory: 512Mi\n",
+        )
+        .unwrap();
+        let facts = resolve(Some(&k), &Explicit::default(), None);
+        let capacity: ResourceList = [
+            ("cpu".to_string(), Quantity::parse("4").unwrap()),
+            ("memory".to_string(), Quantity::parse("8Gi").unwrap()),
+        ]
+        .into_iter()
+        .collect();
+        // 8Gi − 1Gi − 512Mi − 100Mi (the default hard eviction)
+        assert_eq!(
+            format_list(&allocatable(&capacity, &facts)),
+            "cpu=3250m,memory=6556Mi"
+        );
+        let k = parsed("evictionHard:\n  memory.available: 10%\n").unwrap();
+        let facts = resolve(Some(&k), &Explicit::default(), None);
+        assert_eq!(
+            facts.eviction_hard_memory.value,
+            Some(Threshold::PerMille(100))
+        );
+        let got = allocatable(&capacity, &facts);
+        assert_eq!(got["memory"].value(), 8 * (1 << 30) - 8 * (1 << 30) / 10);
+        let k = parsed("evictionHard:\n  nodefs.available: 10%\n").unwrap();
+        assert_eq!(
+            k.eviction_hard_memory.value, None,
+            "an evictionHard without memory.available has no memory threshold"
+        );
+        assert!(parsed("evictionHard:\n  memory.available: lots\n").is_err());
+        let none = resolve(None, &Explicit::default(), None);
+        assert_eq!(
+            allocatable(&capacity, &none),
+            capacity,
+            "no kubelet config: capacity"
+        );
     }
 
     #[test]

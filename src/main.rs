@@ -193,7 +193,8 @@ enum Command {
         /// Directory for resizelet's allocated/actuated checkpoints.
         #[arg(long, env = "RESIZELET_ROOT_DIR", default_value = "/var/lib/resizelet")]
         root_dir: PathBuf,
-        /// Node allocatable, e.g. `cpu=4,memory=8Gi` (default: the machine's capacity).
+        /// Node allocatable, e.g. `cpu=4,memory=8Gi` (default: the machine's capacity less the
+        /// kubelet config's systemReserved, kubeReserved and evictionHard memory.available).
         #[arg(long, env = "RESIZELET_ALLOCATABLE")]
         allocatable: Option<String>,
         /// Test hook: abort the process right after plan step N (0-based) was applied.
@@ -485,10 +486,16 @@ async fn open_engine(
     let cgroups =
         resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_mount, driver)
             .with_cgroup_root(host.facts.cgroup_root_parts());
-    let node = apply_facts(
+    let given = allocatable.is_some();
+    let mut node = apply_facts(
         resizelet::host::node_config(layout.version, driver, allocatable)?,
         &host.facts,
     );
+    if !given {
+        // the machine's capacity less what the kubelet's file reserves (`run` then takes the
+        // Node's allocatable)
+        node.allocatable = resizelet::kubelet_config::allocatable(&node.allocatable, &host.facts);
+    }
     let runtime =
         resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
             .await?;

@@ -81,6 +81,10 @@ fn check_prints_every_node_fact_and_its_source() {
     assert_has(&out, &format!("failSwapOn: true ({default})"));
     assert_has(&out, &format!("systemReserved: none ({default})"));
     assert_has(&out, &format!("kubeReserved: none ({default})"));
+    assert_has(
+        &out,
+        &format!("evictionHard memory.available: 100Mi ({default})"),
+    );
     assert!(out.contains("singleProcessOOMKill: "), "{out}");
     assert!(
         out.contains("featureGates.InPlacePodVerticalScaling: unset"),

@@ -336,7 +336,6 @@ impl PodSpec {
     }
 }
 
-/// Builders shared by the core's unit tests.
 /// A resource list in Kubernetes notation for logs: `cpu=1900m,memory=128Mi` (`none` if empty).
 pub struct ListDisplay<'a>(pub &'a ResourceList);
 
@@ -373,6 +372,7 @@ impl std::fmt::Display for PodResourcesDisplay<'_> {
     }
 }
 
+/// Builders shared by the core's unit tests.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
