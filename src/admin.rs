@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::controller::{ControllerStats, PodReport};
+use crate::controller::report::{ControllerStats, PodReport};
 use crate::cri::Runtime;
 
 /// How long `/readyz` waits for the runtime's `Version`.

@@ -227,7 +227,7 @@ pub struct Layer {
     pub cgroup_driver: Option<DriverName>,
     pub kubelet_config: Option<PathBuf>,
     pub kubelet_cgroup_root: Option<String>,
-    pub memory_swap_behavior: Option<SwapBehaviorName>,
+    pub swap_behavior: Option<SwapBehaviorName>,
     pub cri_timeout_ms: Option<u64>,
     pub root_dir: Option<PathBuf>,
     pub admin_address: Option<String>,
@@ -259,7 +259,7 @@ impl Layer {
             cgroup_driver,
             kubelet_config,
             kubelet_cgroup_root,
-            memory_swap_behavior,
+            swap_behavior,
             cri_timeout_ms,
             root_dir,
             admin_address,
@@ -285,7 +285,7 @@ pub fn defaults() -> Layer {
         cgroup_driver: None,
         kubelet_config: None,
         kubelet_cgroup_root: None,
-        memory_swap_behavior: None,
+        swap_behavior: None,
         cri_timeout_ms: Some(2000),
         root_dir: Some("/var/lib/resizelet".into()),
         admin_address: Some("127.0.0.1:10258".into()),
@@ -358,7 +358,7 @@ pub struct Settings {
     /// Explicit settings of node facts the kubelet's file also holds (`None`: from the file).
     pub cgroup_driver: Option<CgroupDriver>,
     pub kubelet_cgroup_root: Option<String>,
-    pub memory_swap_behavior: Option<NodeSwapBehavior>,
+    pub swap_behavior: Option<NodeSwapBehavior>,
     pub kubelet_config: KubeletConfigPath,
     pub cri_timeout: Duration,
     pub root_dir: PathBuf,
@@ -492,7 +492,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         cgroup_mount,
         cgroup_driver: layer.cgroup_driver.map(Into::into),
         kubelet_cgroup_root: layer.kubelet_cgroup_root,
-        memory_swap_behavior: layer.memory_swap_behavior.map(Into::into),
+        swap_behavior: layer.swap_behavior.map(Into::into),
         kubelet_config,
         cri_timeout: Duration::from_millis(cri_timeout_ms),
         root_dir: layer.root_dir.unwrap_or_default(),
@@ -539,7 +539,7 @@ cgroup-mount = "/sys/fs/cgroup"
 # memorySwap.swapBehavior ("NoSwap" or "LimitedSwap").
 # cgroup-driver = "systemd"
 # kubelet-cgroup-root = "/"
-# memory-swap-behavior = "NoSwap"
+# swap-behavior = "NoSwap"
 
 # Deadline of each CRI call, in milliseconds.
 cri-timeout-ms = 2000
@@ -612,12 +612,12 @@ pub fn describe(s: &Settings) -> String {
         Some(r) => format!("kubelet-cgroup-root = {r:?}\n"),
         None => unset("kubelet-cgroup-root"),
     };
-    out += &match s.memory_swap_behavior {
+    out += &match s.swap_behavior {
         Some(b) => format!(
-            "memory-swap-behavior = {:?}\n",
+            "swap-behavior = {:?}\n",
             crate::kubelet_config::swap_name(b)
         ),
-        None => unset("memory-swap-behavior"),
+        None => unset("swap-behavior"),
     };
     out += &format!("cri-timeout-ms = {}\n", s.cri_timeout.as_millis());
     out += &format!("root-dir = {:?}\n", s.root_dir.display().to_string());

@@ -533,7 +533,7 @@ pub struct Fact<T> {
 pub struct Explicit {
     pub cgroup_driver: Option<CgroupDriver>,
     pub kubelet_cgroup_root: Option<String>,
-    pub memory_swap_behavior: Option<NodeSwapBehavior>,
+    pub swap_behavior: Option<NodeSwapBehavior>,
 }
 
 /// Every node fact resizelet uses, with its source.
@@ -650,15 +650,13 @@ pub fn resolve(
         explicit.kubelet_cgroup_root.clone(),
     );
     let swap = overlay(
-        "memory-swap-behavior",
+        "swap-behavior",
         "memorySwap.swapBehavior",
         string_fact(
             from_kubelet(kubelet, |k| &k.swap_behavior, NodeSwapBehavior::NoSwap),
             swap_name,
         ),
-        explicit
-            .memory_swap_behavior
-            .map(|s| swap_name(s).to_string()),
+        explicit.swap_behavior.map(|s| swap_name(s).to_string()),
     );
     let single_process_oom_kill = match (cgroup_version, kubelet) {
         (Some(CgroupVersion::V1), _) => Fact {
@@ -949,7 +947,7 @@ mod tests {
             Some(&k),
             &Explicit {
                 cgroup_driver: Some(CgroupDriver::Cgroupfs),
-                memory_swap_behavior: Some(NodeSwapBehavior::LimitedSwap),
+                swap_behavior: Some(NodeSwapBehavior::LimitedSwap),
                 ..Explicit::default()
             },
             Some(CgroupVersion::V2),

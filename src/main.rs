@@ -59,8 +59,8 @@ struct KubeletArgs {
     #[arg(long, env = "RESIZELET_KUBELET_CGROUP_ROOT")]
     kubelet_cgroup_root: Option<String>,
     /// The kubelet's memorySwap.swapBehavior [default: the kubelet config's].
-    #[arg(long, env = "RESIZELET_MEMORY_SWAP_BEHAVIOR", value_enum)]
-    memory_swap_behavior: Option<resizelet::config::SwapBehaviorName>,
+    #[arg(long, env = "RESIZELET_SWAP_BEHAVIOR", value_enum)]
+    swap_behavior: Option<resizelet::config::SwapBehaviorName>,
 }
 
 /// `resizelet run` flags. Each may also come from its environment variable or the config file
@@ -130,7 +130,7 @@ impl RunArgs {
             cgroup_driver: self.kubelet.cgroup_driver,
             kubelet_config: self.kubelet.kubelet_config.clone(),
             kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
-            memory_swap_behavior: self.kubelet.memory_swap_behavior,
+            swap_behavior: self.kubelet.swap_behavior,
             cri_timeout_ms: self.cri_timeout_ms,
             root_dir: self.root_dir.clone(),
             admin_address: self.admin_address.clone(),
@@ -397,7 +397,7 @@ impl HostArgs {
         resizelet::kubelet_config::Explicit {
             cgroup_driver: self.kubelet.cgroup_driver.map(Into::into),
             kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
-            memory_swap_behavior: self.kubelet.memory_swap_behavior.map(Into::into),
+            swap_behavior: self.kubelet.swap_behavior.map(Into::into),
         }
     }
 
@@ -523,7 +523,7 @@ async fn run_agent(
     let explicit = resizelet::kubelet_config::Explicit {
         cgroup_driver: s.cgroup_driver,
         kubelet_cgroup_root: s.kubelet_cgroup_root.clone(),
-        memory_swap_behavior: s.memory_swap_behavior,
+        swap_behavior: s.swap_behavior,
     };
     let layout = resizelet::cgroup::detect::detect_host().ok();
     let facts = node_facts(&s.kubelet_config, &explicit, layout.map(|l| l.version))?;

@@ -26,7 +26,7 @@ fn resizelet(args: &[&str]) -> std::process::Output {
         "RESIZELET_CGROUP_ROOT",
         "RESIZELET_CGROUP_MOUNT",
         "RESIZELET_KUBELET_CGROUP_ROOT",
-        "RESIZELET_MEMORY_SWAP_BEHAVIOR",
+        "RESIZELET_SWAP_BEHAVIOR",
         "RESIZELET_LEGACY_RESIZE_STATUS",
         "KUBERNETES_SERVICE_HOST",
     ] {
@@ -157,12 +157,7 @@ fn custom_cfs_period_fixture() {
 fn flags_win_and_contradictions_are_warnings() {
     let (out, p) = check_file(
         "systemd.yaml",
-        &[
-            "--cgroup-driver",
-            "cgroupfs",
-            "--memory-swap-behavior",
-            "NoSwap",
-        ],
+        &["--cgroup-driver", "cgroupfs", "--swap-behavior", "NoSwap"],
     );
     assert_has(
         &out,
@@ -176,7 +171,7 @@ fn flags_win_and_contradictions_are_warnings() {
     );
     // agreeing with the kubelet's default is no contradiction
     assert!(
-        !out.contains("memory-swap-behavior = \"NoSwap\" contradicts"),
+        !out.contains("swap-behavior = \"NoSwap\" contradicts"),
         "{out}"
     );
     let (out, _) = check_file("custom-cgroup-root.yaml", &["--kubelet-cgroup-root", "/"]);

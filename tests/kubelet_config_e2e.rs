@@ -7,6 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use resizelet::core::pod_cgroup::Limit;
 use resizelet::core::resources::QosClass;
 use serde_json::json;
 use support::cluster::{resize_done, Cluster, DEADLINE, NODE};
@@ -128,7 +129,7 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
     assert_eq!(st["resources"]["limits"]["memory"], "192Mi");
     assert_eq!(st["resources"]["limits"]["cpu"], "500m");
     let app = running.container_cgroup_values("app");
-    assert_eq!(app.memory_limit, Some(192 * MIB));
+    assert_eq!(app.memory_limit, Some(Limit::Value(192 * MIB)));
 
     let _ = child.kill();
     let _ = child.wait();
