@@ -239,9 +239,80 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// clap's error for a bad value names the flag even when the value came from the flag's
+/// environment variable; this names the variable instead (the flag is not on the command line).
+fn env_value_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let ContextValue::String(arg) = e.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let long = arg
+        .strip_prefix("--")?
+        .split([' ', '='])
+        .next()?
+        .to_string();
+    let argv: Vec<String> = std::env::args().collect();
+    let flag = format!("--{long}");
+    if argv
+        .iter()
+        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+    {
+        return None;
+    }
+    fn find_env(cmd: &clap::Command, long: &str) -> Option<String> {
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| cmd.get_subcommands().find_map(|c| find_env(c, long)))
+    }
+    let env = find_env(&Cli::command(), &long)?;
+    let value = std::env::var_os(&env)?;
+    let reason = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "invalid value".into());
+    Some(format!(
+        "error: environment variable {env}={:?} (for --{long}): {reason}",
+        value.to_string_lossy()
+    ))
+}
+
+/// An error and its causes, each once: a message that already includes its source's text
+/// (`"cannot write x: Permission denied"` over the io::Error) does not repeat it.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(msg) = env_value_error(&e) {
+                eprintln!("{msg}");
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
     // `run` takes its log settings from the layered configuration; everything else from the
     // environment (RESIZELET_LOG, RESIZELET_LOG_FORMAT)
     let (level, format) = match &cli.command {
@@ -286,7 +357,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
     }
@@ -318,6 +389,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             kubeconfig,
             legacy_resize_status,
         } => {
+            resizelet::config::cri_timeout(host.cri_timeout_ms)?;
             let facts = gather_facts(&host, kubeconfig.as_deref(), legacy_resize_status).await;
             let report = resizelet::check::assess(&facts);
             print!("{report}");
@@ -425,7 +497,7 @@ impl HostArgs {
             endpoint: self.container_runtime_endpoint.clone(),
             cgroup_mount,
             facts,
-            cri_timeout: std::time::Duration::from_millis(self.cri_timeout_ms),
+            cri_timeout: resizelet::config::cri_timeout(self.cri_timeout_ms)?,
         })
     }
 }
@@ -468,24 +540,27 @@ fn apply_facts(
     node
 }
 
-/// Opens the checkpoints (a corrupt one is refused first), the cgroup filesystem and the runtime.
+/// Opens the runtime and the cgroup filesystem, then the checkpoints (a corrupt one is refused):
+/// nothing is created on disk (the checkpoint directories) before the runtime and the cgroups
+/// are known to be usable.
 async fn open_engine(
     host: &Host,
     root_dir: &std::path::Path,
     allocatable: Option<resizelet::core::resources::ResourceList>,
-) -> anyhow::Result<resizelet::engine::Engine> {
+) -> anyhow::Result<(resizelet::engine::Engine, Vec<PathBuf>)> {
     use std::sync::Arc;
 
     use resizelet::engine::{Checkpoints, Engine};
 
-    // Checkpoints first: a corrupt one is refused (and quarantined) before anything else.
-    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
-    let checkpoints = Checkpoints::load(&store)?;
+    let runtime =
+        resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
+            .await?;
     let layout = resizelet::cgroup::detect::detect_host()?;
     let driver = host.facts.cgroup_driver.value;
     let cgroups =
         resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_mount, driver)
             .with_cgroup_root(host.facts.cgroup_root_parts());
+    let hierarchies = cgroups.hierarchies();
     let given = allocatable.is_some();
     let mut node = apply_facts(
         resizelet::host::node_config(layout.version, driver, allocatable)?,
@@ -496,15 +571,17 @@ async fn open_engine(
         // Node's allocatable)
         node.allocatable = resizelet::kubelet_config::allocatable(&node.allocatable, &host.facts);
     }
-    let runtime =
-        resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
-            .await?;
-    Ok(Engine::new(
-        Arc::new(runtime),
-        Arc::new(cgroups),
-        Arc::new(store),
-        checkpoints,
-        node,
+    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
+    let checkpoints = Checkpoints::load(&store)?;
+    Ok((
+        Engine::new(
+            Arc::new(runtime),
+            Arc::new(cgroups),
+            Arc::new(store),
+            checkpoints,
+            node,
+        ),
+        hierarchies,
     ))
 }
 
@@ -547,8 +624,7 @@ async fn run_agent(
         s.kube_api_qps,
         s.kube_api_burst,
     );
-    let engine = open_engine(&host, root_dir, None).await?;
-    let admin = resizelet::admin::bind(admin_address).await?;
+    // every check that can fail on configuration before anything is created on disk
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -569,6 +645,11 @@ async fn run_agent(
         legacy.reason
     );
     opts.legacy_resize_status = legacy.on;
+    let admin = resizelet::admin::bind(admin_address).await?;
+    let (engine, hierarchies) = open_engine(&host, root_dir, None).await?;
+    for problem in resizelet::admin::cgroup_problems(&hierarchies) {
+        tracing::warn!("{problem}; /readyz reports not ready until it is fixed");
+    }
     let writer = Arc::new(resizelet::k8s::client::ApiWriter::new(
         client.clone(),
         qps,
@@ -583,6 +664,7 @@ async fn run_agent(
         resizelet::admin::AdminState {
             stats: controller.stats(),
             runtime,
+            cgroup_hierarchies: hierarchies,
         },
     ));
     tracing::info!(address = %admin_address, "admin endpoint listening");
@@ -749,11 +831,25 @@ async fn resize_once(
     };
     let desired: resizelet::core::resources::PodSpec = serde_json::from_str(&text)
         .with_context(|| format!("parsing pod file {}", pod_path.display()))?;
+    resizelet::core::validate::validate_pod(&desired)
+        .with_context(|| format!("pod file {}", pod_path.display()))?;
 
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let engine = open_engine(&host.host()?, root_dir, allocatable).await?;
+    let host = host.host()?;
+    let (engine, _) = open_engine(&host, root_dir, allocatable).await?;
+    let listed = engine
+        .runtime_handle()
+        .list_containers(Some(&desired.uid))
+        .await?;
+    let running: Vec<&str> = listed
+        .iter()
+        .filter(|c| c.state == resizelet::core::runtime::ContainerState::Running)
+        .map(|c| c.name.as_str())
+        .collect();
+    resizelet::core::validate::check_containers(&desired, &running)
+        .with_context(|| format!("pod file {}", pod_path.display()))?;
     let crash = move |step: usize| {
         if Some(step) == crash_after_step {
             eprintln!("resizelet: crash requested after step {step}");
