@@ -144,7 +144,10 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     .await;
     assert!(out.contains("pod/guaranteed patched"), "{out}");
     done(&cluster, &g).await;
-    assert_eq!(g_run.container_cgroup_values("app").cpu_quota, Some(Limit::Value(50_000)));
+    assert_eq!(
+        g_run.container_cgroup_values("app").cpu_quota,
+        Some(Limit::Value(50_000))
+    );
     eventually("kubectl get shows the resized limits", DEADLINE, || async {
         let (ok, out, err) = cluster
             .kubectl(&[

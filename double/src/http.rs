@@ -235,7 +235,7 @@ fn route(
     let (kind, ns, name, sub, api_version): (Kind, Option<&str>, Option<&str>, Option<&str>, &str) =
         match segs {
             ["version"] => {
-                let minor = store.lock().version.minor();
+                let minor = store.lock().minor_version;
                 return ok(json!({
                     "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-double"),
                     "gitCommit": "", "gitTreeState": "clean", "buildDate": "",

@@ -288,11 +288,26 @@ impl ApiServer {
         {
             let mut st = store.lock();
             st.version = options.version;
+            st.minor_version = options.version.minor();
             st.write_latency = options.write_latency;
         }
         let inner = Arc::new(Inner { store, addr });
         tokio::spawn(http::serve(listener, inner.clone()));
         ApiServer { inner }
+    }
+
+    /// Serves as kube-apiserver 1.`minor` from now on: `/version` reports it, and 32 or lower
+    /// switches to the [`ServerVersion::V1_32`] mode (pods created afterwards get no
+    /// `generation`, `observedGeneration` is dropped, `/resize` sets `Proposed`), 33 or higher
+    /// to [`ServerVersion::V1_33`].
+    pub fn set_minor_version(&self, minor: u32) {
+        let mut st = self.store().lock();
+        st.minor_version = minor;
+        st.version = if minor <= 32 {
+            ServerVersion::V1_32
+        } else {
+            ServerVersion::V1_33
+        };
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.

@@ -75,6 +75,9 @@ pub struct State {
     pub write_latency: Duration,
     /// HTTP writes refused as invalid (4xx other than 404/409), oldest first (bounded).
     pub refusals: VecDeque<crate::Refusal>,
+    /// The minor version `/version` reports (follows `version`; `set_minor_version` may
+    /// name another one of the same mode).
+    pub minor_version: u32,
 }
 
 pub struct Store {
@@ -273,6 +276,7 @@ impl Store {
                 version: ServerVersion::default(),
                 write_latency: crate::DEFAULT_WRITE_LATENCY,
                 refusals: VecDeque::new(),
+                minor_version: ServerVersion::default().minor(),
             }),
             tx,
             epoch_tx,

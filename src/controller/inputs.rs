@@ -16,7 +16,10 @@ use super::*;
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {
         match input {
-            Input::Pod(watcher::Event::Init) => self.relist = Some(BTreeMap::new()),
+            Input::Pod(watcher::Event::Init) => {
+                self.relist = Some(BTreeMap::new());
+                self.shared.unusable.relist_started();
+            }
             Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
                 Ok(view) => {
                     self.check_resizing_kubelet(&view);
@@ -24,7 +27,7 @@ impl Controller {
                         .get_or_insert_with(BTreeMap::new)
                         .insert(view.spec.uid.clone(), view);
                 }
-                Err(e) => warn!(error = %e, "ignoring pod"),
+                Err(e) => self.unusable_pod(&pod, &e, true),
             },
             Input::Pod(watcher::Event::InitDone) => {
                 let listed = self.relist.take().unwrap_or_default();
@@ -34,10 +37,12 @@ impl Controller {
                     .keys()
                     .cloned()
                     .chain(self.shared.engine.known_pods())
-                    .filter(|u| !listed.contains_key(u))
+                    // an unusable pod is still there: its checkpoints are kept
+                    .filter(|u| !listed.contains_key(u) && !self.shared.unusable.relisted(u))
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
+                self.shared.unusable.relist_done();
                 for uid in gone {
                     self.deleted(&uid);
                 }
@@ -55,6 +60,7 @@ impl Controller {
                 Ok(view) => {
                     self.check_resizing_kubelet(&view);
                     let uid = view.spec.uid.clone();
+                    self.shared.unusable.forget(&uid);
                     let became_terminal =
                         view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
                     self.applied(view);
@@ -63,10 +69,11 @@ impl Controller {
                     }
                     self.mark_dirty(uid);
                 }
-                Err(e) => warn!(error = %e, "ignoring pod"),
+                Err(e) => self.unusable_pod(&pod, &e, false),
             },
             Input::Pod(watcher::Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid {
+                    self.shared.unusable.forget(&uid);
                     self.deleted(&uid);
                 }
             }
@@ -76,16 +83,20 @@ impl Controller {
                     warn!(entry = %bad, "ignoring unparsable node allocatable");
                 }
                 if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
-                    if minor >= 35 && !self.shared.opts.ignore_resizing_kubelet {
-                        self.stand_down(format!(
-                            "the node's kubelet {} enacts in-place resizes itself (the gate is locked on from 1.35); resizelet stands down instead of racing it",
-                            view.kubelet_version.clone().unwrap_or_default()
-                        ));
+                    let version = view.kubelet_version.as_deref().unwrap_or_default();
+                    let gate = self.shared.opts.kubelet_resize_gate;
+                    if let Some(reason) = gate.kubelet_resizes(minor, version) {
+                        if !self.shared.opts.ignore_resizing_kubelet {
+                            self.stand_down(reason);
+                        }
                     }
                 }
                 let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
                 if changed {
-                    info!(allocatable = ?view.allocatable, "node allocatable");
+                    info!(
+                        "node allocatable: {}",
+                        crate::core::resources::ListDisplay(&view.allocatable)
+                    );
                 }
                 if !self.node_seen {
                     self.node_seen = true;
@@ -129,6 +140,38 @@ impl Controller {
                 .or_insert_with(Instant::now);
         }
         self.pods.insert(uid, view);
+    }
+
+    /// A pod whose spec cannot be used: not gone (checkpoints kept), and told (`k8s::unusable`).
+    fn unusable_pod(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        e: &crate::k8s::convert::ConvertError,
+        relisting: bool,
+    ) {
+        warn!(error = %e, "pod spec unusable");
+        let Some(u) = crate::k8s::convert::unusable_pod(pod, e)
+            .filter(|u| u.view.node_name.as_deref() == Some(self.shared.opts.node_name.as_str()))
+            .and_then(|u| self.shared.unusable.seen(u, relisting))
+        else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.tasks.push(
+            async move {
+                let standing_down = shared.stats.stand_down.lock().unwrap().is_some();
+                if !standing_down {
+                    let writer = shared.writer.as_ref();
+                    shared.unusable.report(writer, &shared.events, u).await;
+                }
+                TaskDone {
+                    retry_pass: false,
+                    events: false,
+                    outputs: Vec::new(),
+                }
+            }
+            .boxed(),
+        );
     }
 
     pub(super) fn deleted(&mut self, uid: &str) {

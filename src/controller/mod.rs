@@ -70,6 +70,8 @@ pub struct ControllerOptions {
     pub legacy_resize_status: bool,
     /// Act even when the node's kubelet enacts resizes itself (decision 6 override).
     pub ignore_resizing_kubelet: bool,
+    /// The kubelet's `InPlacePodVerticalScaling` gate from its configuration file (decision 6).
+    pub kubelet_resize_gate: crate::kubelet_config::ResizeGate,
     /// Decision 5: an enactment still running after this long gets an intermediate
     /// `PodResizeInProgress` status write before the final one.
     pub in_progress_threshold: Duration,
@@ -83,6 +85,7 @@ impl ControllerOptions {
             node_name: node_name.into(),
             legacy_resize_status: false,
             ignore_resizing_kubelet: false,
+            kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
         }
@@ -96,6 +99,8 @@ struct Shared {
     opts: ControllerOptions,
     events: EventRecorder,
     stats: Arc<ControllerStats>,
+    /// Pods whose spec cannot be used (kept, reported; `k8s::unusable`).
+    unusable: crate::k8s::unusable::UnusablePods,
     /// Events passes produced, not yet handed to the event writer (one batch at a time).
     outbox: Mutex<Vec<Outgoing>>,
     outbox_ready: tokio::sync::Notify,
@@ -149,6 +154,7 @@ impl Controller {
                 opts,
                 events,
                 stats: Arc::new(ControllerStats::default()),
+                unusable: Default::default(),
                 outbox: Mutex::new(Vec::new()),
                 outbox_ready: tokio::sync::Notify::new(),
             }),
