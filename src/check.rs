@@ -2,19 +2,31 @@
 //! `main.rs`); judging them is the pure [`assess`].
 
 use std::fmt;
+use std::path::PathBuf;
 
+use crate::config::LegacyDecision;
 use crate::core::node::{CgroupDriver, CgroupVersion};
+use crate::kubelet_config::NodeFacts;
 
 /// What `check` found out about the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
     /// Hierarchy holding cpu and memory, or why it could not be detected.
     pub cgroup: Result<CgroupFacts, String>,
-    pub cgroup_driver: CgroupDriver,
+    /// The node facts (kubelet config under resizelet's settings), or why the kubelet's
+    /// configuration file could not be used.
+    pub node: Result<NodeFacts, String>,
+    /// The `kubepods` cgroup where the node facts put it, and whether it exists.
+    pub kubepods: Option<(PathBuf, bool)>,
     /// systemd driver only: the manager's version over D-Bus, or why it could not be reached.
     pub systemd: Option<Result<String, String>>,
     /// Runtime identity, or why the runtime could not be reached.
     pub runtime: Result<RuntimeFacts, String>,
+    /// Whether `run` writes the legacy `status.resize` and why; `None`: `auto`, and no API server
+    /// to ask.
+    pub legacy: Option<LegacyDecision>,
+    /// Deprecated flags used.
+    pub deprecations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,18 +115,48 @@ pub fn assess(facts: &HostFacts) -> Report {
             problems.push(format!("cannot detect the cgroup layout: {e}"));
         }
     }
-    lines.push(format!(
-        "cgroup driver: {}",
-        match facts.cgroup_driver {
-            CgroupDriver::Cgroupfs => "cgroupfs",
-            CgroupDriver::Systemd => "systemd",
+    let driver = facts.node.as_ref().ok().map(|n| n.cgroup_driver.value);
+    match &facts.node {
+        Ok(node) => {
+            lines.push("node facts (value, and where it came from):".to_string());
+            for l in crate::kubelet_config::describe(node) {
+                lines.push(format!("  {l}"));
+            }
+            warnings.extend(node.warnings.iter().cloned());
         }
-    ));
-    match (&facts.cgroup_driver, &facts.systemd) {
-        (CgroupDriver::Systemd, Some(Ok(version))) => lines.push(format!(
+        Err(e) => {
+            lines.push("node facts: unknown".to_string());
+            problems.push(format!("cannot use the kubelet's configuration: {e}"));
+        }
+    }
+    match &facts.kubepods {
+        Some((path, true)) => lines.push(format!("kubepods cgroup: {}", path.display())),
+        Some((path, false)) => {
+            lines.push(format!("kubepods cgroup: {} (absent)", path.display()));
+            warnings.push(format!(
+                "no kubepods cgroup at {}: check cgroupDriver and cgroupRoot against the kubelet's (or the kubelet has not started)",
+                path.display()
+            ));
+        }
+        None => {}
+    }
+    match &facts.legacy {
+        Some(d) => lines.push(format!(
+            "legacy status.resize: {} ({})",
+            if d.on { "written" } else { "not written" },
+            d.reason
+        )),
+        None => lines.push(
+            "legacy status.resize: auto, decided by `run` from the API server's version (give --kubeconfig to ask it now)"
+                .to_string(),
+        ),
+    }
+    warnings.extend(facts.deprecations.iter().cloned());
+    match (driver, &facts.systemd) {
+        (Some(CgroupDriver::Systemd), Some(Ok(version))) => lines.push(format!(
             "systemd: {version} over D-Bus (pod slices resized as unit properties, then the files)"
         )),
-        (CgroupDriver::Systemd, Some(Err(e))) => problems.push(format!(
+        (Some(CgroupDriver::Systemd), Some(Err(e))) => problems.push(format!(
             "systemd driver: cannot reach systemd over D-Bus ({e}); pod slices are resized through it"
         )),
         _ => {}
@@ -170,7 +212,14 @@ mod tests {
                 version: CgroupVersion::V1,
                 description: "hybrid".into(),
             }),
-            cgroup_driver: CgroupDriver::Cgroupfs,
+            node: Ok(crate::kubelet_config::resolve(
+                None,
+                &Default::default(),
+                None,
+            )),
+            kubepods: None,
+            legacy: None,
+            deprecations: Vec::new(),
             systemd: None,
             runtime: Ok(RuntimeFacts {
                 endpoint: "unix:///run/containerd/containerd.sock".into(),
@@ -199,20 +248,24 @@ mod tests {
     #[test]
     fn systemd_driver_needs_systemd_on_the_bus() {
         let mut f = facts("1.7.24");
-        f.cgroup_driver = CgroupDriver::Systemd;
+        if let Ok(node) = &mut f.node {
+            node.cgroup_driver.value = CgroupDriver::Systemd;
+        }
         f.systemd = Some(Ok("252.39-1~deb12u1".into()));
         let r = assess(&f);
         assert!(r.supported(), "{r}");
         assert!(
             r.to_string()
-                .contains("cgroup driver: systemd\nsystemd: 252.39-1~deb12u1 over D-Bus"),
+                .contains("\nsystemd: 252.39-1~deb12u1 over D-Bus"),
             "{r}"
         );
         f.systemd = Some(Err("no such file".into()));
         let r = assess(&f);
         assert!(!r.supported(), "{r}");
         assert!(
-            r.problems[0].contains("cannot reach systemd over D-Bus (no such file)"),
+            r.problems
+                .iter()
+                .any(|p| p.contains("cannot reach systemd over D-Bus (no such file)")),
             "{r}"
         );
     }

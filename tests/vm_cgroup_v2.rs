@@ -364,6 +364,6 @@ fn resizelet_check_reports_cgroup_v2_and_cgroupfs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
-    assert!(text.contains("cgroup driver: cgroupfs"), "{text}");
+    assert!(text.contains("cgroupDriver: cgroupfs"), "{text}");
     assert!(text.contains("in-place resize: supported"), "{text}");
 }

@@ -208,7 +208,7 @@ fn resizelet_check_reports_cgroup_v2_and_systemd() {
     );
     assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
     assert!(
-        text.contains("cgroup driver: systemd\nsystemd: 252"),
+        text.contains("cgroupDriver: systemd") && text.contains("\nsystemd: 252"),
         "{text}"
     );
     assert!(text.contains("in-place resize: supported"), "{text}");

@@ -61,8 +61,10 @@ pub enum CgroupError {
 
 /// The host's pod cgroups for the driver of `files`: the files themselves (cgroupfs), or on a
 /// systemd-driver node the pod slices' unit properties over D-Bus, then the files (spec §11.3).
+/// `cgroup_root` are the kubelet's `cgroupRoot` parts (they name the pod slice).
 pub fn open_host(
     files: fs::RealCgroupFs,
+    cgroup_root: Vec<String>,
     dbus_timeout: std::time::Duration,
 ) -> Result<Box<dyn CgroupFs>, CgroupError> {
     Ok(match files.driver() {
@@ -74,7 +76,7 @@ pub fn open_host(
                     source: Box::new(source),
                 }
             })?;
-            Box::new(systemd::SystemdCgroupFs::new(files, bus, Vec::new()))
+            Box::new(systemd::SystemdCgroupFs::new(files, bus, cgroup_root))
         }
     })
 }
