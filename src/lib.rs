@@ -17,3 +17,4 @@ pub mod executor;
 pub mod host;
 pub mod k8s;
 pub mod metrics;
+pub mod webhook;

@@ -212,6 +212,9 @@ enum Command {
         )]
         admin_address: String,
     },
+    /// Serve the pods/status mutating admission webhook that keeps a gate-off kubelet from
+    /// erasing the resize fields (HTTPS, see deploy/webhook/).
+    Webhook(resizelet::webhook::Options),
     /// Print the version.
     Version,
 }
@@ -279,6 +282,10 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Webhook(o) => {
+            resizelet::webhook::serve(o).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("resizelet {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
