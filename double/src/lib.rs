@@ -12,6 +12,7 @@
 //!
 //! See the crate README for what is faithful and what is simplified.
 
+mod admission;
 mod http;
 mod kubelet;
 pub mod patch;
@@ -19,7 +20,8 @@ mod pod;
 mod store;
 mod util;
 
-pub use kubelet::KubeletActorHandle;
+pub use admission::{AdmissionStats, FailurePolicy, MutatingWebhook, UserInfo};
+pub use kubelet::{KubeletActorHandle, KubeletStats};
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -187,6 +189,7 @@ pub struct WatchEvent {
 
 pub(crate) struct Inner {
     pub store: Store,
+    pub admission: admission::Admission,
     pub addr: SocketAddr,
 }
 
@@ -205,6 +208,7 @@ impl ApiServer {
         let addr = listener.local_addr().expect("local address");
         let inner = Arc::new(Inner {
             store: Store::new(),
+            admission: Default::default(),
             addr,
         });
         tokio::spawn(http::serve(listener, inner.clone()));
@@ -322,6 +326,37 @@ impl ApiServer {
     /// applies to watches opened afterwards.
     pub fn set_bookmark_interval(&self, d: std::time::Duration) {
         self.store().lock().bookmark_interval = d;
+    }
+
+    /// Registers (or with `None` removes) the mutating webhook called for
+    /// `pods/status` writes; errors name a bad CEL expression or CA bundle.
+    pub fn set_mutating_webhook(&self, hook: Option<MutatingWebhook>) -> Result<(), String> {
+        self.inner.admission.configure(hook)
+    }
+
+    /// What admission did so far.
+    pub fn admission_stats(&self) -> AdmissionStats {
+        self.inner.admission.stats()
+    }
+
+    /// A `pods/status` patch by `user`, through admission like an HTTP one.
+    pub async fn patch_pod_status_as(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+    ) -> Result<Value, ApiError> {
+        admission::write_pod_status(
+            &self.inner,
+            user,
+            ns,
+            name,
+            admission::StatusWrite::Patch(kind, patch),
+            store::StatusWriter::Patch,
+        )
+        .await
     }
 
     /// Starts an actor that behaves like a v1.32 kubelet with the
