@@ -78,6 +78,7 @@ pub struct Layer {
     pub kube_api_burst: Option<u32>,
     pub legacy_resize_status: Option<bool>,
     pub in_progress_threshold_ms: Option<u64>,
+    pub pod_selector: Option<String>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
 }
@@ -106,6 +107,7 @@ impl Layer {
             kube_api_burst,
             legacy_resize_status,
             in_progress_threshold_ms,
+            pod_selector,
             log_level,
             log_format
         )
@@ -127,6 +129,7 @@ pub fn defaults() -> Layer {
         kube_api_burst: Some(100),
         legacy_resize_status: Some(false),
         in_progress_threshold_ms: Some(100),
+        pod_selector: Some(String::new()),
         log_level: Some("info".into()),
         log_format: Some(LogFormat::Text),
     }
@@ -196,6 +199,8 @@ pub struct Settings {
     pub kube_api_burst: u32,
     pub legacy_resize_status: bool,
     pub in_progress_threshold: Duration,
+    /// Pods whose status resizelet writes (default: every pod on the node).
+    pub pod_selector: crate::k8s::selector::LabelSelector,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -268,6 +273,9 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
             "must be ip:port or an ip (port 10258), e.g. 127.0.0.1:10258, [fd00::1]:10258, fd00::1",
         )
     })?;
+    let selector = layer.pod_selector.unwrap_or_default();
+    let pod_selector = crate::k8s::selector::LabelSelector::parse(&selector)
+        .map_err(|e| invalid("pod-selector", &selector, e.to_string()))?;
     let log_level = layer.log_level.unwrap_or_default();
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
         return Err(invalid("log-level", &log_level, e.to_string()));
@@ -287,6 +295,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         in_progress_threshold: Duration::from_millis(
             layer.in_progress_threshold_ms.unwrap_or_default(),
         ),
+        pod_selector,
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
     })
@@ -334,6 +343,11 @@ legacy-resize-status = false
 # PodResizeInProgress status write before the final one.
 in-progress-threshold-ms = 100
 
+# Label selector of the pods resizelet writes status for (e.g. "resizelet.dev/resize=enabled");
+# "" = every pod on the node. Pods outside it cannot be resized: the API server refuses a resize
+# while a running container's status lacks resources (docs in README.md).
+pod-selector = ""
+
 # Log filter (tracing EnvFilter syntax, e.g. "info" or "resizelet=debug,info") and format.
 log-level = "info"
 log-format = "text"
@@ -348,7 +362,7 @@ pub fn describe(s: &Settings) -> String {
         CgroupDriver::Systemd => "systemd",
     };
     format!(
-        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\nlog-level = {:?}\nlog-format = {:?}\n",
+        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\npod-selector = {:?}\nlog-level = {:?}\nlog-format = {:?}\n",
         s.node_name,
         s.kubeconfig
             .as_ref()
@@ -363,6 +377,7 @@ pub fn describe(s: &Settings) -> String {
         s.kube_api_burst,
         s.legacy_resize_status,
         s.in_progress_threshold.as_millis(),
+        s.pod_selector.to_string(),
         s.log_level,
         match s.log_format {
             LogFormat::Text => "text",

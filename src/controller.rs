@@ -61,6 +61,8 @@ pub struct ControllerOptions {
     pub in_progress_threshold: Duration,
     /// Test hook: abort the process right after plan step N of an enactment was applied.
     pub crash_after_step: Option<usize>,
+    /// Only pods it selects get status writes (`--pod-selector`; default every pod).
+    pub pod_selector: crate::k8s::selector::LabelSelector,
 }
 
 impl ControllerOptions {
@@ -71,6 +73,7 @@ impl ControllerOptions {
             ignore_resizing_kubelet: false,
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
+            pod_selector: Default::default(),
         }
     }
 }
@@ -1287,6 +1290,11 @@ async fn write_status(
         ok: false,
         retry: Retry::Keep,
     };
+    if !shared.opts.pod_selector.matches(&view.labels) {
+        // never written: its status keeps no resize fields, so the API server refuses resizes
+        result.ok = true;
+        return result;
+    }
     for attempt in 0..=CONFLICT_RETRIES {
         let intent = StatusIntent {
             containers,
@@ -1470,6 +1478,31 @@ mod tests {
             .iter()
             .map(|e| e.reason.clone().unwrap())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn pods_outside_the_pod_selector_are_never_written() {
+        let w = World::new();
+        let mut selected = api_pod("web", "u1", 1, "500m", "256Mi");
+        selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+        let selected = w.start(&selected);
+        let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
+        let engine = Engine::open(
+            w.runtime.clone(),
+            w.cgroups.clone(),
+            Arc::new(MemoryCheckpointStore::new()),
+            w.config.clone(),
+        )
+        .unwrap();
+        let mut opts = ControllerOptions::new("n1");
+        opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+        let mut c = Controller::new(engine, w.writer.clone(), opts);
+        sync_all(&mut c, vec![selected, other]).await;
+        assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
+        assert!(w.pod("other")["status"]["containerStatuses"][0]
+            .get("resources")
+            .is_none());
+        assert_eq!(w.writer.status_patches().len(), 1);
     }
 
     #[tokio::test]

@@ -102,6 +102,10 @@ struct RunArgs {
     /// Write PodResizeInProgress first when an enactment takes longer, ms [default: 100].
     #[arg(long, env = "RESIZELET_IN_PROGRESS_THRESHOLD_MS")]
     in_progress_threshold_ms: Option<u64>,
+    /// Label selector of the pods whose status resizelet writes; others cannot be resized
+    /// [default: "" = every pod].
+    #[arg(long, env = "RESIZELET_POD_SELECTOR")]
+    pod_selector: Option<String>,
     /// Log filter, e.g. `info` or `resizelet=debug,info` [default: info].
     #[arg(long, env = "RESIZELET_LOG")]
     log_level: Option<String>,
@@ -133,6 +137,7 @@ impl RunArgs {
             kube_api_burst: self.kube_api_burst,
             legacy_resize_status: self.legacy_resize_status,
             in_progress_threshold_ms: self.in_progress_threshold_ms,
+            pod_selector: self.pod_selector.clone(),
             log_level: self.log_level.clone(),
             log_format: self.log_format,
         }
@@ -348,6 +353,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     legacy_resize_status: s.legacy_resize_status,
                     ignore_resizing_kubelet: args.ignore_resizing_kubelet,
                     in_progress_threshold: s.in_progress_threshold,
+                    pod_selector: s.pod_selector.clone(),
                     crash_after_step: args.crash_after_step,
                 },
                 &s,
