@@ -19,8 +19,9 @@
 //!   list; nothing is sent when nothing differs. The patch goes through
 //!   admission as user `system:node:<node>`.
 //!
-//! A pod the actor has not seen yet is learnt from the API: its own status is
-//! the API status without the fields it does not know.
+//! A pod never given a status with `set_status` is learnt from the API at every
+//! reconcile: its own status is the API status (what test drivers write stands
+//! for the kubelet's runtime view) without the fields it does not know.
 
 use crate::admission::{self, StatusWrite, UserInfo};
 use crate::store::{Kind, StatusWriter};
@@ -73,6 +74,10 @@ struct Cached {
     status: Value,
     version: u64,
     synced: u64,
+    /// Never given by [`KubeletActorHandle::set_status`]: the API status (as
+    /// the driver wrote it, standing in for the kubelet's runtime view) minus
+    /// what the kubelet does not know, re-learnt at every reconcile.
+    learnt: bool,
 }
 
 struct Shared {
@@ -113,7 +118,9 @@ impl KubeletActorHandle {
                     status: json!({}),
                     version: 0,
                     synced: 0,
+                    learnt: false,
                 });
+            c.learnt = false;
             let mut s = crate::patch::merge_patch(&c.status, merge);
             gate_off_status(&mut s);
             c.status = s;
@@ -303,15 +310,23 @@ fn refresh(inner: &Inner, node: &str, shared: &Shared) -> BTreeMap<(String, Stri
     let mut pods = shared.pods.lock().unwrap_or_else(|e| e.into_inner());
     pods.retain(|k, _| on_node.contains_key(k));
     for (k, p) in &on_node {
-        pods.entry(k.clone()).or_insert_with(|| {
-            let mut s = as_decoded_by_v1_32(p.get("status").unwrap_or(&json!({})));
-            gate_off_status(&mut s);
-            Cached {
-                status: s,
-                version: 1,
-                synced: 0,
+        let mut learnt = as_decoded_by_v1_32(p.get("status").unwrap_or(&json!({})));
+        gate_off_status(&mut learnt);
+        match pods.get_mut(k) {
+            Some(c) if c.learnt => c.status = learnt,
+            Some(_) => {}
+            None => {
+                pods.insert(
+                    k.clone(),
+                    Cached {
+                        status: learnt,
+                        version: 1,
+                        synced: 0,
+                        learnt: true,
+                    },
+                );
             }
-        });
+        }
     }
     on_node
 }
