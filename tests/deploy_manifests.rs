@@ -51,8 +51,13 @@ fn strip_nulls(v: Value) -> Value {
 }
 
 fn manifests() -> Vec<(String, Value)> {
+    manifests_in(&deploy_dir())
+}
+
+/// The manifests directly in `dir` (not its subdirectories), by file name.
+fn manifests_in(dir: &Path) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(deploy_dir()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
@@ -518,16 +523,7 @@ fn webhook_dir() -> PathBuf {
 }
 
 fn webhook_manifests() -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(webhook_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.ends_with(".yaml") && name != "kustomization.yaml" {
-            out.push((name, yaml(&path)));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    manifests_in(&webhook_dir())
 }
 
 fn webhook_find(kind: &str) -> Value {

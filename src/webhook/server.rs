@@ -241,13 +241,7 @@ impl Metrics {
     }
 }
 
-fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(code)
-        .header("content-type", content_type)
-        .body(Full::new(body.into()))
-        .expect("static response parts are valid")
-}
+use crate::admin::reply;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
