@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::node::CgroupDriver;
+use crate::core::node::{CgroupDriver, NodeSwapBehavior};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,6 +61,25 @@ impl From<DriverName> for CgroupDriver {
     }
 }
 
+/// The kubelet's `memorySwap.swapBehavior`, as named in flags and the file (the kubelet's
+/// spelling; its empty default is `NoSwap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum SwapBehaviorName {
+    #[value(name = "NoSwap")]
+    NoSwap,
+    #[value(name = "LimitedSwap")]
+    LimitedSwap,
+}
+
+impl From<SwapBehaviorName> for NodeSwapBehavior {
+    fn from(b: SwapBehaviorName) -> Self {
+        match b {
+            SwapBehaviorName::NoSwap => NodeSwapBehavior::NoSwap,
+            SwapBehaviorName::LimitedSwap => NodeSwapBehavior::LimitedSwap,
+        }
+    }
+}
+
 /// One layer of settings (a file, or what flags and the environment gave); `None` = not set
 /// here.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -71,6 +90,7 @@ pub struct Layer {
     pub container_runtime_endpoint: Option<String>,
     pub cgroup_root: Option<PathBuf>,
     pub cgroup_driver: Option<DriverName>,
+    pub swap_behavior: Option<SwapBehaviorName>,
     pub cri_timeout_ms: Option<u64>,
     pub root_dir: Option<PathBuf>,
     pub admin_address: Option<String>,
@@ -100,6 +120,7 @@ impl Layer {
             container_runtime_endpoint,
             cgroup_root,
             cgroup_driver,
+            swap_behavior,
             cri_timeout_ms,
             root_dir,
             admin_address,
@@ -122,6 +143,7 @@ pub fn defaults() -> Layer {
         container_runtime_endpoint: Some("unix:///run/containerd/containerd.sock".into()),
         cgroup_root: Some("/sys/fs/cgroup".into()),
         cgroup_driver: Some(DriverName::Cgroupfs),
+        swap_behavior: Some(SwapBehaviorName::NoSwap),
         cri_timeout_ms: Some(2000),
         root_dir: Some("/var/lib/resizelet".into()),
         admin_address: Some("127.0.0.1:10258".into()),
@@ -192,6 +214,7 @@ pub struct Settings {
     pub container_runtime_endpoint: String,
     pub cgroup_root: PathBuf,
     pub cgroup_driver: CgroupDriver,
+    pub swap_behavior: NodeSwapBehavior,
     pub cri_timeout: Duration,
     pub root_dir: PathBuf,
     pub admin_address: SocketAddr,
@@ -228,6 +251,25 @@ fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
+/// Range of `kube-api-qps`: below the minimum a write would wait minutes for its token.
+pub const MIN_QPS: f64 = 0.01;
+pub const MAX_QPS: f64 = 1_000_000.0;
+pub const MAX_BURST: u32 = 1_000_000;
+/// Largest millisecond setting (`cri-timeout-ms`, `in-progress-threshold-ms`): 10 minutes.
+pub const MAX_MS: u64 = 600_000;
+
+/// `cri-timeout-ms` checked (1 ms to 10 minutes) for `run`, `check` and `resize` alike.
+pub fn cri_timeout(ms: u64) -> Result<Duration, ConfigError> {
+    if !(1..=MAX_MS).contains(&ms) {
+        return Err(invalid(
+            "cri-timeout-ms",
+            ms,
+            format!("must be from 1 to {MAX_MS} (10 minutes)"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 /// Validates the merged layers (`flags.over(env).over(file).over(defaults())`).
 pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
     let layer = layer.over(defaults());
@@ -254,16 +296,29 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         }
     }
     let qps = layer.kube_api_qps.unwrap_or_default();
-    if !(qps.is_finite() && qps > 0.0) {
-        return Err(invalid("kube-api-qps", qps, "must be a number above 0"));
+    if !(qps.is_finite() && (MIN_QPS..=MAX_QPS).contains(&qps)) {
+        return Err(invalid(
+            "kube-api-qps",
+            format!("{qps:?}"),
+            format!("must be a number from {MIN_QPS} to {MAX_QPS}"),
+        ));
     }
     let burst = layer.kube_api_burst.unwrap_or_default();
-    if burst == 0 {
-        return Err(invalid("kube-api-burst", burst, "must be at least 1"));
+    if !(1..=MAX_BURST).contains(&burst) {
+        return Err(invalid(
+            "kube-api-burst",
+            burst,
+            format!("must be from 1 to {MAX_BURST}"),
+        ));
     }
-    let cri_timeout_ms = layer.cri_timeout_ms.unwrap_or_default();
-    if cri_timeout_ms == 0 {
-        return Err(invalid("cri-timeout-ms", cri_timeout_ms, "must be above 0"));
+    let cri_timeout = cri_timeout(layer.cri_timeout_ms.unwrap_or_default())?;
+    let threshold_ms = layer.in_progress_threshold_ms.unwrap_or_default();
+    if threshold_ms > MAX_MS {
+        return Err(invalid(
+            "in-progress-threshold-ms",
+            threshold_ms,
+            format!("must be at most {MAX_MS} (10 minutes)"),
+        ));
     }
     let admin = layer.admin_address.unwrap_or_default();
     let admin_address = parse_admin_address(&admin).ok_or_else(|| {
@@ -286,15 +341,17 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         container_runtime_endpoint: endpoint,
         cgroup_root: layer.cgroup_root.unwrap_or_default(),
         cgroup_driver: layer.cgroup_driver.unwrap_or(DriverName::Cgroupfs).into(),
-        cri_timeout: Duration::from_millis(cri_timeout_ms),
+        swap_behavior: layer
+            .swap_behavior
+            .unwrap_or(SwapBehaviorName::NoSwap)
+            .into(),
+        cri_timeout,
         root_dir: layer.root_dir.unwrap_or_default(),
         admin_address,
         kube_api_qps: qps,
         kube_api_burst: burst,
         legacy_resize_status: layer.legacy_resize_status.unwrap_or_default(),
-        in_progress_threshold: Duration::from_millis(
-            layer.in_progress_threshold_ms.unwrap_or_default(),
-        ),
+        in_progress_threshold: Duration::from_millis(threshold_ms),
         pod_selector,
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
@@ -321,6 +378,10 @@ cgroup-root = "/sys/fs/cgroup"
 
 # The kubelet's cgroup driver (its cgroupDriver setting): "cgroupfs" or "systemd".
 cgroup-driver = "cgroupfs"
+
+# The kubelet's memorySwap.swapBehavior: "NoSwap" or "LimitedSwap" (swap share per Burstable
+# container on cgroup v2; sent again with every resize).
+swap-behavior = "NoSwap"
 
 # Deadline of each CRI call, in milliseconds.
 cri-timeout-ms = 2000
@@ -362,7 +423,7 @@ pub fn describe(s: &Settings) -> String {
         CgroupDriver::Systemd => "systemd",
     };
     format!(
-        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\npod-selector = {:?}\nlog-level = {:?}\nlog-format = {:?}\n",
+        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\nswap-behavior = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\npod-selector = {:?}\nlog-level = {:?}\nlog-format = {:?}\n",
         s.node_name,
         s.kubeconfig
             .as_ref()
@@ -370,6 +431,10 @@ pub fn describe(s: &Settings) -> String {
         s.container_runtime_endpoint,
         s.cgroup_root.display().to_string(),
         driver,
+        match s.swap_behavior {
+            NodeSwapBehavior::NoSwap => "NoSwap",
+            NodeSwapBehavior::LimitedSwap => "LimitedSwap",
+        },
         s.cri_timeout.as_millis(),
         s.root_dir.display().to_string(),
         s.admin_address.to_string(),
@@ -461,7 +526,7 @@ mod tests {
                     kube_api_qps: Some(0.0),
                     ..base()
                 },
-                "kube-api-qps = \"0\": must be a number above 0",
+                "kube-api-qps = \"0.0\": must be a number from 0.01 to 1000000",
             ),
             (
                 Layer {
@@ -475,7 +540,7 @@ mod tests {
                     kube_api_burst: Some(0),
                     ..base()
                 },
-                "kube-api-burst = \"0\": must be at least 1",
+                "kube-api-burst = \"0\": must be from 1 to 1000000",
             ),
             (
                 Layer {
@@ -483,6 +548,34 @@ mod tests {
                     ..base()
                 },
                 "cri-timeout-ms",
+            ),
+            (
+                Layer {
+                    kube_api_qps: Some(1e-300),
+                    ..base()
+                },
+                "kube-api-qps = \"1e-300\": must be a number from 0.01",
+            ),
+            (
+                Layer {
+                    kube_api_qps: Some(f64::INFINITY),
+                    ..base()
+                },
+                "kube-api-qps",
+            ),
+            (
+                Layer {
+                    cri_timeout_ms: Some(1_000_000_000_000_000_000),
+                    ..base()
+                },
+                "cri-timeout-ms = \"1000000000000000000\": must be from 1 to 600000",
+            ),
+            (
+                Layer {
+                    in_progress_threshold_ms: Some(u64::MAX),
+                    ..base()
+                },
+                "in-progress-threshold-ms",
             ),
             (
                 Layer {

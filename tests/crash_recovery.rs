@@ -3,28 +3,15 @@
 
 mod support;
 
-use std::process::Command;
-
 use resizelet::checkpoint::FileCheckpointStore;
+use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet::core::state::{decode, CheckpointKind};
 use support::engine::{pod_spec, resized};
 use support::kubelet::{Kubelet, TestContainer, TestPod};
+use support::resize_cmd;
 
 const MIB: i64 = 1 << 20;
-
-fn resize_cmd(pod_file: &std::path::Path, state: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.arg("resize")
-        .arg("--pod")
-        .arg(pod_file)
-        .arg("--root-dir")
-        .arg(state)
-        .arg("--container-runtime-endpoint")
-        .arg(support::cri_endpoint())
-        .env_remove("RESIZELET_ALLOCATABLE");
-    cmd
-}
 
 #[tokio::test]
 async fn crash_between_steps_then_rerun_converges() {
@@ -60,16 +47,22 @@ async fn crash_between_steps_then_rerun_converges() {
         String::from_utf8_lossy(&crashed.stderr)
     );
     // half done: memory enacted and recorded, cpu untouched
-    assert_eq!(running.pod_cgroup_values().memory_limit, Some(128 * MIB));
+    assert_eq!(
+        running.pod_cgroup_values().memory_limit,
+        Some(Limit::Value(128 * MIB))
+    );
     assert_eq!(
         running.container_cgroup_values("app").memory_limit,
-        Some(128 * MIB)
+        Some(Limit::Value(128 * MIB))
     );
     assert_eq!(
         running.container_cgroup_values("app").cpu_quota,
-        Some(20_000)
+        Some(Limit::Value(20_000))
     );
-    assert_eq!(running.pod_cgroup_values().cpu_quota, Some(20_000));
+    assert_eq!(
+        running.pod_cgroup_values().cpu_quota,
+        Some(Limit::Value(20_000))
+    );
     let pod_file_path = FileCheckpointStore::new(&state)
         .unwrap()
         .pod_path(CheckpointKind::Actuated, &pod.uid);
@@ -93,12 +86,20 @@ async fn crash_between_steps_then_rerun_converges() {
     let app = running.container_cgroup_values("app");
     assert_eq!(
         (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (Some(307), Some(40_000), Some(128 * MIB))
+        (
+            Some(307),
+            Some(Limit::Value(40_000)),
+            Some(Limit::Value(128 * MIB))
+        )
     );
     let p = running.pod_cgroup_values();
     assert_eq!(
         (p.cpu_shares, p.cpu_quota, p.memory_limit),
-        (Some(307), Some(40_000), Some(128 * MIB))
+        (
+            Some(307),
+            Some(Limit::Value(40_000)),
+            Some(Limit::Value(128 * MIB))
+        )
     );
 
     // a third run finds nothing to do

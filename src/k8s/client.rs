@@ -6,9 +6,12 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::utils::{Backoff, StreamBackoff};
 use kube::runtime::watcher;
 use kube::Client;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tracing::warn;
 
 use super::{Input, KubeWriter, WriteError};
@@ -87,78 +90,81 @@ fn is_gone(e: &watcher::Error) -> bool {
     }
 }
 
-/// First delay after a watch error, doubled per consecutive error up to [`BACKOFF_MAX`]
-/// (kube-runtime's default backoff).
-const BACKOFF_INITIAL: std::time::Duration = std::time::Duration::from_millis(800);
-const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// kube-runtime's exponential backoff on watch errors, except that the first `410 Gone` in a
-/// row relists at once: it is routine (an expired resourceVersion), and waiting would leave
-/// erased resize fields unrepaired for the whole backoff. Consecutive errors of any kind back off.
+/// kube-runtime's default watch backoff ([`watcher::DefaultBackoff`] through
+/// [`StreamBackoff`], as `WatchStreamExt::default_backoff` applies it), except that the first
+/// `410 Gone` in a row relists at once: it is routine (an expired resourceVersion), and waiting
+/// would leave erased resize fields unrepaired for the whole backoff. Consecutive errors of any
+/// kind back off.
 fn relist_gone_at_once<T, S>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
 where
     S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
     T: Send + 'static,
 {
-    futures::stream::unfold(
-        (Box::pin(stream), 0u32),
-        |(mut stream, errors)| async move {
-            let item = stream.next().await?;
-            let errors = match &item {
-                Ok(_) => 0,
-                Err(e) => {
-                    if !(errors == 0 && is_gone(e)) {
-                        let delay = BACKOFF_INITIAL
-                            .saturating_mul(1 << errors.min(6))
-                            .min(BACKOFF_MAX);
-                        // jitter: up to +25 %
-                        let nanos = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.subsec_nanos());
-                        let jitter = delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
-                        tokio::time::sleep(delay + jitter).await;
-                    }
-                    errors + 1
-                }
-            };
-            Some((item, (stream, errors)))
+    let free = Arc::new(AtomicBool::new(false));
+    let mut errors = 0u32;
+    let flag = free.clone();
+    // runs as the item passes, before StreamBackoff asks the backoff for its delay
+    let marked = stream.inspect(move |item| match item {
+        Ok(_) => errors = 0,
+        Err(e) => {
+            flag.store(errors == 0 && is_gone(e), Ordering::Relaxed);
+            errors += 1;
+        }
+    });
+    StreamBackoff::new(
+        marked,
+        GoneAtOnce {
+            free,
+            inner: watcher::DefaultBackoff::default(),
         },
     )
 }
 
+/// [`watcher::DefaultBackoff`], but no delay for an error marked free.
+struct GoneAtOnce {
+    free: Arc<AtomicBool>,
+    inner: watcher::DefaultBackoff,
+}
+
+impl Iterator for GoneAtOnce {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        if self.free.swap(false, Ordering::Relaxed) {
+            return Some(std::time::Duration::ZERO);
+        }
+        self.inner.next()
+    }
+}
+
+impl Backoff for GoneAtOnce {
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
 /// Client-side rate limit (like client-go's `--kube-api-qps` / `--kube-api-burst`): a token
-/// bucket refilled at `qps`, holding at most `burst` tokens.
+/// bucket refilled at `qps`, holding at most `burst` tokens. `governor`'s GCRA: no lock is held
+/// while a caller waits, so waiters do not queue behind one another's sleep.
 pub struct RateLimiter {
-    qps: f64,
-    burst: f64,
-    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+    inner: governor::DefaultDirectRateLimiter,
 }
 
 impl RateLimiter {
     pub fn new(qps: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
+        let period = std::time::Duration::from_secs_f64(1.0 / qps.max(0.001));
+        let burst = std::num::NonZeroU32::new(burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MAX))
+            .allow_burst(burst);
         RateLimiter {
-            qps: qps.max(0.001),
-            burst,
-            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+            inner: governor::RateLimiter::direct(quota),
         }
     }
 
     /// Waits for one token.
     pub async fn acquire(&self) {
-        let mut st = self.state.lock().await;
-        let now = tokio::time::Instant::now();
-        let refill = now.duration_since(st.1).as_secs_f64() * self.qps;
-        st.0 = (st.0 + refill).min(self.burst);
-        st.1 = now;
-        if st.0 >= 1.0 {
-            st.0 -= 1.0;
-            return;
-        }
-        let wait = std::time::Duration::from_secs_f64((1.0 - st.0) / self.qps);
-        tokio::time::sleep(wait).await;
-        st.0 = 0.0;
-        st.1 = tokio::time::Instant::now();
+        self.inner.until_ready().await;
     }
 }
 
@@ -258,6 +264,33 @@ impl KubeWriter for ApiWriter {
 }
 
 #[cfg(test)]
+mod limiter_tests {
+    use super::RateLimiter;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_burst_passes_at_once_then_tokens_come_at_qps() {
+        let limiter = RateLimiter::new(20.0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(30),
+            "the burst waited"
+        );
+        // 4 more at 20 per second: about 200 ms
+        let waiters: Vec<_> = (0..4).map(|_| limiter.acquire()).collect();
+        futures::future::join_all(waiters).await;
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod backoff_tests {
     use super::*;
     use kube::core::Status;
@@ -276,15 +309,28 @@ mod backoff_tests {
             .await
     }
 
+    /// The time of each item is when the watcher was polled for it: the delay after an error
+    /// is the wait before the next watch attempt.
     #[tokio::test(start_paused = true)]
     async fn first_gone_relists_at_once_other_errors_back_off() {
         let t = timeline(vec![Ok(1), Err(gone()), Ok(2)]).await;
         assert_eq!(t, [(true, 0), (false, 0), (true, 0)]);
         let t = timeline(vec![Err(watcher::Error::NoResourceVersion), Ok(1)]).await;
-        assert!(t[0].1 >= 800, "{t:?}");
+        assert!(t[1].1 >= 800, "{t:?}");
         // a 410 right after another error is not free either
         let t = timeline(vec![Err(gone()), Err(gone()), Ok(1)]).await;
-        assert_eq!(t[0].1, 0);
-        assert!(t[1].1 >= 800, "{t:?}");
+        assert_eq!((t[0].1, t[1].1), (0, 0), "{t:?}");
+        assert!(t[2].1 >= 800, "{t:?}");
+        // kube's backoff doubles on consecutive errors and resets on success
+        let t = timeline(vec![
+            Err(watcher::Error::NoResourceVersion),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(1),
+            Err(gone()),
+            Ok(2),
+        ])
+        .await;
+        assert!(t[2].1 - t[1].1 >= 1600, "{t:?}");
+        assert_eq!(t[4].1, t[2].1, "a first 410 after a success is free: {t:?}");
     }
 }

@@ -31,6 +31,12 @@ pub enum ConvertError {
         #[source]
         source: Box<crate::core::quantity::QuantityError>,
     },
+    #[error("pod {pod}: {source}")]
+    Invalid {
+        pod: String,
+        #[source]
+        source: crate::core::validate::SpecError,
+    },
 }
 
 /// One entry of `status.containerStatuses` (or `initContainerStatuses`): the raw object (the
@@ -89,7 +95,7 @@ fn resource_list(
 ) -> Result<ResourceList, ConvertError> {
     let mut out = ResourceList::new();
     for (name, q) in list.into_iter().flatten() {
-        let v = Quantity::parse(&q.0).map_err(|source| ConvertError::Quantity {
+        let v = Quantity::parse_json_text(&q.0).map_err(|source| ConvertError::Quantity {
             pod: pod.to_string(),
             container: container.to_string(),
             field,
@@ -161,6 +167,22 @@ fn statuses(
         .collect()
 }
 
+/// `scheduling.SystemCriticalPriority`.
+const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+/// `IsCriticalPod`: a static pod (`kubernetes.io/config.source` other than `api`), a mirror pod, or
+/// priority ≥ `SystemCriticalPriority` (`kubernetes/kubernetes pkg/kubelet/types/pod_update.go`).
+fn is_critical_pod(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    priority: i32,
+) -> bool {
+    let annotations = meta.annotations.as_ref();
+    let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+    let static_pod = annotation("kubernetes.io/config.source").is_some_and(|s| s != "api");
+    let mirror = annotation("kubernetes.io/config.mirror").is_some();
+    static_pod || mirror || priority >= SYSTEM_CRITICAL_PRIORITY
+}
+
 /// Maps an API pod to the controller's view.
 pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
     let meta = &pod.metadata;
@@ -194,29 +216,33 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         Some("BestEffort") => Some(QosClass::BestEffort),
         _ => None,
     };
-    let priority_class = spec.priority_class_name.as_deref().unwrap_or("");
-    let critical = matches!(
-        priority_class,
-        "system-node-critical" | "system-cluster-critical"
-    ) || meta
-        .annotations
+    let priority = spec.priority.unwrap_or(0);
+    let critical = is_critical_pod(meta, priority);
+    let node_critical =
+        critical && spec.priority_class_name.as_deref() == Some("system-node-critical");
+    let pod_resources = spec
+        .resources
         .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        .map(|r| requirements(&key, "(pod-level spec.resources)", Some(r)))
+        .transpose()?;
     let desired = PodSpec {
         uid,
         namespace,
         name,
         generation: meta.generation.unwrap_or(0),
-        priority: spec.priority.unwrap_or(0),
+        priority,
         containers,
         init_containers,
         overhead,
-        pod_resources: None,
+        pod_resources,
         qos_class,
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
         deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
         critical,
+        node_critical,
     };
+    crate::core::validate::validate_pod(&desired)
+        .map_err(|source| ConvertError::Invalid { pod: key, source })?;
     let mut conditions = ResizeConditions::default();
     let mut times = BTreeMap::new();
     for c in status.conditions.iter().flatten() {
@@ -305,7 +331,7 @@ pub fn node_view(node: &Node) -> NodeView {
         ..NodeView::default()
     };
     for (name, q) in status.allocatable.iter().flatten() {
-        match Quantity::parse(&q.0) {
+        match Quantity::parse_json_text(&q.0) {
             Ok(v) => {
                 view.allocatable.insert(name.clone(), v);
             }
@@ -466,6 +492,101 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     }))
 }
 
+/// A pod whose spec resizelet cannot use (a quantity it cannot parse, or refuses): enough to
+/// address it and say why. Its checkpoints are kept and its status is not otherwise touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusablePod {
+    /// Identity only (`spec` has no containers): for the event and the status patch, never for
+    /// a pass.
+    pub view: PodView,
+    /// Which field is wrong, and why (the conversion error).
+    pub reason: String,
+    /// `lastTransitionTime` of a `PodResizePending{Infeasible}` the pod already has.
+    pub infeasible_since: Option<String>,
+}
+
+/// `None` when the pod cannot even be addressed (no uid or name) or is not meant for resizing
+/// any more (terminal or being deleted).
+pub fn unusable_pod(pod: &Pod, error: &ConvertError) -> Option<UnusablePod> {
+    let meta = &pod.metadata;
+    let status = pod.status.as_ref();
+    if meta.deletion_timestamp.is_some()
+        || matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    {
+        return None;
+    }
+    let spec = PodSpec {
+        uid: meta.uid.clone()?,
+        namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: meta.name.clone()?,
+        generation: meta.generation.unwrap_or(0),
+        priority: 0,
+        containers: Vec::new(),
+        init_containers: Vec::new(),
+        overhead: ResourceList::new(),
+        pod_resources: None,
+        qos_class: None,
+        termination_grace_period_seconds: None,
+        deletion_grace_period_seconds: None,
+        critical: false,
+        node_critical: false,
+    };
+    let infeasible_since = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == POD_RESIZE_PENDING
+                && c.status == "True"
+                && c.reason.as_deref() == Some("Infeasible")
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0.to_string());
+    Some(UnusablePod {
+        view: PodView {
+            spec: Arc::new(spec),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            terminal: false,
+            deleting: false,
+            conditions: ResizeConditions::default(),
+            condition_transition_times: BTreeMap::new(),
+            observed_generation: status.and_then(|s| s.observed_generation),
+            legacy_resize: None,
+            kubelet_resize_conditions: Vec::new(),
+            container_statuses: Vec::new(),
+            init_container_statuses: Vec::new(),
+            labels: meta.labels.clone().unwrap_or_default(),
+        },
+        reason: error.to_string(),
+        infeasible_since,
+    })
+}
+
+/// The status patch for an unusable pod: `PodResizePending{Infeasible}` naming the field, at the
+/// pod's generation, and `observedGeneration` advanced (the kubelet has seen this spec and
+/// cannot act on it). Nothing else of the status is touched (no precondition needed: the
+/// condition is merged by its `type` key).
+pub fn unusable_status_patch(u: &UnusablePod, now: &str) -> Value {
+    let generation = u.view.spec.generation;
+    let observed = u.view.observed_generation.unwrap_or(0).max(generation);
+    json!({"status": {
+        "observedGeneration": observed,
+        "conditions": [{
+            "type": POD_RESIZE_PENDING,
+            "status": "True",
+            "reason": "Infeasible",
+            "message": u.reason,
+            "observedGeneration": generation,
+            "lastProbeTime": now,
+            "lastTransitionTime": u.infeasible_since.as_deref().unwrap_or(now),
+        }],
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +652,41 @@ mod tests {
     }
 
     #[test]
+    fn pod_level_resources_json_numbers_and_criticality() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "pl", "namespace": "ns", "uid": "u2"},
+            "spec": {
+                "priorityClassName": "system-cluster-critical", "priority": 2_000_000_000,
+                "resources": {"requests": {"cpu": " 1", "memory": 1_073_741_824_i64},
+                              "limits": {"cpu": 2, "memory": "2Gi", "hugepages-2Mi": "4Mi"}},
+                "containers": [{"name": "app", "image": "busybox",
+                    "resources": {"requests": {"cpu": "500m "}}}]
+            }
+        }))
+        .unwrap();
+        let v = pod_view(&pod).unwrap();
+        assert_eq!(
+            v.spec.pod_resources,
+            Some(reqs(
+                "cpu=1,memory=1Gi",
+                "cpu=2,memory=2Gi,hugepages-2Mi=4Mi"
+            ))
+        );
+        assert_eq!(v.spec.containers[0].resources, reqs("cpu=500m", ""));
+        assert!(v.spec.critical && !v.spec.node_critical);
+        let mut node_critical = pod.clone();
+        node_critical.spec.as_mut().unwrap().priority_class_name =
+            Some("system-node-critical".into());
+        node_critical.spec.as_mut().unwrap().priority = Some(2_000_001_000);
+        let v = pod_view(&node_critical).unwrap();
+        assert!(v.spec.critical && v.spec.node_critical);
+        // The class name alone does not make a pod critical (IsCriticalPod needs the priority).
+        let mut low = node_critical.clone();
+        low.spec.as_mut().unwrap().priority = Some(0);
+        assert!(!pod_view(&low).unwrap().spec.node_critical);
+    }
+
+    #[test]
     fn malformed_quantity_is_a_clear_error() {
         let mut pod = api_pod();
         pod.spec.as_mut().unwrap().containers[0]
@@ -548,6 +704,27 @@ mod tests {
         assert!(
             err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_quantity_is_refused_at_the_edge() {
+        let mut pod = api_pod();
+        pod.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("-1".into()),
+            );
+        let err = pod_view(&pod).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pod ns/web: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
         );
     }
 

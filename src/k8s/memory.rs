@@ -21,9 +21,21 @@ struct State {
     faults: VecDeque<WriteError>,
 }
 
-#[derive(Default)]
 pub struct MemoryWriter {
     state: Mutex<State>,
+    /// While `true`, event creates wait (tests that events stay off the status path).
+    hold_events: tokio::sync::watch::Sender<bool>,
+    held_events: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for MemoryWriter {
+    fn default() -> Self {
+        MemoryWriter {
+            state: Mutex::default(),
+            hold_events: tokio::sync::watch::Sender::new(false),
+            held_events: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 impl MemoryWriter {
@@ -55,6 +67,20 @@ impl MemoryWriter {
 
     pub fn events(&self) -> Vec<Event> {
         self.state.lock().unwrap().events.clone()
+    }
+
+    /// Makes every event create wait until [`MemoryWriter::release_events`].
+    pub fn hold_events(&self) {
+        self.hold_events.send_replace(true);
+    }
+
+    pub fn release_events(&self) {
+        self.hold_events.send_replace(false);
+    }
+
+    /// How many event creates are waiting on the hold.
+    pub fn held_events(&self) -> usize {
+        self.held_events.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The next write fails with `error`.
@@ -114,6 +140,13 @@ impl KubeWriter for MemoryWriter {
     }
 
     async fn create_event(&self, _namespace: &str, event: &Event) -> Result<String, WriteError> {
+        let mut gate = self.hold_events.subscribe();
+        if *gate.borrow() {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.held_events.fetch_add(1, SeqCst);
+            let _ = gate.wait_for(|held| !held).await;
+            self.held_events.fetch_sub(1, SeqCst);
+        }
         let mut st = self.state.lock().unwrap();
         if let Some(e) = st.faults.pop_front() {
             return Err(e);

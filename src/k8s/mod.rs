@@ -8,6 +8,7 @@ pub mod events;
 #[cfg(test)]
 pub mod memory;
 pub mod selector;
+pub mod unusable;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};

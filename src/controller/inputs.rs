@@ -1,0 +1,204 @@
+//! Watcher inputs: pod and node events, the relist diff, pods applied and deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use kube::runtime::watcher;
+use tracing::{debug, info, warn};
+
+use crate::core::queue::Trigger;
+use crate::k8s::convert::{node_view, pod_view, PodView};
+use crate::k8s::Input;
+
+use super::*;
+
+impl Controller {
+    pub(super) fn handle(&mut self, input: Input) {
+        match input {
+            Input::Pod(watcher::Event::Init) => {
+                self.relist = Some(BTreeMap::new());
+                self.shared.unusable.relist_started();
+            }
+            Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
+                Ok(view) => {
+                    self.check_resizing_kubelet(&view);
+                    self.relist
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(view.spec.uid.clone(), view);
+                }
+                Err(e) => self.unusable_pod(&pod, &e, true),
+            },
+            Input::Pod(watcher::Event::InitDone) => {
+                let listed = self.relist.take().unwrap_or_default();
+                // pods gone while the watch was down (or the agent was)
+                let gone: Vec<String> = self
+                    .pods
+                    .keys()
+                    .cloned()
+                    .chain(self.shared.engine.known_pods())
+                    // an unusable pod is still there: its checkpoints are kept
+                    .filter(|u| !listed.contains_key(u) && !self.shared.unusable.relisted(u))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                self.shared.unusable.relist_done();
+                for uid in gone {
+                    self.deleted(&uid);
+                }
+                for (uid, view) in listed {
+                    self.applied(view);
+                    self.mark_dirty(uid);
+                }
+                if !self.pods_synced {
+                    info!(pods = self.pods.len(), "pod watch synced");
+                }
+                self.pods_synced = true;
+                self.update_ready();
+            }
+            Input::Pod(watcher::Event::Apply(pod)) => match pod_view(&pod) {
+                Ok(view) => {
+                    self.check_resizing_kubelet(&view);
+                    let uid = view.spec.uid.clone();
+                    self.shared.unusable.forget(&uid);
+                    let became_terminal =
+                        view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
+                    self.applied(view);
+                    if became_terminal && !self.queue.is_empty() {
+                        self.retry_pass.get_or_insert(Trigger::PodTerminated);
+                    }
+                    self.mark_dirty(uid);
+                }
+                Err(e) => self.unusable_pod(&pod, &e, false),
+            },
+            Input::Pod(watcher::Event::Delete(pod)) => {
+                if let Some(uid) = pod.metadata.uid {
+                    self.shared.unusable.forget(&uid);
+                    self.deleted(&uid);
+                }
+            }
+            Input::Node(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) => {
+                let view = node_view(&node);
+                for bad in &view.unparsable {
+                    warn!(entry = %bad, "ignoring unparsable node allocatable");
+                }
+                if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
+                    if minor >= 35 && !self.shared.opts.ignore_resizing_kubelet {
+                        self.stand_down(format!(
+                            "the node's kubelet {} enacts in-place resizes itself (the gate is locked on from 1.35); resizelet stands down instead of racing it",
+                            view.kubelet_version.clone().unwrap_or_default()
+                        ));
+                    }
+                }
+                let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
+                if changed {
+                    info!(allocatable = ?view.allocatable, "node allocatable");
+                }
+                if !self.node_seen {
+                    self.node_seen = true;
+                    let all: Vec<String> = self.pods.keys().cloned().collect();
+                    for uid in all {
+                        self.mark_dirty(uid);
+                    }
+                    self.update_ready();
+                } else if changed {
+                    self.retry_pass.get_or_insert(Trigger::PodResized);
+                }
+            }
+            Input::Node(_) => {}
+        }
+    }
+
+    pub(super) fn update_ready(&self) {
+        let ready = self.pods_synced && self.node_seen;
+        self.shared.stats.ready.store(ready, Ordering::Relaxed);
+        self.shared.stats.metrics.set_ready(ready);
+    }
+
+    pub(super) fn applied(&mut self, view: PodView) {
+        let uid = view.spec.uid.clone();
+        if view.node_name.as_deref() != Some(self.shared.opts.node_name.as_str()) {
+            return;
+        }
+        self.conditions
+            .entry(uid.clone())
+            .or_insert_with(|| view.conditions.clone());
+        // resize fields we reported, erased by someone else (a gate-off kubelet)
+        let erased = view.running_in_api().any(|c| {
+            c.container_id
+                .as_deref()
+                .is_some_and(|id| self.reported.contains_key(strip_runtime(id)))
+                && c.raw.get("resources").is_none_or(|r| r.is_null())
+        });
+        if erased {
+            self.missing_since
+                .entry(uid.clone())
+                .or_insert_with(Instant::now);
+        }
+        self.pods.insert(uid, view);
+    }
+
+    /// A pod whose spec cannot be used: not gone (checkpoints kept), and told (`k8s::unusable`).
+    fn unusable_pod(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        e: &crate::k8s::convert::ConvertError,
+        relisting: bool,
+    ) {
+        warn!(error = %e, "pod spec unusable");
+        let Some(u) = crate::k8s::convert::unusable_pod(pod, e)
+            .filter(|u| u.view.node_name.as_deref() == Some(self.shared.opts.node_name.as_str()))
+            .and_then(|u| self.shared.unusable.seen(u, relisting))
+        else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.tasks.push(
+            async move {
+                let standing_down = shared.stats.stand_down.lock().unwrap().is_some();
+                if !standing_down {
+                    let writer = shared.writer.as_ref();
+                    shared.unusable.report(writer, &shared.events, u).await;
+                }
+                TaskDone {
+                    retry_pass: false,
+                    events: false,
+                    outputs: Vec::new(),
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    pub(super) fn deleted(&mut self, uid: &str) {
+        if let Some(view) = self.pods.remove(uid) {
+            for c in view
+                .container_statuses
+                .iter()
+                .chain(&view.init_container_statuses)
+            {
+                if let Some(id) = &c.container_id {
+                    self.reported.remove(strip_runtime(id));
+                }
+            }
+            debug!(pod = %view.key(), "pod removed");
+        }
+        self.conditions.remove(uid);
+        self.missing_since.remove(uid);
+        self.last_pass.remove(uid);
+        self.queue.remove(uid);
+        self.shared.stats.pods.lock().unwrap().remove(uid);
+        // a pass in flight forgets it when it ends, so a late checkpoint cannot resurrect it
+        if !self.sched.remove(&uid.to_string()) {
+            if let Err(e) = self.shared.engine.forget_pod(uid) {
+                warn!(error = %e, uid, "forgetting a removed pod");
+            }
+        }
+        self.retry_pass.get_or_insert(Trigger::PodsRemoved);
+    }
+}
+
+/// `containerd://abc` → `abc`.
+pub(super) fn strip_runtime(id: &str) -> &str {
+    id.split_once("://").map_or(id, |(_, rest)| rest)
+}

@@ -1,0 +1,553 @@
+//! The controller's tests: the loop driven by hand over the fake runtime and the in-memory writer.
+
+use super::*;
+
+#[test]
+fn kubelet_versions() {
+    assert_eq!(kubelet_minor("v1.35.2"), Some(35));
+    assert_eq!(kubelet_minor("v1.32.0-eks-1"), Some(32));
+    assert_eq!(kubelet_minor("1.36"), Some(36));
+    assert_eq!(kubelet_minor("garbage"), None);
+}
+
+#[test]
+fn runtime_prefix() {
+    assert_eq!(strip_runtime("containerd://abc"), "abc");
+    assert_eq!(strip_runtime("abc"), "abc");
+}
+
+use super::standdown::kubelet_minor;
+use crate::cgroup::memory::MemoryCgroupFs;
+use crate::checkpoint::MemoryCheckpointStore;
+use crate::core::node::{CgroupVersion, NodeConfig};
+use crate::cri::fake::FakeRuntime;
+use crate::k8s::convert::pod_view;
+use crate::k8s::memory::MemoryWriter;
+use crate::k8s::{Input, WriteError};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+#[derive(Clone)]
+struct World {
+    runtime: Arc<FakeRuntime>,
+    cgroups: Arc<MemoryCgroupFs>,
+    writer: Arc<MemoryWriter>,
+    config: NodeConfig,
+}
+
+fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ns", "uid": uid, "generation": gen},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "busybox",
+            "resources": {"requests": {"cpu": cpu, "memory": mem},
+                          "limits": {"cpu": cpu, "memory": mem}}}]},
+        "status": {"phase": "Running", "qosClass": "Guaranteed",
+            "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "",
+                "ready": true, "restartCount": 0, "containerID": format!("containerd://{uid}-app"),
+                "state": {"running": {}}}]}
+    }))
+    .unwrap()
+}
+
+fn api_node(cpu: &str, mem: &str) -> Node {
+    serde_json::from_value(json!({"metadata": {"name": "n1"},
+        "status": {"allocatable": {"cpu": cpu, "memory": mem},
+                   "nodeInfo": {"kubeletVersion": "v1.32.3", "machineID": "", "systemUUID": "",
+                     "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "",
+                     "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}}}))
+    .unwrap()
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            runtime: Arc::new(FakeRuntime::new()),
+            cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
+            writer: Arc::new(MemoryWriter::new()),
+            config: NodeConfig {
+                machine_memory_bytes: 8 << 30,
+                ..NodeConfig::default()
+            },
+        }
+    }
+
+    /// The kubelet started the pod: runtime containers, pod cgroup, API object.
+    fn start(&self, pod: &Pod) -> Pod {
+        let view = pod_view(pod).unwrap();
+        crate::engine::testing::start_pod(&self.runtime, &self.cgroups, &view.spec, &self.config);
+        self.writer.put_pod(pod)
+    }
+
+    fn controller(&self) -> Controller {
+        let engine = Engine::open(
+            self.runtime.clone(),
+            self.cgroups.clone(),
+            Arc::new(MemoryCheckpointStore::new()),
+            self.config.clone(),
+        )
+        .unwrap();
+        Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
+    }
+
+    fn pod_object(&self, name: &str) -> Pod {
+        self.writer.pod("ns", name).unwrap()
+    }
+
+    fn pod(&self, name: &str) -> serde_json::Value {
+        serde_json::to_value(self.writer.pod("ns", name).unwrap()).unwrap()
+    }
+
+    /// The API server applied a `/resize`: new resources, generation + 1.
+    fn resize(&self, name: &str, cpu: &str, mem: &str) -> Pod {
+        let mut v = self.pod(name);
+        v["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": cpu, "memory": mem},
+            "limits": {"cpu": cpu, "memory": mem}});
+        v["metadata"]["generation"] = json!(v["metadata"]["generation"].as_i64().unwrap() + 1);
+        self.writer.put_pod(&serde_json::from_value(v).unwrap())
+    }
+}
+
+async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
+    c.step(Input::Node(watcher::Event::Apply(api_node("2", "4Gi"))))
+        .await;
+    c.step(Input::Pod(watcher::Event::Init)).await;
+    for p in pods {
+        c.step(Input::Pod(watcher::Event::InitApply(p))).await;
+    }
+    c.step(Input::Pod(watcher::Event::InitDone)).await;
+}
+
+fn reasons(w: &MemoryWriter) -> Vec<String> {
+    w.events()
+        .iter()
+        .map(|e| e.reason.clone().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn pods_outside_the_pod_selector_are_never_written() {
+    let w = World::new();
+    let mut selected = api_pod("web", "u1", 1, "500m", "256Mi");
+    selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+    let selected = w.start(&selected);
+    let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
+    let engine = Engine::open(
+        w.runtime.clone(),
+        w.cgroups.clone(),
+        Arc::new(MemoryCheckpointStore::new()),
+        w.config.clone(),
+    )
+    .unwrap();
+    let mut opts = ControllerOptions::new("n1");
+    opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+    let mut c = Controller::new(engine, w.writer.clone(), opts);
+    sync_all(&mut c, vec![selected, other]).await;
+    assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
+    assert!(w.pod("other")["status"]["containerStatuses"][0]
+        .get("resources")
+        .is_none());
+    assert_eq!(w.writer.status_patches().len(), 1);
+}
+
+#[tokio::test]
+async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    sync_all(&mut c, vec![pod]).await;
+    let v = w.pod("web");
+    let app = &v["status"]["containerStatuses"][0];
+    assert_eq!(
+        app["allocatedResources"],
+        json!({"cpu": "500m", "memory": "256Mi"})
+    );
+    assert_eq!(
+        app["resources"]["limits"],
+        json!({"cpu": "500m", "memory": "256Mi"})
+    );
+    assert_eq!(v["status"]["observedGeneration"], 1);
+    assert!(c.stats().ready.load(Ordering::Relaxed));
+
+    let writes = w.writer.status_patches().len();
+    let resized = w.resize("web", "1", "512Mi");
+    c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+    let patches = w.writer.status_patches();
+    assert_eq!(
+        patches.len(),
+        writes + 1,
+        "fast path: one patch per completed resize"
+    );
+    let v = w.pod("web");
+    let app = &v["status"]["containerStatuses"][0];
+    assert_eq!(
+        app["allocatedResources"],
+        json!({"cpu": "1", "memory": "512Mi"})
+    );
+    assert_eq!(
+        app["resources"]["limits"],
+        json!({"cpu": "1", "memory": "512Mi"})
+    );
+    assert_eq!(v["status"]["observedGeneration"], 2);
+    assert!(v["status"]
+        .get("conditions")
+        .is_none_or(|c| c.as_array().unwrap().is_empty()));
+    assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+    assert_eq!(
+        w.runtime.resources("u1-app").unwrap().memory_limit_in_bytes,
+        512 << 20
+    );
+    // the echo of our own write changes nothing
+    let echo = w.writer.pod("ns", "web").unwrap();
+    c.step(Input::Pod(watcher::Event::Apply(echo))).await;
+    assert_eq!(w.writer.status_patches().len(), writes + 1);
+}
+
+#[tokio::test]
+async fn erased_fields_are_reasserted() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    sync_all(&mut c, vec![pod]).await;
+    // a gate-off kubelet rewrites containerStatuses without the resize fields
+    let mut v = w.pod("web");
+    let app = v["status"]["containerStatuses"][0].as_object_mut().unwrap();
+    app.remove("resources");
+    app.remove("allocatedResources");
+    let erased = w.writer.put_pod(&serde_json::from_value(v).unwrap());
+    let runtime_calls = w.runtime.calls().len();
+    c.step(Input::Pod(watcher::Event::Apply(erased))).await;
+    assert_eq!(
+        w.runtime.calls().len(),
+        runtime_calls,
+        "re-asserting needs no runtime reads"
+    );
+    let v = w.pod("web");
+    assert_eq!(
+        v["status"]["containerStatuses"][0]["allocatedResources"],
+        json!({"cpu": "500m", "memory": "256Mi"})
+    );
+    assert!(
+        c.stats()
+            .metrics
+            .render()
+            .contains("resizelet_resize_fields_missing_duration_seconds_count 1"),
+        "one erasure observed in the histogram"
+    );
+}
+
+#[tokio::test]
+async fn deferred_until_another_pod_is_deleted() {
+    let w = World::new();
+    let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
+    let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
+    let mut c = w.controller();
+    sync_all(&mut c, vec![a.clone(), b]).await;
+    let resized = w.resize("b", "1500m", "1Gi");
+    c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+    let v = w.pod("b");
+    let cond = &v["status"]["conditions"][0];
+    assert_eq!(cond["type"], "PodResizePending");
+    assert_eq!(cond["reason"], "Deferred");
+    assert_eq!(cond["observedGeneration"], 2);
+    assert!(cond["message"].as_str().unwrap().contains("cpu"), "{cond}");
+    assert_eq!(reasons(&w.writer), ["ResizeDeferred"]);
+    // pod a goes away: the deferred resize is retried and accepted
+    c.step(Input::Pod(watcher::Event::Delete(a))).await;
+    let v = w.pod("b");
+    assert!(
+        v["status"]["conditions"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    assert_eq!(
+        v["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+        "1500m"
+    );
+    assert_eq!(
+        reasons(&w.writer),
+        ["ResizeDeferred", "ResizeStarted", "ResizeCompleted"]
+    );
+}
+
+/// Node cpu 2, full: a (1 cpu), b (500m) and c (500m, priority 100). b asks for 1100m, then c
+/// for 1: both wait, b first in arrival order, c first in priority order. Returns a.
+async fn two_deferred_resizes(w: &World, c: &mut Controller) -> Pod {
+    let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
+    let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
+    let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
+    high.spec.as_mut().unwrap().priority = Some(100);
+    let c_pod = w.start(&high);
+    sync_all(c, vec![a.clone(), b, c_pod]).await;
+    let rb = w.resize("b", "1100m", "1Gi");
+    c.step(Input::Pod(watcher::Event::Apply(rb))).await;
+    let rc = w.resize("c", "1", "1Gi");
+    c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+    a
+}
+
+#[tokio::test]
+async fn deferred_resizes_are_retried_in_priority_order() {
+    let w = World::new();
+    let mut c = w.controller();
+    let a = two_deferred_resizes(&w, &mut c).await;
+    // what `resizelet explain b` shows: a (1) and c (500m) use the node's 2 cpu
+    let report = c.stats().pods.lock().unwrap()["ub"].clone();
+    let cpu = report
+        .admission
+        .iter()
+        .find(|l| l.resource == "cpu")
+        .unwrap();
+    assert_eq!(
+        (
+            cpu.allocatable.as_deref(),
+            cpu.other_pods.as_str(),
+            cpu.this_pod.as_str()
+        ),
+        (Some("2"), "1500m", "1100m")
+    );
+    for name in ["b", "c"] {
+        assert_eq!(
+            w.pod(name)["status"]["conditions"][0]["reason"],
+            "Deferred",
+            "{name}"
+        );
+    }
+    // a leaves: 1 cpu frees; c (priority 100) is retried first and fits (1 + 0.5), after
+    // which b (1.1 + 1 > 2) no longer does — in arrival order it would be the other way
+    c.step(Input::Pod(watcher::Event::Delete(a))).await;
+    assert_eq!(
+        w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+        "1"
+    );
+    assert_eq!(w.pod("b")["status"]["conditions"][0]["reason"], "Deferred");
+    assert!(c
+        .stats()
+        .metrics
+        .render()
+        .contains("kubelet_pod_deferred_accepted_resizes_total{retry_trigger=\"pods_removed\"} 1"));
+}
+
+#[tokio::test]
+async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
+    let w = World::new();
+    let mut c = w.controller();
+    let a = two_deferred_resizes(&w, &mut c).await;
+    // c (first in the queue) gets a pass of its own, held at its first CRI call …
+    w.runtime.hold_lists_for("uc");
+    c.handle(Input::Pod(watcher::Event::Apply(w.pod_object("c"))));
+    c.dispatch();
+    assert!(
+        c.sched.is_running(&"uc".to_string()),
+        "c has a pass of its own"
+    );
+    assert_eq!(c.queue.uids(), ["uc", "ub"]);
+    // … when a leaves and asks for a retry pass. A retry pass started now would run a second
+    // pass of c beside its own (or, skipping c, admit b into the freed cpu ahead of it): it
+    // waits until c's pass has ended
+    c.handle(Input::Pod(watcher::Event::Delete(a)));
+    c.dispatch();
+    assert!(c.retry_pass.is_some(), "pods removed asks for a retry pass");
+    assert!(
+        !c.retry_pass_running,
+        "the retry pass started while c's own pass was in flight"
+    );
+    let runtime = w.runtime.clone();
+    let release = tokio::spawn(async move {
+        let held = until(|| runtime.held_lists() == 1).await;
+        runtime.release_lists();
+        held
+    });
+    c.settle().await;
+    assert!(release.await.unwrap(), "c's pass never reached the runtime");
+    assert_eq!(
+        w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+        "1"
+    );
+    assert_eq!(w.pod("b")["status"]["conditions"][0]["reason"], "Deferred");
+}
+
+#[tokio::test]
+async fn conflicts_are_re_read_and_retried() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    w.writer
+        .fail_next(WriteError::Conflict { what: "pod".into() });
+    sync_all(&mut c, vec![pod]).await;
+    assert_eq!(c.stats().status_conflicts.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        w.pod("web")["status"]["containerStatuses"][0]["allocatedResources"]["memory"],
+        "256Mi"
+    );
+}
+
+/// Polls `f` until it holds; false after 10 s.
+async fn until(f: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn resizes_of_different_pods_are_enacted_concurrently() {
+    let w = World::new();
+    let a = w.start(&api_pod("a", "ua", 1, "500m", "256Mi"));
+    let b = w.start(&api_pod("b", "ub", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    sync_all(&mut c, vec![a, b]).await;
+    w.runtime.hold_updates();
+    let (ra, rb) = (
+        w.resize("a", "700m", "256Mi"),
+        w.resize("b", "700m", "256Mi"),
+    );
+    c.handle(Input::Pod(watcher::Event::Apply(ra)));
+    c.handle(Input::Pod(watcher::Event::Apply(rb)));
+    let runtime = w.runtime.clone();
+    let release = tokio::spawn(async move {
+        // both pods' CRI updates are in flight at once (serialised passes would show one)
+        let both = until(|| runtime.held_updates() == 2).await;
+        runtime.release_updates();
+        both
+    });
+    c.settle().await;
+    assert!(
+        release.await.unwrap(),
+        "the two pods' updates never overlapped"
+    );
+    for name in ["a", "b"] {
+        assert_eq!(
+            w.pod(name)["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+            "700m"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_enactment_writes_in_progress_first() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    Arc::get_mut(&mut c.shared)
+        .unwrap()
+        .opts
+        .in_progress_threshold = Duration::from_millis(5);
+    sync_all(&mut c, vec![pod]).await;
+    let writes = w.writer.status_patches().len();
+    w.runtime.hold_updates();
+    let resized = w.resize("web", "1", "256Mi");
+    c.handle(Input::Pod(watcher::Event::Apply(resized)));
+    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
+    let release = tokio::spawn(async move {
+        let seen = until(|| writer.status_patches().len() > writes).await;
+        let pod = serde_json::to_value(writer.pod("ns", "web").unwrap()).unwrap();
+        runtime.release_updates();
+        assert!(seen, "no status write while the enactment was held");
+        pod
+    });
+    c.settle().await;
+    let during = release.await.unwrap();
+    assert_eq!(
+        during["status"]["conditions"][0]["type"],
+        "PodResizeInProgress"
+    );
+    assert_eq!(
+        during["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
+        "1"
+    );
+    assert_eq!(
+        during["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"], "500m",
+        "actual values stay the old ones until enacted"
+    );
+    let after = w.pod("web");
+    assert!(
+        after["status"]["conditions"].as_array().unwrap().is_empty(),
+        "{after}"
+    );
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["resources"]["limits"]["cpu"],
+        "1"
+    );
+    assert_eq!(w.writer.status_patches().len(), writes + 2);
+    assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
+}
+
+#[tokio::test]
+async fn stands_down_when_the_kubelet_writes_resize_conditions() {
+    let w = World::new();
+    let mut pod = api_pod("web", "u1", 1, "500m", "256Mi");
+    pod.metadata.managed_fields = Some(vec![serde_json::from_value(json!({
+        "manager": "kubelet", "operation": "Update", "subresource": "status",
+        "apiVersion": "v1", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:status": {"f:conditions": {
+            "k:{\"type\":\"PodResizeInProgress\"}": {".": {}, "f:type": {}}}}}
+    }))
+    .unwrap()]);
+    let pod = w.start(&pod);
+    let mut c = w.controller();
+    sync_all(&mut c, vec![pod]).await;
+    assert!(
+        w.writer.status_patches().is_empty(),
+        "acted next to a resizing kubelet"
+    );
+    let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
+    assert!(why.contains("PodResizeInProgress of pod ns/web"), "{why}");
+    let events = w.writer.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason.as_deref(), Some("ResizeletStandingDown"));
+    assert_eq!(
+        events[0].regarding.as_ref().unwrap().kind.as_deref(),
+        Some("Node")
+    );
+    assert!(c
+        .stats()
+        .metrics
+        .render()
+        .contains("resizelet_stand_down 1"));
+}
+
+#[test]
+fn a_gate_off_kubelet_owning_container_statuses_is_no_evidence() {
+    let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        serde_json::from_value(json!({"managedFields": [{
+            "manager": "kubelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:containerStatuses": {}, "f:conditions": {
+                "k:{\"type\":\"Ready\"}": {}}}}}, {
+            "manager": "resizelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {
+                "k:{\"type\":\"PodResizePending\"}": {}}}}}]}))
+        .unwrap();
+    assert!(crate::k8s::convert::kubelet_resize_conditions(&meta).is_empty());
+}
+
+#[tokio::test]
+async fn stands_down_next_to_a_resizing_kubelet() {
+    let w = World::new();
+    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+    let mut c = w.controller();
+    let mut node = api_node("2", "4Gi");
+    node.status
+        .as_mut()
+        .unwrap()
+        .node_info
+        .as_mut()
+        .unwrap()
+        .kubelet_version = "v1.35.0".into();
+    c.step(Input::Node(watcher::Event::Apply(node))).await;
+    c.step(Input::Pod(watcher::Event::Init)).await;
+    c.step(Input::Pod(watcher::Event::InitApply(pod))).await;
+    c.step(Input::Pod(watcher::Event::InitDone)).await;
+    assert!(w.writer.status_patches().is_empty());
+    let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
+    assert!(why.contains("v1.35.0"), "{why}");
+}
+
+mod model;
+mod quick;
