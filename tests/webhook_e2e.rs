@@ -158,8 +158,15 @@ async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
         .collect()
         .await;
     let pods: Vec<TestPod> = running.iter().map(|r| r.pod.clone()).collect();
+    // each pod once seen with its fields (without the webhook they are erased again and again)
+    let mut ready = std::collections::BTreeSet::new();
     until("every pod's resize fields", Duration::from_secs(60), || {
-        pods.iter().all(|p| resize_fields_present(&cluster.pod(p)))
+        for p in &pods {
+            if !ready.contains(&p.name) && resize_fields_present(&cluster.pod(p)) {
+                ready.insert(p.name.clone());
+            }
+        }
+        ready.len() == pods.len()
     })
     .await;
 
