@@ -16,5 +16,6 @@ pub mod engine;
 pub mod executor;
 pub mod host;
 pub mod k8s;
+pub mod kubelet_config;
 pub mod metrics;
 pub mod webhook;

@@ -182,10 +182,21 @@ async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
                 Ok(_) => {}
                 Err(e) if e.contains("without support for resize") => {
                     out.refusals += 1;
-                    cluster
-                        .resize(p, &next)
-                        .await
-                        .expect("resize accepted on retry");
+                    // retried (like a client) until the fields are back; a busy node under the
+                    // war can take longer than the harness's 20 s for one pod
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    loop {
+                        match cluster.resize_once(p, &next).await {
+                            Ok(_) => break,
+                            Err(e)
+                                if e.contains("without support for resize")
+                                    && Instant::now() < deadline =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(20)).await
+                            }
+                            Err(e) => panic!("resize of {}: {e}", p.name),
+                        }
+                    }
                 }
                 Err(e) => panic!("resize of {}: {e}", p.name),
             }

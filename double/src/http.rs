@@ -198,11 +198,12 @@ fn route(
     let (kind, ns, name, sub, api_version): (Kind, Option<&str>, Option<&str>, Option<&str>, &str) =
         match segs {
             ["version"] => {
+                let minor = store.lock().minor_version;
                 return ok(json!({
-                    "major": "1", "minor": "33", "gitVersion": "v1.33.0-double",
+                    "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-double"),
                     "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
                     "goVersion": "", "compiler": "gc", "platform": "linux/amd64"
-                }))
+                }));
             }
             ["api", "v1", "pods"] => (Kind::Pod, None, None, None, "v1"),
             ["api", "v1", "events"] => (Kind::Event, None, None, None, "v1"),

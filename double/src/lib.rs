@@ -215,6 +215,12 @@ impl ApiServer {
         ApiServer { inner }
     }
 
+    /// Serves as kube-apiserver 1.`minor` (default 33): `/version`, and from 32 down
+    /// `status.resize = Proposed` on every resize that changes resources.
+    pub fn set_minor_version(&self, minor: u32) {
+        self.store().lock().minor_version = minor;
+    }
+
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.inner.addr)

@@ -55,6 +55,9 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     pub bookmark_interval: Duration,
     pub epoch: u64,
+    /// The kube-apiserver minor version served (`/version`; 32 and older set
+    /// `status.resize = Proposed` on a resize).
+    pub minor_version: u32,
 }
 
 pub struct Store {
@@ -175,6 +178,7 @@ impl Store {
                 faults: VecDeque::new(),
                 bookmark_interval: Duration::from_secs(1),
                 epoch: 0,
+                minor_version: 33,
             }),
             tx,
             epoch_tx,
@@ -484,6 +488,22 @@ impl Store {
         st.stats.resize_patches += 1;
         if new == cur {
             return Ok(cur);
+        }
+        // 1.32's MarkPodProposedForResize (pkg/registry/core/pod/strategy.go): a resize that
+        // changes a container's resources sets status.resize = Proposed
+        if st.minor_version <= 32 {
+            let resources = |p: &Value| {
+                p.pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .map(|cs| {
+                        cs.iter()
+                            .map(|c| c["resources"].clone())
+                            .collect::<Vec<_>>()
+                    })
+            };
+            if resources(&cur) != resources(&new) {
+                new["status"]["resize"] = "Proposed".into();
+            }
         }
         let generation = cur
             .pointer("/metadata/generation")

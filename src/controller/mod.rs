@@ -70,6 +70,8 @@ pub struct ControllerOptions {
     pub legacy_resize_status: bool,
     /// Act even when the node's kubelet enacts resizes itself (decision 6 override).
     pub ignore_resizing_kubelet: bool,
+    /// The kubelet's `InPlacePodVerticalScaling` gate from its configuration file (decision 6).
+    pub kubelet_resize_gate: crate::kubelet_config::ResizeGate,
     /// Decision 5: an enactment still running after this long gets an intermediate
     /// `PodResizeInProgress` status write before the final one.
     pub in_progress_threshold: Duration,
@@ -85,6 +87,7 @@ impl ControllerOptions {
             node_name: node_name.into(),
             legacy_resize_status: false,
             ignore_resizing_kubelet: false,
+            kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
             pod_selector: Default::default(),

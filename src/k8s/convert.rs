@@ -324,6 +324,17 @@ pub struct NodeView {
     pub unparsable: Vec<String>,
 }
 
+/// The API server's `/version` answer.
+pub fn server_version(
+    info: &k8s_openapi::apimachinery::pkg::version::Info,
+) -> crate::config::ServerVersion {
+    crate::config::ServerVersion {
+        major: info.major.clone(),
+        minor: info.minor.clone(),
+        git_version: info.git_version.clone(),
+    }
+}
+
 pub fn node_view(node: &Node) -> NodeView {
     let status = node.status.clone().unwrap_or_default();
     let mut view = NodeView {

@@ -290,7 +290,7 @@ impl Agent {
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
-            .args(["--cgroup-root", cgroup_root, "--cgroup-driver", "cgroupfs"])
+            .args(["--cgroup-mount", cgroup_root, "--cgroup-driver", "cgroupfs"])
             .arg("--root-dir")
             .arg(root_dir)
             .args(["--admin-address", &admin])
