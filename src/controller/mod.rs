@@ -77,6 +77,8 @@ pub struct ControllerOptions {
     pub in_progress_threshold: Duration,
     /// Test hook: abort the process right after plan step N of an enactment was applied.
     pub crash_after_step: Option<usize>,
+    /// Only pods it selects get status writes (`--pod-selector`; default every pod).
+    pub pod_selector: crate::k8s::selector::LabelSelector,
 }
 
 impl ControllerOptions {
@@ -88,6 +90,7 @@ impl ControllerOptions {
             kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
+            pod_selector: Default::default(),
         }
     }
 }

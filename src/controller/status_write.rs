@@ -96,6 +96,11 @@ pub(super) async fn write_status(
         ok: false,
         retry: Retry::Keep,
     };
+    if !shared.opts.pod_selector.matches(&view.labels) {
+        // never written: its status keeps no resize fields, so the API server refuses resizes
+        result.ok = true;
+        return result;
+    }
     for attempt in 0..=CONFLICT_RETRIES {
         let intent = StatusIntent {
             containers,

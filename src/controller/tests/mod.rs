@@ -127,6 +127,31 @@ fn reasons(w: &MemoryWriter) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn pods_outside_the_pod_selector_are_never_written() {
+    let w = World::new();
+    let mut selected = api_pod("web", "u1", 1, "500m", "256Mi");
+    selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+    let selected = w.start(&selected);
+    let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
+    let engine = Engine::open(
+        w.runtime.clone(),
+        w.cgroups.clone(),
+        Arc::new(MemoryCheckpointStore::new()),
+        w.config.clone(),
+    )
+    .unwrap();
+    let mut opts = ControllerOptions::new("n1");
+    opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+    let mut c = Controller::new(engine, w.writer.clone(), opts);
+    sync_all(&mut c, vec![selected, other]).await;
+    assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
+    assert!(w.pod("other")["status"]["containerStatuses"][0]
+        .get("resources")
+        .is_none());
+    assert_eq!(w.writer.status_patches().len(), 1);
+}
+
+#[tokio::test]
 async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let w = World::new();
     let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
