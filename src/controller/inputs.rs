@@ -11,7 +11,8 @@ use crate::core::queue::Trigger;
 use crate::k8s::convert::{node_view, pod_view, PodView};
 use crate::k8s::Input;
 
-use super::*;
+use super::standdown::kubelet_minor;
+use super::Controller;
 
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {
