@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use resizelet::core::admission::{admit, Decision, NodePressure};
-use resizelet::core::cri_values::pod_cgroup_values;
 use resizelet::core::plan::{plan_pod_resize, PlanInput};
+use resizelet::core::pod_cgroup::pod_cgroup_values;
 use resizelet::core::pod_status::{next_conditions, PassResult, ResizeConditions};
 use resizelet::core::queue::{PendingQueue, QueueEntry};
 use resizelet::core::status::{allocated_resources_status, container_resources_status};

@@ -22,9 +22,10 @@ use fixtures::{node, percentile, pod, resized};
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::checkpoint::FileCheckpointStore;
 use resizelet::core::admission::{admit, NodePressure};
-use resizelet::core::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
+use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupDriver, CgroupVersion};
-use resizelet::core::plan::{plan_pod_resize, PlanInput};
+use resizelet::core::plan::{plan_pod_resize, Limit, PlanInput};
+use resizelet::core::pod_cgroup::pod_cgroup_values;
 use resizelet::core::resources::{PodSpec, QosClass};
 use resizelet::cri::fake::FakeRuntime;
 use resizelet::engine::{Checkpoints, Engine};
@@ -193,8 +194,14 @@ async fn scale(short: bool, rows: &mut Vec<Row>) {
             resizelet::core::conversions::shares_to_weight_linear(v.cpu_shares.unwrap_or(2));
         for (f, val) in [
             ("cpu.weight", weight.to_string()),
-            ("cpu.max", format!("{} 100000", v.cpu_quota.unwrap_or(-1))),
-            ("memory.max", v.memory_limit.unwrap_or(-1).to_string()),
+            (
+                "cpu.max",
+                format!("{} 100000", v.cpu_quota.unwrap_or(Limit::Max)),
+            ),
+            (
+                "memory.max",
+                v.memory_limit.unwrap_or(Limit::Max).to_string(),
+            ),
             ("memory.current", "1000000".to_string()),
         ] {
             std::fs::write(pod_dir.join(f), format!("{val}\n")).expect("cgroup file");

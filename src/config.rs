@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::node::CgroupDriver;
+use crate::core::node::{CgroupDriver, NodeSwapBehavior};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,6 +61,25 @@ impl From<DriverName> for CgroupDriver {
     }
 }
 
+/// The kubelet's `memorySwap.swapBehavior`, as named in flags and the file (the kubelet's
+/// spelling; its empty default is `NoSwap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum SwapBehaviorName {
+    #[value(name = "NoSwap")]
+    NoSwap,
+    #[value(name = "LimitedSwap")]
+    LimitedSwap,
+}
+
+impl From<SwapBehaviorName> for NodeSwapBehavior {
+    fn from(b: SwapBehaviorName) -> Self {
+        match b {
+            SwapBehaviorName::NoSwap => NodeSwapBehavior::NoSwap,
+            SwapBehaviorName::LimitedSwap => NodeSwapBehavior::LimitedSwap,
+        }
+    }
+}
+
 /// One layer of settings (a file, or what flags and the environment gave); `None` = not set
 /// here.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -71,6 +90,7 @@ pub struct Layer {
     pub container_runtime_endpoint: Option<String>,
     pub cgroup_root: Option<PathBuf>,
     pub cgroup_driver: Option<DriverName>,
+    pub swap_behavior: Option<SwapBehaviorName>,
     pub cri_timeout_ms: Option<u64>,
     pub root_dir: Option<PathBuf>,
     pub admin_address: Option<String>,
@@ -99,6 +119,7 @@ impl Layer {
             container_runtime_endpoint,
             cgroup_root,
             cgroup_driver,
+            swap_behavior,
             cri_timeout_ms,
             root_dir,
             admin_address,
@@ -120,6 +141,7 @@ pub fn defaults() -> Layer {
         container_runtime_endpoint: Some("unix:///run/containerd/containerd.sock".into()),
         cgroup_root: Some("/sys/fs/cgroup".into()),
         cgroup_driver: Some(DriverName::Cgroupfs),
+        swap_behavior: Some(SwapBehaviorName::NoSwap),
         cri_timeout_ms: Some(2000),
         root_dir: Some("/var/lib/resizelet".into()),
         admin_address: Some("127.0.0.1:10258".into()),
@@ -189,6 +211,7 @@ pub struct Settings {
     pub container_runtime_endpoint: String,
     pub cgroup_root: PathBuf,
     pub cgroup_driver: CgroupDriver,
+    pub swap_behavior: NodeSwapBehavior,
     pub cri_timeout: Duration,
     pub root_dir: PathBuf,
     pub admin_address: SocketAddr,
@@ -278,6 +301,10 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         container_runtime_endpoint: endpoint,
         cgroup_root: layer.cgroup_root.unwrap_or_default(),
         cgroup_driver: layer.cgroup_driver.unwrap_or(DriverName::Cgroupfs).into(),
+        swap_behavior: layer
+            .swap_behavior
+            .unwrap_or(SwapBehaviorName::NoSwap)
+            .into(),
         cri_timeout: Duration::from_millis(cri_timeout_ms),
         root_dir: layer.root_dir.unwrap_or_default(),
         admin_address,
@@ -312,6 +339,10 @@ cgroup-root = "/sys/fs/cgroup"
 
 # The kubelet's cgroup driver (its cgroupDriver setting): "cgroupfs" or "systemd".
 cgroup-driver = "cgroupfs"
+
+# The kubelet's memorySwap.swapBehavior: "NoSwap" or "LimitedSwap" (swap share per Burstable
+# container on cgroup v2; sent again with every resize).
+swap-behavior = "NoSwap"
 
 # Deadline of each CRI call, in milliseconds.
 cri-timeout-ms = 2000
@@ -348,7 +379,7 @@ pub fn describe(s: &Settings) -> String {
         CgroupDriver::Systemd => "systemd",
     };
     format!(
-        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\nlog-level = {:?}\nlog-format = {:?}\n",
+        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\nswap-behavior = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\nlog-level = {:?}\nlog-format = {:?}\n",
         s.node_name,
         s.kubeconfig
             .as_ref()
@@ -356,6 +387,10 @@ pub fn describe(s: &Settings) -> String {
         s.container_runtime_endpoint,
         s.cgroup_root.display().to_string(),
         driver,
+        match s.swap_behavior {
+            NodeSwapBehavior::NoSwap => "NoSwap",
+            NodeSwapBehavior::LimitedSwap => "LimitedSwap",
+        },
         s.cri_timeout.as_millis(),
         s.root_dir.display().to_string(),
         s.admin_address.to_string(),

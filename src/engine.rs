@@ -526,8 +526,9 @@ pub fn pod_name(pod: &PodSpec) -> String {
 #[cfg(test)]
 pub(crate) mod testing {
     use crate::cgroup::memory::MemoryCgroupFs;
-    use crate::core::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
+    use crate::core::container_resources::{container_linux_resources, Reduced};
     use crate::core::node::NodeConfig;
+    use crate::core::pod_cgroup::pod_cgroup_values;
     use crate::core::resources::PodSpec;
     use crate::cri::fake::FakeRuntime;
 
@@ -632,7 +633,10 @@ mod tests {
                 .memory_limit_in_bytes,
             2 << 30
         );
-        assert_eq!(node.cgroups.pod("u1").unwrap().memory_limit, Some(2 << 30));
+        assert_eq!(
+            node.cgroups.pod("u1").unwrap().memory_limit,
+            Some(crate::core::plan::Limit::Value(2 << 30))
+        );
 
         // a restarted agent reloads both checkpoints: nothing is re-admitted or re-enacted
         let calls = node

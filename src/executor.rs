@@ -254,9 +254,9 @@ mod tests {
     use super::*;
     use crate::cgroup::memory::MemoryCgroupFs;
     use crate::checkpoint::MemoryCheckpointStore;
-    use crate::core::cri_values::pod_cgroup_values;
     use crate::core::node::{CgroupVersion, NodeConfig};
-    use crate::core::plan::{plan_pod_resize, PlanInput};
+    use crate::core::plan::{plan_pod_resize, Limit, PlanInput};
+    use crate::core::pod_cgroup::pod_cgroup_values;
     use crate::core::resources::testing::*;
     use crate::core::resources::{PodSpec, QosClass};
     use crate::core::runtime::{ContainerState, LinuxResources, RuntimeContainer};
@@ -375,9 +375,11 @@ mod tests {
                 .map(|(_, w)| *w)
                 .collect::<Vec<_>>(),
             [
-                PodCgroupWrite::MemoryLimit { bytes: 256 << 20 },
+                PodCgroupWrite::MemoryLimit {
+                    bytes: Limit::Value(256 << 20)
+                },
                 PodCgroupWrite::CpuLimit {
-                    quota: 40_000,
+                    quota: Limit::Value(40_000),
                     period: 100_000
                 },
                 PodCgroupWrite::CpuRequest { shares: 307 },

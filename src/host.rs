@@ -1,5 +1,5 @@
-//! Node inputs read from this host (spec §1) for standalone use: machine memory, cpu count, the
-//! cgroup layout; `node.status.allocatable` comes from configuration (default: the capacity).
+//! Node inputs read from this host (spec §1) for standalone use: machine memory, swap capacity
+//! and swap controller, cpu count, the cgroup layout; `node.status.allocatable` comes from configuration (default: the capacity).
 
 use crate::core::node::{CgroupDriver, NodeConfig};
 use crate::core::quantity::Quantity;
@@ -29,9 +29,44 @@ pub fn machine_memory_bytes() -> Result<i64, HostError> {
 }
 
 fn parse_mem_total(meminfo: &str) -> Option<i64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    meminfo_bytes(meminfo, "MemTotal:")
+}
+
+/// A `<key> <n> kB` line of `/proc/meminfo`, in bytes.
+fn meminfo_bytes(meminfo: &str, key: &str) -> Option<i64> {
+    let line = meminfo.lines().find(|l| l.starts_with(key))?;
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Swap capacity (cadvisor's `SwapCapacity`: `SwapTotal` of `/proc/meminfo`), 0 when unknown.
+pub fn swap_capacity_bytes() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| meminfo_bytes(&t, "SwapTotal:"))
+        .unwrap_or(0)
+}
+
+/// The kubelet's `swapControllerAvailable`: v2 `memory.swap.max` in this process's own cgroup
+/// (the root cgroup has none), v1 `memory/memory.memsw.limit_in_bytes`.
+pub fn swap_controller_available(version: crate::core::node::CgroupVersion) -> bool {
+    let path = match version {
+        crate::core::node::CgroupVersion::V1 => {
+            std::path::PathBuf::from("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        }
+        crate::core::node::CgroupVersion::V2 => {
+            let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+                return false;
+            };
+            let Some(path) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+                return false;
+            };
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(path.trim_start_matches('/'))
+                .join("memory.swap.max")
+        }
+    };
+    path.exists()
 }
 
 /// `cpu=4,memory=8Gi` → ResourceList, with clear errors.
@@ -75,6 +110,8 @@ pub fn node_config(
         cgroup_version: version,
         cgroup_driver: driver,
         machine_memory_bytes: memory,
+        swap_available: swap_controller_available(version),
+        swap_capacity_bytes: swap_capacity_bytes(),
         allocatable,
         ..NodeConfig::default()
     })
@@ -91,6 +128,10 @@ mod tests {
             Some(24_576_000 * 1024)
         );
         assert_eq!(parse_mem_total("nothing"), None);
+        assert_eq!(
+            meminfo_bytes("MemTotal: 1 kB\nSwapTotal:  5242876 kB\n", "SwapTotal:"),
+            Some(5_242_876 * 1024)
+        );
         let l = parse_resource_list("cpu=4, memory=8Gi").unwrap();
         assert_eq!(l["memory"], Quantity::parse("8Gi").unwrap());
         let err = parse_resource_list("cpu=4,memory=8GB").unwrap_err();

@@ -81,6 +81,9 @@ struct RunArgs {
     /// The kubelet's cgroup driver [default: cgroupfs].
     #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum)]
     cgroup_driver: Option<resizelet::config::DriverName>,
+    /// The kubelet's memorySwap.swapBehavior [default: NoSwap].
+    #[arg(long, env = "RESIZELET_SWAP_BEHAVIOR", value_enum)]
+    swap_behavior: Option<resizelet::config::SwapBehaviorName>,
     /// Deadline of each CRI call, in milliseconds [default: 2000].
     #[arg(long, env = "RESIZELET_CRI_TIMEOUT_MS")]
     cri_timeout_ms: Option<u64>,
@@ -126,6 +129,7 @@ impl RunArgs {
             container_runtime_endpoint: self.container_runtime_endpoint.clone(),
             cgroup_root: self.cgroup_root.clone(),
             cgroup_driver: self.cgroup_driver,
+            swap_behavior: self.swap_behavior,
             cri_timeout_ms: self.cri_timeout_ms,
             root_dir: self.root_dir.clone(),
             admin_address: self.admin_address.clone(),
@@ -355,6 +359,7 @@ struct Host {
     endpoint: String,
     cgroup_root: PathBuf,
     driver: CgroupDriver,
+    swap_behavior: resizelet::core::node::NodeSwapBehavior,
     cri_timeout: std::time::Duration,
 }
 
@@ -364,6 +369,7 @@ impl From<&HostArgs> for Host {
             endpoint: h.container_runtime_endpoint.clone(),
             cgroup_root: h.cgroup_root.clone(),
             driver: h.cgroup_driver.into(),
+            swap_behavior: resizelet::core::node::NodeSwapBehavior::NoSwap,
             cri_timeout: std::time::Duration::from_millis(h.cri_timeout_ms),
         }
     }
@@ -386,7 +392,8 @@ async fn open_engine(
     let driver = host.driver;
     let cgroups =
         resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
-    let node = resizelet::host::node_config(layout.version, driver, allocatable)?;
+    let mut node = resizelet::host::node_config(layout.version, driver, allocatable)?;
+    node.swap_behavior = host.swap_behavior;
     let runtime =
         resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
             .await?;
@@ -415,6 +422,7 @@ async fn run_agent(
         endpoint: s.container_runtime_endpoint.clone(),
         cgroup_root: s.cgroup_root.clone(),
         driver: s.cgroup_driver,
+        swap_behavior: s.swap_behavior,
         cri_timeout: s.cri_timeout,
     };
     let (kubeconfig, root_dir, qps, burst) = (

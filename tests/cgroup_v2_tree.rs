@@ -13,8 +13,8 @@ use std::sync::Arc;
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::checkpoint::MemoryCheckpointStore;
 use resizelet::core::admission::{Decision, NodePressure};
-use resizelet::core::cri_values::{container_linux_resources, Reduced};
-use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig};
+use resizelet::core::container_resources::{container_linux_resources, Reduced};
+use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig, NodeSwapBehavior};
 use resizelet::core::quantity::Quantity;
 use resizelet::core::resources::{QosClass, ResourceList};
 use resizelet::cri::fake::{Call, CallKind, FakeRuntime};
@@ -176,4 +176,107 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
         ["cpu.max", "cpu.weight", "memory.current", "memory.max"]
     );
     drop(container_dirs);
+}
+
+/// LimitedSwap (cgroup v2): a Burstable container's `memory.swap.max` is its memory request's
+/// share of the node's swap (`kubernetes/kubernetes v1.36 pkg/kubelet/kuberuntime/
+/// kuberuntime_container_linux.go` `calcSwapForBurstablePods`), and every CRI update repeats it:
+/// a cpu-only resize must not take the swap away (it used to send "0").
+#[tokio::test]
+async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() {
+    let root = tempfile::tempdir().unwrap();
+    let pod = TestPod::new(
+        "swap",
+        QosClass::Burstable,
+        vec![c("app", (100, 200), (1024, 2048))],
+    );
+    let spec = pod_spec(&pod);
+    let pod_dir = root
+        .path()
+        .join(format!("kubepods/burstable/pod{}", pod.uid));
+    // pod cgroup per §11.2: 100m → 102 shares → weight 4, 200m → quota 20000, 2Gi
+    write(
+        &pod_dir,
+        &v2_files(4, "20000 100000", &(2048 * MIB).to_string(), 40 * MIB),
+    );
+    let node = NodeConfig {
+        cgroup_version: CgroupVersion::V2,
+        cgroup_driver: CgroupDriver::Cgroupfs,
+        machine_memory_bytes: 40 << 30,
+        swap_behavior: NodeSwapBehavior::LimitedSwap,
+        swap_available: true,
+        swap_capacity_bytes: 5 << 30,
+        allocatable: ResourceList::from([
+            ("cpu".to_string(), Quantity::parse("4").unwrap()),
+            ("memory".to_string(), Quantity::parse("40Gi").unwrap()),
+        ]),
+        ..NodeConfig::default()
+    };
+    // 1Gi of 40Gi memory with 5Gi of swap
+    const SHARE: &str = "134217728";
+    let container = &spec.containers[0];
+    let created =
+        container_linux_resources(&spec, container, Reduced::of(&container.resources), &node);
+    assert_eq!(
+        created.unified.get("memory.swap.max").map(String::as_str),
+        Some(SHARE)
+    );
+    let runtime = Arc::new(FakeRuntime::new());
+    runtime.add_running(&pod.uid, "app", "c0ffee0", created.clone());
+    // the container cgroup as runc leaves it after creation
+    let container_dir = pod_dir.join("cri-containerd-c0ffee0.scope");
+    let mut files = v2_files(4, "20000 100000", &(2048 * MIB).to_string(), 20 * MIB);
+    files.push(("memory.swap.max", SHARE.to_string()));
+    write(&container_dir, &files);
+    let engine = Engine::open(
+        runtime.clone(),
+        Arc::new(RealCgroupFs::v2(root.path(), CgroupDriver::Cgroupfs)),
+        Arc::new(MemoryCheckpointStore::new()),
+        node,
+    )
+    .unwrap();
+    let first = engine
+        .sync_pod(&spec, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert!(first.plan.is_empty(), "{:?}", first.plan);
+
+    // cpu only: 100m/200m → 300m/500m; memory untouched
+    let desired = resized(&spec, &[c("app", (300, 500), (1024, 2048))]);
+    let out = engine
+        .sync_pod(&desired, &[], NodePressure::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.decision, Decision::Accepted);
+    out.enactment.expect("enactment");
+    let updates: Vec<_> = runtime
+        .calls_of(CallKind::UpdateContainerResources)
+        .into_iter()
+        .map(|call| match call {
+            Call::UpdateContainerResources { resources, .. } => resources,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!((updates[0].cpu_shares, updates[0].cpu_quota), (307, 50_000));
+    assert_eq!(
+        updates[0]
+            .unified
+            .get("memory.swap.max")
+            .map(String::as_str),
+        Some(SHARE),
+        "the update must repeat the container's swap share"
+    );
+    // What runc writes from the update's unified map lands on the container cgroup: the swap
+    // share stays.
+    for (file, value) in &updates[0].unified {
+        if container_dir.join(file).exists() {
+            fs::write(container_dir.join(file), value).unwrap();
+        }
+    }
+    assert_eq!(read(&container_dir, "memory.swap.max"), SHARE);
+    // the pod cgroup got the cpu values, memory and swap left alone
+    assert_eq!(read(&pod_dir, "cpu.max"), "50000 100000");
+    assert_eq!(read(&pod_dir, "memory.max"), (2048 * MIB).to_string());
+    assert!(!pod_dir.join("memory.swap.max").exists());
 }

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use resizelet::core::plan::PodCgroupValues;
+use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::resources::QosClass;
 use resizelet::core::runtime::{ContainerState, LinuxResources};
 use resizelet::cri::client::CriClient;
@@ -30,12 +30,16 @@ fn cpu_memory(r: &LinuxResources) -> (i64, i64, i64, i64) {
 fn cgroup_values_of(r: &LinuxResources) -> PodCgroupValues {
     PodCgroupValues {
         cpu_shares: Some(r.cpu_shares as u64),
-        cpu_quota: Some(if r.cpu_quota == 0 { -1 } else { r.cpu_quota }),
+        cpu_quota: Some(if r.cpu_quota == 0 {
+            Limit::Max
+        } else {
+            Limit::from_quota(r.cpu_quota)
+        }),
         cpu_period: Some(r.cpu_period as u64),
         memory_limit: Some(if r.memory_limit_in_bytes == 0 {
-            -1
+            Limit::Max
         } else {
-            r.memory_limit_in_bytes
+            Limit::from_memory(r.memory_limit_in_bytes)
         }),
     }
 }
@@ -81,7 +85,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
     assert_eq!(running.container_cgroup_values("app").cpu_shares, Some(102));
     assert_eq!(
         running.container_cgroup_values("app").cpu_quota,
-        Some(20_000)
+        Some(Limit::Value(20_000))
     );
 
     let status = kubelet.client.container_status(&id).await.expect("status");
@@ -222,9 +226,9 @@ async fn guaranteed_pod_cgroup_gets_kubelet_values() {
         running.pod_cgroup_values(),
         PodCgroupValues {
             cpu_shares: Some(512),
-            cpu_quota: Some(50_000),
+            cpu_quota: Some(Limit::Value(50_000)),
             cpu_period: Some(100_000),
-            memory_limit: Some(96 * MIB),
+            memory_limit: Some(Limit::Value(96 * MIB)),
         }
     );
     for name in ["a", "b"] {

@@ -6,6 +6,7 @@ mod support;
 use std::process::Command;
 
 use resizelet::checkpoint::FileCheckpointStore;
+use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet::core::state::{decode, CheckpointKind};
 use support::engine::{pod_spec, resized};
@@ -60,16 +61,22 @@ async fn crash_between_steps_then_rerun_converges() {
         String::from_utf8_lossy(&crashed.stderr)
     );
     // half done: memory enacted and recorded, cpu untouched
-    assert_eq!(running.pod_cgroup_values().memory_limit, Some(128 * MIB));
+    assert_eq!(
+        running.pod_cgroup_values().memory_limit,
+        Some(Limit::Value(128 * MIB))
+    );
     assert_eq!(
         running.container_cgroup_values("app").memory_limit,
-        Some(128 * MIB)
+        Some(Limit::Value(128 * MIB))
     );
     assert_eq!(
         running.container_cgroup_values("app").cpu_quota,
-        Some(20_000)
+        Some(Limit::Value(20_000))
     );
-    assert_eq!(running.pod_cgroup_values().cpu_quota, Some(20_000));
+    assert_eq!(
+        running.pod_cgroup_values().cpu_quota,
+        Some(Limit::Value(20_000))
+    );
     let pod_file_path = FileCheckpointStore::new(&state)
         .unwrap()
         .pod_path(CheckpointKind::Actuated, &pod.uid);
@@ -93,12 +100,20 @@ async fn crash_between_steps_then_rerun_converges() {
     let app = running.container_cgroup_values("app");
     assert_eq!(
         (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (Some(307), Some(40_000), Some(128 * MIB))
+        (
+            Some(307),
+            Some(Limit::Value(40_000)),
+            Some(Limit::Value(128 * MIB))
+        )
     );
     let p = running.pod_cgroup_values();
     assert_eq!(
         (p.cpu_shares, p.cpu_quota, p.memory_limit),
-        (Some(307), Some(40_000), Some(128 * MIB))
+        (
+            Some(307),
+            Some(Limit::Value(40_000)),
+            Some(Limit::Value(128 * MIB))
+        )
     );
 
     // a third run finds nothing to do

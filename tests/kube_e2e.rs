@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet_double::Fault;
 use support::cluster::{condition, resize_done, resize_fields_present, Agent, Cluster, DEADLINE};
@@ -97,12 +98,16 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     let app = g_run.container_cgroup_values("app");
     assert_eq!(
         (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (Some(409), Some(40_000), Some(96 * MIB))
+        (
+            Some(409),
+            Some(Limit::Value(40_000)),
+            Some(Limit::Value(96 * MIB))
+        )
     );
     let pod_cg = g_run.pod_cgroup_values();
     assert_eq!(
         (pod_cg.cpu_quota, pod_cg.memory_limit),
-        (Some(40_000), Some(96 * MIB))
+        (Some(Limit::Value(40_000)), Some(Limit::Value(96 * MIB)))
     );
     let st = &p["status"]["containerStatuses"][0];
     assert_eq!(st["resources"]["limits"]["cpu"], "400m");
@@ -133,13 +138,22 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         .await
         .expect("resize");
     done(&cluster, &b).await;
-    assert_eq!(b_run.container_cgroup_values("c1").cpu_quota, Some(50_000));
-    assert_eq!(b_run.container_cgroup_values("c2").cpu_quota, Some(20_000));
+    assert_eq!(
+        b_run.container_cgroup_values("c1").cpu_quota,
+        Some(Limit::Value(50_000))
+    );
+    assert_eq!(
+        b_run.container_cgroup_values("c2").cpu_quota,
+        Some(Limit::Value(20_000))
+    );
     assert_eq!(
         b_run.container_cgroup_values("c2").memory_limit,
-        Some(128 * MIB)
+        Some(Limit::Value(128 * MIB))
     );
-    assert_eq!(b_run.pod_cgroup_values().memory_limit, Some(320 * MIB));
+    assert_eq!(
+        b_run.pod_cgroup_values().memory_limit,
+        Some(Limit::Value(320 * MIB))
+    );
 
     // Infeasible: more cpu than the node has
     cluster
@@ -189,7 +203,10 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         .await
         .expect("resize");
     done(&cluster, &g).await;
-    assert_eq!(g_run.container_cgroup_values("app").cpu_quota, Some(30_000));
+    assert_eq!(
+        g_run.container_cgroup_values("app").cpu_quota,
+        Some(Limit::Value(30_000))
+    );
 
     // latency: /resize PATCH → final status visible to a client (numbers, not a pass/fail)
     let mut changes = cluster.api.watch_changes();
@@ -381,7 +398,10 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     // a leaves → b's resize is retried and accepted
     cluster.api.delete_pod(&a.namespace, &a.name).unwrap();
     done(&cluster, &b).await;
-    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(80_000));
+    assert_eq!(
+        b_run.container_cgroup_values("app").cpu_quota,
+        Some(Limit::Value(80_000))
+    );
     a_run.teardown().await.unwrap();
 
     // memory limit below usage (b holds ~40 MiB in /dev/shm): InProgress/Error, nothing changed
@@ -402,7 +422,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     assert!(msg.contains("below current usage"), "{msg}");
     assert_eq!(
         b_run.container_cgroup_values("app").memory_limit,
-        Some(64 * MIB)
+        Some(Limit::Value(64 * MIB))
     );
     // reverted → success
     cluster
@@ -419,7 +439,10 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         .expect("resize");
     let mut agent = Agent::start(&cluster, &state);
     done(&cluster, &b).await;
-    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(60_000));
+    assert_eq!(
+        b_run.container_cgroup_values("app").cpu_quota,
+        Some(Limit::Value(60_000))
+    );
 
     // restart mid-resize: the agent dies right after the first step of an enactment (the
     // allocation is checkpointed, part of the plan applied); a fresh agent finishes it
@@ -445,7 +468,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         "700m"
     );
     let values = b_run.container_cgroup_values("app");
-    assert_eq!(values.cpu_quota, Some(70_000));
+    assert_eq!(values.cpu_quota, Some(Limit::Value(70_000)));
     b_run.teardown().await.unwrap();
 }
 
@@ -497,7 +520,7 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
     done(&cluster, &cp).await;
     assert_eq!(
         c_run.container_cgroup_values("app").cpu_quota,
-        Some(100_000)
+        Some(Limit::Value(100_000))
     );
     let v = cluster.pod(&b);
     assert_eq!(
@@ -505,7 +528,10 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
         "Deferred",
         "{v}"
     );
-    assert_eq!(b_run.container_cgroup_values("app").cpu_quota, Some(50_000));
+    assert_eq!(
+        b_run.container_cgroup_values("app").cpu_quota,
+        Some(Limit::Value(50_000))
+    );
     for r in [a_run, b_run, c_run] {
         r.teardown().await.unwrap();
     }

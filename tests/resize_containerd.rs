@@ -5,6 +5,7 @@
 mod support;
 
 use resizelet::core::admission::{Decision, NodePressure};
+use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet::cri::Runtime;
 use resizelet::executor::ExecError;
@@ -146,15 +147,15 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
     );
     let values = |name| running.container_cgroup_values(name);
     assert_eq!(values("c1").cpu_shares, Some(102));
-    assert_eq!(values("c1").cpu_quota, Some(20_000));
-    assert_eq!(values("c1").memory_limit, Some(256 * MIB));
+    assert_eq!(values("c1").cpu_quota, Some(Limit::Value(20_000)));
+    assert_eq!(values("c1").memory_limit, Some(Limit::Value(256 * MIB)));
     assert_eq!(values("c2").cpu_shares, Some(512));
-    assert_eq!(values("c2").cpu_quota, Some(90_000));
-    assert_eq!(values("c2").memory_limit, Some(96 * MIB));
+    assert_eq!(values("c2").cpu_quota, Some(Limit::Value(90_000)));
+    assert_eq!(values("c2").memory_limit, Some(Limit::Value(96 * MIB)));
     let pod_values = running.pod_cgroup_values();
     assert_eq!(pod_values.cpu_shares, Some(614));
-    assert_eq!(pod_values.cpu_quota, Some(110_000));
-    assert_eq!(pod_values.memory_limit, Some(352 * MIB));
+    assert_eq!(pod_values.cpu_quota, Some(Limit::Value(110_000)));
+    assert_eq!(pod_values.memory_limit, Some(Limit::Value(352 * MIB)));
     running.teardown().await.expect("teardown");
 }
 
@@ -202,7 +203,10 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
         running.read_container_file("hog", "memory", "memory.limit_in_bytes"),
         (128 * MIB).to_string()
     );
-    assert_eq!(running.pod_cgroup_values().memory_limit, Some(128 * MIB));
+    assert_eq!(
+        running.pod_cgroup_values().memory_limit,
+        Some(Limit::Value(128 * MIB))
+    );
 
     // reverting the request brings it back to normal without touching anything
     let reverted = resized(&desired, &[c("hog", (100, 200), (64, 128))]);

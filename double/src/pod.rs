@@ -33,8 +33,12 @@ pub fn default_requests(spec: &mut Value) {
     }
 }
 
-/// The QoS class of a pod spec (requests already defaulted from limits).
+/// The QoS class of a pod spec (requests already defaulted from limits). Pod-level
+/// `spec.resources`, when set, decide alone (`ComputePodQOS` with `PodLevelResources`).
 pub fn qos_class(spec: &Value) -> &'static str {
+    if let Some(r) = spec.get("resources").filter(|r| r.is_object()) {
+        return qos_class(&serde_json::json!({"containers": [{"resources": r}]}));
+    }
     let mut requests = [0.0f64; 2];
     let mut limits = [0.0f64; 2];
     let mut req_found = [false; 2];
@@ -211,6 +215,16 @@ mod tests {
 
     fn spec(res: Value) -> Value {
         json!({"containers": [{"name": "c", "image": "i", "resources": res}]})
+    }
+
+    #[test]
+    fn pod_level_resources_decide_the_qos_class() {
+        let both = json!({"cpu": "1", "memory": "1Gi"});
+        let mut s = spec(json!({}));
+        s["resources"] = json!({"requests": both, "limits": both});
+        assert_eq!(qos_class(&s), "Guaranteed");
+        s["resources"] = json!({"requests": {"cpu": "500m"}, "limits": both});
+        assert_eq!(qos_class(&s), "Burstable");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::conversions::{shares_to_weight_linear, weight_to_shares};
 use crate::core::node::{CgroupDriver, CgroupVersion};
-use crate::core::plan::{PodCgroupValues, PodCgroupWrite};
+use crate::core::plan::{Limit, PodCgroupValues, PodCgroupWrite};
 
 use super::detect::CgroupLayout;
 use super::naming::{container_cgroup_name, pod_cgroup_path};
@@ -134,9 +134,13 @@ impl RealCgroupFs {
         match self.version_of() {
             CgroupVersion::V1 => Ok(PodCgroupValues {
                 cpu_shares: Some(read_u64(&cpu_dir.join("cpu.shares"))?),
-                cpu_quota: Some(read_i64(&cpu_dir.join("cpu.cfs_quota_us"))?),
+                cpu_quota: Some(Limit::from_quota(read_i64(
+                    &cpu_dir.join("cpu.cfs_quota_us"),
+                )?)),
                 cpu_period: Some(read_u64(&cpu_dir.join("cpu.cfs_period_us"))?),
-                memory_limit: Some(read_i64(&mem_dir.join("memory.limit_in_bytes"))?),
+                memory_limit: Some(Limit::from_memory(read_i64(
+                    &mem_dir.join("memory.limit_in_bytes"),
+                )?)),
             }),
             CgroupVersion::V2 => {
                 let weight = read_u64(&cpu_dir.join("cpu.weight"))?;
@@ -148,9 +152,9 @@ impl RealCgroupFs {
                 })?;
                 Ok(PodCgroupValues {
                     cpu_shares: Some(weight_to_shares(weight)),
-                    cpu_quota: Some(quota),
+                    cpu_quota: Some(Limit::from_quota(quota)),
                     cpu_period: Some(period),
-                    memory_limit: Some(read_i64(&mem_dir.join("memory.max"))?),
+                    memory_limit: Some(Limit::from_memory(read_i64(&mem_dir.join("memory.max"))?)),
                 })
             }
         }
@@ -261,7 +265,7 @@ impl CgroupFs for RealCgroupFs {
                         return period_result;
                     }
                 }
-                write_file(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                write_file(&dir.join("cpu.cfs_quota_us"), &quota.v1_text())?;
                 if period_result.is_err() {
                     write_file(&period_path, &period.to_string())?;
                 }
@@ -283,16 +287,11 @@ impl CgroupFs for RealCgroupFs {
             (CgroupVersion::V1, PodCgroupWrite::MemoryLimit { bytes }) => {
                 let path =
                     Self::existing_dir(self.pod_memory_dir(pod))?.join("memory.limit_in_bytes");
-                write_file(&path, &bytes.to_string())
+                write_file(&path, &bytes.v1_text())
             }
             (CgroupVersion::V2, PodCgroupWrite::CpuLimit { quota, period }) => {
                 let path = Self::existing_dir(self.pod_cpu_dir(pod))?.join("cpu.max");
-                let q = if quota < 0 {
-                    "max".to_string()
-                } else {
-                    quota.to_string()
-                };
-                write_file(&path, &format!("{q} {period}"))
+                write_file(&path, &format!("{quota} {period}"))
             }
             (CgroupVersion::V2, PodCgroupWrite::CpuRequest { shares }) => {
                 let path = Self::existing_dir(self.pod_cpu_dir(pod))?.join("cpu.weight");
@@ -300,12 +299,7 @@ impl CgroupFs for RealCgroupFs {
             }
             (CgroupVersion::V2, PodCgroupWrite::MemoryLimit { bytes }) => {
                 let path = Self::existing_dir(self.pod_memory_dir(pod))?.join("memory.max");
-                let v = if bytes < 0 {
-                    "max".to_string()
-                } else {
-                    bytes.to_string()
-                };
-                write_file(&path, &v)
+                write_file(&path, &bytes.to_string())
             }
         }
     }
@@ -371,22 +365,27 @@ mod tests {
         );
         assert_eq!(cg.pod_cpu_dir(&pod()), dir);
         let before = cg.read_pod(&pod()).unwrap();
-        assert_eq!(before.cpu_quota, Some(-1));
-        assert_eq!(before.memory_limit, Some(-1));
+        assert_eq!(before.cpu_quota, Some(Limit::Max));
+        assert_eq!(before.memory_limit, Some(Limit::Max));
         assert_eq!(before.cpu_shares, Some(weight_to_shares(39)));
 
         cg.write_pod(
             &pod(),
             &PodCgroupWrite::CpuLimit {
-                quota: 2500,
+                quota: Limit::Value(2500),
                 period: 100_000,
             },
         )
         .unwrap();
         cg.write_pod(&pod(), &PodCgroupWrite::CpuRequest { shares: 1024 })
             .unwrap();
-        cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: 256 << 20 })
-            .unwrap();
+        cg.write_pod(
+            &pod(),
+            &PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(256 << 20),
+            },
+        )
+        .unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("cpu.max")).unwrap(),
             "2500 100000"
@@ -399,12 +398,12 @@ mod tests {
         cg.write_pod(
             &pod(),
             &PodCgroupWrite::CpuLimit {
-                quota: -1,
+                quota: Limit::Max,
                 period: 100_000,
             },
         )
         .unwrap();
-        cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: -1 })
+        cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: Limit::Max })
             .unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("cpu.max")).unwrap(),
@@ -463,32 +462,49 @@ mod tests {
             ],
         );
 
+        // v1 reads unlimited (−1 quota, the page-counter maximum) as max, and writes max as −1.
+        let before = cg.read_pod(&pod()).unwrap();
+        assert_eq!(
+            (before.cpu_quota, before.memory_limit),
+            (Some(Limit::Max), Some(Limit::Max))
+        );
+        cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: Limit::Max })
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(pod_mem.join("memory.limit_in_bytes")).unwrap(),
+            "-1"
+        );
         cg.write_pod(&pod(), &PodCgroupWrite::CpuRequest { shares: 307 })
             .unwrap();
         cg.write_pod(
             &pod(),
             &PodCgroupWrite::CpuLimit {
-                quota: 40_000,
+                quota: Limit::Value(40_000),
                 period: 100_000,
             },
         )
         .unwrap();
-        cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: 1 << 30 })
-            .unwrap();
+        cg.write_pod(
+            &pod(),
+            &PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(1 << 30),
+            },
+        )
+        .unwrap();
         let v = cg.read_pod(&pod()).unwrap();
         assert_eq!(
             v,
             PodCgroupValues {
                 cpu_shares: Some(307),
-                cpu_quota: Some(40_000),
+                cpu_quota: Some(Limit::Value(40_000)),
                 cpu_period: Some(100_000),
-                memory_limit: Some(1 << 30),
+                memory_limit: Some(Limit::Value(1 << 30)),
             }
         );
         assert_eq!(cg.container_memory_usage(&pod(), "abc").unwrap(), 77);
         assert_eq!(
             cg.read_container(&pod(), "abc").unwrap().cpu_quota,
-            Some(20_000)
+            Some(Limit::Value(20_000))
         );
         assert!(matches!(
             cg.container_memory_usage(&pod(), "gone"),
@@ -501,7 +517,12 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let cg = RealCgroupFs::v2(root.path(), CgroupDriver::Cgroupfs);
         let err = cg
-            .write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: 1 })
+            .write_pod(
+                &pod(),
+                &PodCgroupWrite::MemoryLimit {
+                    bytes: Limit::Value(1),
+                },
+            )
             .unwrap_err();
         assert!(matches!(err, CgroupError::Missing { .. }), "{err}");
         assert!(
@@ -513,7 +534,12 @@ mod tests {
         let dir = root.path().join("kubepods/burstable/pod1234-5678");
         fs::create_dir_all(&dir).unwrap();
         let err = cg
-            .write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: 1 })
+            .write_pod(
+                &pod(),
+                &PodCgroupWrite::MemoryLimit {
+                    bytes: Limit::Value(1),
+                },
+            )
             .unwrap_err();
         assert!(err.to_string().contains("memory.max"), "{err}");
         assert!(!dir.join("memory.max").exists());

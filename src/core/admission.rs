@@ -1,13 +1,13 @@
 //! Admission of a resize (spec §4 and decision 1): one atomic decision per pod, pure.
 
-use super::node::{
-    CgroupVersion, CpuManagerPolicy, MemoryManagerPolicy, NodeConfig, NodeSwapBehavior,
-};
+use super::allocation::PodResourceState;
+use super::container_resources::{container_swap_behavior, Reduced};
+use super::node::{CpuManagerPolicy, MemoryManagerPolicy, NodeConfig, NodeSwapBehavior};
 use super::quantity::Quantity;
 use super::resources::{
-    pod_requests, PodSpec, QosClass, ResizeRestartPolicy, ResourceList, CPU, MEMORY,
+    pod_requests, PodSpec, QosClass, ResizeRestartPolicy, ResourceList, ResourceRequirements, CPU,
+    MEMORY,
 };
-use super::state::PodResourceState;
 
 pub const REASON_INFEASIBLE: &str = "Infeasible";
 pub const REASON_EVICTED: &str = "Evicted";
@@ -43,22 +43,9 @@ pub fn is_unchanged(desired: &PodSpec, allocated: &PodResourceState) -> bool {
     desired.resource_state() == *allocated
 }
 
-/// Spec §4.2 swap rule: the container's swap behaviour is `LimitedSwap` only on a v2 node with
-/// LimitedSwap and swap, for a non-critical Burstable pod and a container whose memory request
-/// differs from its limit.
-fn limited_swap(
-    pod: &PodSpec,
-    requests: &ResourceList,
-    limits: &ResourceList,
-    node: &NodeConfig,
-) -> bool {
-    node.swap_behavior == NodeSwapBehavior::LimitedSwap
-        && node.swap_available
-        && node.cgroup_version == CgroupVersion::V2
-        && !pod.critical
-        && pod.effective_qos() == QosClass::Burstable
-        && (requests.contains_key(MEMORY) || limits.contains_key(MEMORY))
-        && requests.get(MEMORY) != limits.get(MEMORY)
+/// Spec §4.2 swap rule: the container's swap behaviour, old or new, is `LimitedSwap`.
+fn limited_swap(pod: &PodSpec, r: &ResourceRequirements, node: &NodeConfig) -> bool {
+    container_swap_behavior(pod, Reduced::of(r), node) == NodeSwapBehavior::LimitedSwap
 }
 
 /// The resize handler (spec §4.2) plus decision 1: the only sources of `Infeasible`.
@@ -80,8 +67,7 @@ fn resize_handler(
         let memory_request_changed = old.requests.get(MEMORY) != c.resources.requests.get(MEMORY);
         if memory_request_changed
             && c.resize_policy.memory != ResizeRestartPolicy::RestartContainer
-            && (limited_swap(desired, &old.requests, &old.limits, node)
-                || limited_swap(desired, &c.resources.requests, &c.resources.limits, node))
+            && (limited_swap(desired, old, node) || limited_swap(desired, &c.resources, node))
         {
             return infeasible(
                 "In-place resize of containers with swap is not supported.",
@@ -89,7 +75,11 @@ fn resize_handler(
             );
         }
     }
-    if desired.pod_resources != allocated.pod_level_resources {
+    // An allocation without pod-level resources was checkpointed before they were read from the
+    // API (the API server does not let a running pod gain them): adopt the pod's.
+    if allocated.pod_level_resources.is_some()
+        && desired.pod_resources != allocated.pod_level_resources
+    {
         return infeasible(
             "InPlacePodLevelResourcesVerticalScaling is disabled",
             "pod_level_resources_disabled",
@@ -460,7 +450,7 @@ mod tests {
         let mut n = node("4", "8Gi");
         n.swap_behavior = NodeSwapBehavior::LimitedSwap;
         n.swap_available = true;
-        n.cgroup_version = CgroupVersion::V2;
+        n.cgroup_version = crate::core::node::CgroupVersion::V2;
         let d = admit(
             &resized(&p, "memory=1500Mi", "memory=2Gi"),
             &p.resource_state(),
@@ -495,9 +485,20 @@ mod tests {
 
         let mut pl = resized(&p, "memory=1Gi", "memory=2Gi");
         pl.pod_resources = Some(reqs("cpu=1", ""));
+        // An allocation checkpointed before pod-level resources were read adopts them.
         let d = admit(
             &pl,
             &p.resource_state(),
+            &[],
+            &node("4", "8Gi"),
+            NodePressure::default(),
+        );
+        assert_eq!(d, Decision::Accepted);
+        let mut allocated = p.resource_state();
+        allocated.pod_level_resources = Some(reqs("cpu=500m", ""));
+        let d = admit(
+            &pl,
+            &allocated,
             &[],
             &node("4", "8Gi"),
             NodePressure::default(),

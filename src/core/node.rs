@@ -28,7 +28,7 @@ pub enum MemoryManagerPolicy {
     Static,
 }
 
-/// `memorySwap.swapBehavior` of the node.
+/// `memorySwap.swapBehavior` of the node (`""` = `NoSwap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeSwapBehavior {
     NoSwap,
@@ -49,8 +49,12 @@ pub struct NodeConfig {
     pub cpu_manager_policy: CpuManagerPolicy,
     pub memory_manager_policy: MemoryManagerPolicy,
     pub swap_behavior: NodeSwapBehavior,
-    /// Whether the node has swap enabled and a swap controller (LimitedSwap needs both).
+    /// A swap controller is available (`swapControllerAvailable`: v2 `memory.swap.max` in the
+    /// agent's own cgroup, v1 `memory.memsw.limit_in_bytes`); without one no swap value is sent.
     pub swap_available: bool,
+    /// Swap capacity in bytes (`SwapTotal` of `/proc/meminfo`), shared by LimitedSwap containers.
+    #[serde(default)]
+    pub swap_capacity_bytes: i64,
     pub single_process_oom_kill: bool,
     /// Machine memory capacity in bytes (oom_score_adj of Burstable containers).
     pub machine_memory_bytes: i64,
@@ -72,6 +76,7 @@ impl Default for NodeConfig {
             memory_manager_policy: MemoryManagerPolicy::None,
             swap_behavior: NodeSwapBehavior::NoSwap,
             swap_available: false,
+            swap_capacity_bytes: 0,
             single_process_oom_kill: false,
             machine_memory_bytes: 0,
             allocatable: ResourceList::new(),

@@ -6,25 +6,17 @@ use serde::{Deserialize, Serialize};
 use super::resources::{Resource, ResourceRequirements};
 use super::runtime::LinuxResources;
 
-/// Pod cgroup values (also the current readback). `None` = not set / not read.
-/// `cpu_quota` and `memory_limit` use −1 for "max" (unlimited), like the kubelet's readback.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PodCgroupValues {
-    pub cpu_shares: Option<u64>,
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<u64>,
-    pub memory_limit: Option<i64>,
-}
+pub use super::pod_cgroup::{Limit, PodCgroupValues};
 
 /// One write to the pod cgroup (spec §7.2 `writePod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PodCgroupWrite {
-    /// v1 `cpu.cfs_period_us` + `cpu.cfs_quota_us`; v2 `cpu.max`. quota −1 = max.
-    CpuLimit { quota: i64, period: u64 },
+    /// v1 `cpu.cfs_period_us` + `cpu.cfs_quota_us`; v2 `cpu.max`.
+    CpuLimit { quota: Limit, period: u64 },
     /// v1 `cpu.shares`; v2 `cpu.weight` (linear conversion, §9).
     CpuRequest { shares: u64 },
-    /// v1 `memory.limit_in_bytes`; v2 `memory.max`. −1 = max.
-    MemoryLimit { bytes: i64 },
+    /// v1 `memory.limit_in_bytes`; v2 `memory.max`.
+    MemoryLimit { bytes: Limit },
 }
 
 /// A container memory-limit decrease to verify against usage (§7.3).
@@ -77,11 +69,12 @@ impl Plan {
 
 use std::collections::BTreeMap;
 
+use super::allocation::PodResourceState;
+use super::container_resources::{container_linux_resources, Reduced};
 use super::conversions::pod_shares_read_back;
-use super::cri_values::{container_linux_resources, pod_cgroup_values, Reduced};
 use super::node::NodeConfig;
+use super::pod_cgroup::pod_cgroup_values;
 use super::resources::{Container, PodSpec, ResizeRestartPolicy};
-use super::state::PodResourceState;
 
 /// Everything planning one pod needs, read by the shell beforehand.
 #[derive(Debug, Clone)]
@@ -204,9 +197,10 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     // §7.3: the memory-limit decrease check, before anything changes.
     let mut pod_limit_check = None;
     if let (Some(cur), Some(new)) = (input.pod_cgroup, target) {
-        if let Some(new_limit) = new.memory_limit.filter(|l| *l > 0) {
-            let current = cur.memory_limit.unwrap_or(0);
-            if current == 0 || new_limit < current {
+        if let Some(new_limit) = new.memory_limit.and_then(Limit::value).filter(|l| *l > 0) {
+            // Unknown, unlimited (`max`) or larger: a decrease to check.
+            let current = cur.memory_limit.unwrap_or(Limit::Value(0));
+            if current == Limit::Value(0) || Limit::Value(new_limit) < current {
                 pod_limit_check = Some(new_limit);
             }
         }
@@ -243,9 +237,12 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     let cur_mem = input.pod_cgroup.and_then(|c| c.memory_limit);
     let new_mem = target
         .and_then(|t| t.memory_limit)
-        .filter(|l| *l > 0)
+        .filter(|l| *l > Limit::Value(0))
         .or(cur_mem);
-    let (cur_mem, new_mem) = (cur_mem.unwrap_or(0), new_mem.unwrap_or(0));
+    let (cur_mem, new_mem) = (
+        cur_mem.unwrap_or(Limit::Value(0)),
+        new_mem.unwrap_or(Limit::Value(0)),
+    );
     if memory_work || memory_pod_differs {
         if input.pod_cgroup.is_some() && new_mem > cur_mem {
             steps.push(Step::WritePodCgroup {
@@ -271,7 +268,7 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
     // cpu: limit grow, request grow → containers → request shrink, limit shrink
     let cpu_work = !cpu_updates.is_empty() || restart_cpu;
     if let (Some(cur), Some(new)) = (input.pod_cgroup, target) {
-        let cur_quota = cur.cpu_quota.unwrap_or(-1);
+        let cur_quota = cur.cpu_quota.unwrap_or(Limit::Max);
         let new_quota = new.cpu_quota.unwrap_or(cur_quota);
         let period = new
             .cpu_period
@@ -599,6 +596,45 @@ mod tests {
                 "c cpu",
                 "pod shares 256",
                 "pod quota 25000"
+            ]
+        );
+    }
+
+    #[test]
+    fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
+        // The pod cgroup reads back `max` (v2 "max", v1 the page-counter maximum): setting a
+        // memory limit on every container lowers it, so it is checked and written last.
+        let before = pod(
+            "u",
+            vec![container("c", "cpu=100m,memory=64Mi", "cpu=200m")],
+        );
+        let after = pod(
+            "u",
+            vec![container(
+                "c",
+                "cpu=100m,memory=64Mi",
+                "cpu=200m,memory=256Mi",
+            )],
+        );
+        let cgroup = PodCgroupValues {
+            memory_limit: Some(Limit::Max),
+            ..pod_cgroup_values(&before, &node())
+        };
+        let n = node();
+        let plan = plan_pod_resize(&PlanInput {
+            pod: &after,
+            actuated: &before.resource_state(),
+            running: &running(&["c"]),
+            pod_cgroup: Some(cgroup),
+            last_written_shares: None,
+            node: &n,
+        });
+        assert_eq!(
+            describe(&plan),
+            [
+                "check pod=Some(268435456) [c]",
+                "c memory",
+                "pod memory 268435456"
             ]
         );
     }

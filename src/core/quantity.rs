@@ -204,6 +204,13 @@ impl Quantity {
         })
     }
 
+    /// The text of a JSON quantity as apimachinery's `UnmarshalJSON` reads it: surrounding
+    /// whitespace is trimmed before [`Quantity::parse`] (`" 1"` is 1; `"1 Mi"` stays an error).
+    /// Bare JSON numbers arrive here as their decimal text.
+    pub fn parse_json_text(s: &str) -> Result<Self, QuantityError> {
+        Quantity::parse(s.trim())
+    }
+
     /// `m` millis, formatted DecimalSI (cpu).
     pub fn from_milli(m: i64) -> Self {
         Quantity {
@@ -360,10 +367,30 @@ impl serde::Serialize for Quantity {
         s.collect_str(self)
     }
 }
+/// Like apimachinery's `UnmarshalJSON`: a JSON string (surrounding whitespace trimmed) or a bare
+/// JSON number.
 impl<'de> serde::Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Quantity::parse(&s).map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quantity string or number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Quantity::parse_json_text(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -485,6 +512,17 @@ mod tests {
         let v: Quantity = serde_json::from_str("\"1536Mi\"").unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), "\"1536Mi\"");
         assert!(serde_json::from_str::<Quantity>("\"1 Gi\"").is_err());
+        // apimachinery's UnmarshalJSON: surrounding spaces trimmed, bare numbers accepted.
+        for (json, want) in [
+            ("\" 1\"", "1"),
+            ("\"1 \"", "1"),
+            ("1", "1"),
+            ("-1", "-1"),
+            ("1.5", "1500m"),
+        ] {
+            let v: Quantity = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(v.to_string(), want, "{json}");
+        }
     }
 
     fn arb_quantity() -> impl proptest::strategy::Strategy<Value = Quantity> {

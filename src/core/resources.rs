@@ -92,9 +92,13 @@ pub struct PodSpec {
     /// `deletionGracePeriodSeconds`, set while the pod is being deleted.
     #[serde(default)]
     pub deletion_grace_period_seconds: Option<i64>,
-    /// Critical pods (`system-node-critical` / `system-cluster-critical` priority class or static pods).
+    /// `IsCriticalPod`: a static or mirror pod, or priority ≥ 2000000000 (`system-cluster-critical`
+    /// and `system-node-critical`).
     #[serde(default)]
     pub critical: bool,
+    /// `IsNodeCriticalPod`: critical and `priorityClassName: system-node-critical` (oom_score_adj −997).
+    #[serde(default)]
+    pub node_critical: bool,
 }
 
 /// Aggregation flags of §11.1 (`cpuLimitsDeclared` / `memoryLimitsDeclared`).
@@ -104,11 +108,34 @@ pub struct LimitsDeclared {
     pub memory: bool,
 }
 
-use super::state::PodResourceState;
-
-/// Resources that take part in QoS classification and in pod-level resources.
+/// Resources that take part in QoS classification (`isSupportedQoSComputeResource`).
 fn is_qos_resource(name: &str) -> bool {
     name == CPU || name == MEMORY
+}
+
+/// `IsSupportedPodLevelResource`: cpu, memory and `hugepages-<size>`.
+pub fn is_pod_level_resource(name: &str) -> bool {
+    is_qos_resource(name) || name.starts_with(HUGEPAGES_PREFIX)
+}
+
+/// `v1.ResourceHugePagesPrefix`.
+pub const HUGEPAGES_PREFIX: &str = "hugepages-";
+
+/// `IsPodLevelRequestsSet`: pod-level requests name a supported resource.
+pub fn pod_level_requests_set(pod: &PodSpec) -> bool {
+    pod.pod_resources
+        .as_ref()
+        .is_some_and(|r| r.requests.keys().any(|n| is_pod_level_resource(n)))
+}
+
+/// `IsPodLevelResourcesSet`: pod-level requests or limits name a supported resource.
+pub fn pod_level_resources_set(pod: &PodSpec) -> bool {
+    pod.pod_resources.as_ref().is_some_and(|r| {
+        r.requests
+            .keys()
+            .chain(r.limits.keys())
+            .any(|n| is_pod_level_resource(n))
+    })
 }
 
 /// `addResourceList`: `acc[k] += v` for every key.
@@ -172,17 +199,23 @@ fn aggregate_containers(
     total
 }
 
+/// `applyPodLevelResources`: the supported pod-level entries (cpu, memory, hugepages).
 fn pod_level(pod: &PodSpec, pick: Pick) -> impl Iterator<Item = (&String, &Quantity)> {
     pod.pod_resources
         .iter()
         .flat_map(move |r| pick(r).iter())
-        .filter(|(name, _)| is_qos_resource(name))
+        .filter(|(name, _)| is_pod_level_resource(name))
+}
+
+/// `AggregateContainerRequests` (no pod-level resources, no overhead).
+pub fn aggregate_container_requests(pod: &PodSpec) -> ResourceList {
+    aggregate_containers(pod, |r| &r.requests, |_| {})
 }
 
 /// `PodRequests` with overhead (spec §11.1): container aggregation, replaced per resource by
-/// pod-level requests when set, plus `spec.overhead`.
+/// pod-level requests (cpu, memory, hugepages) when set, plus `spec.overhead`.
 pub fn pod_requests(pod: &PodSpec) -> ResourceList {
-    let mut reqs = aggregate_containers(pod, |r| &r.requests, |_| {});
+    let mut reqs = aggregate_container_requests(pod);
     for (name, q) in pod_level(pod, |r| &r.requests) {
         reqs.insert(name.clone(), *q);
     }
@@ -233,7 +266,7 @@ fn pod_limits_and_declared(pod: &PodSpec) -> (ResourceList, LimitsDeclared) {
         }
     }
     for (name, q) in &pod.overhead {
-        if let Some(cur) = limits.get_mut(name) {
+        if let Some(cur) = limits.get_mut(name).filter(|cur| !cur.is_zero()) {
             *cur = cur.add(q);
         }
     }
@@ -241,46 +274,43 @@ fn pod_limits_and_declared(pod: &PodSpec) -> (ResourceList, LimitsDeclared) {
 }
 
 /// QoS class computed from the spec (`ComputePodQOS`): pod-level resources decide when set;
-/// otherwise every regular and init container. Only cpu and memory count.
+/// otherwise each init and regular container's class, any mismatch making the pod Burstable.
 pub fn qos_class(pod: &PodSpec) -> QosClass {
-    let positive = |l: &ResourceList| -> ResourceList {
-        l.iter()
-            .filter(|(n, q)| is_qos_resource(n) && **q > Quantity::zero())
-            .map(|(n, q)| (n.clone(), *q))
-            .collect()
-    };
-    let mut requests = ResourceList::new();
-    let mut limits = ResourceList::new();
-    let mut guaranteed = true;
-    // Pod-level resources decide when set; their limits are only checked when some are given.
-    let sources: Vec<(&ResourceRequirements, bool)> = match &pod.pod_resources {
-        Some(r) => vec![(r, !r.limits.is_empty())],
-        None => pod
-            .containers
-            .iter()
-            .chain(&pod.init_containers)
-            .map(|c| (&c.resources, true))
-            .collect(),
-    };
-    for (r, check_limits) in sources {
-        add_into(&mut requests, &positive(&r.requests));
-        let lim = positive(&r.limits);
-        if check_limits && !(lim.contains_key(CPU) && lim.contains_key(MEMORY)) {
-            guaranteed = false;
-        }
-        add_into(&mut limits, &lim);
+    if let Some(r) = &pod.pod_resources {
+        return requirements_qos(r);
     }
-    if requests.is_empty() && limits.is_empty() {
+    let mut pod_qos = None;
+    for c in pod.init_containers.iter().chain(&pod.containers) {
+        match (requirements_qos(&c.resources), pod_qos) {
+            (QosClass::Burstable, _) => return QosClass::Burstable,
+            (q, None) => pod_qos = Some(q),
+            (q, Some(p)) if q != p => return QosClass::Burstable,
+            _ => {}
+        }
+    }
+    pod_qos.unwrap_or(QosClass::BestEffort)
+}
+
+/// `requirementsQOS`: the class of one set of requirements, from its cpu and memory.
+fn requirements_qos(r: &ResourceRequirements) -> QosClass {
+    if r.requests.is_empty() && r.limits.is_empty() {
         return QosClass::BestEffort;
     }
-    guaranteed = guaranteed
-        && requests
-            .iter()
-            .all(|(name, req)| limits.get(name) == Some(req));
-    if guaranteed && requests.len() == limits.len() {
-        QosClass::Guaranteed
-    } else {
-        QosClass::Burstable
+    let resource_qos = |name: &str| {
+        let zero = Quantity::zero();
+        let req = r.requests.get(name).unwrap_or(&zero);
+        let lim = r.limits.get(name).unwrap_or(&zero);
+        if req != lim {
+            QosClass::Burstable
+        } else if req.is_zero() {
+            QosClass::BestEffort
+        } else {
+            QosClass::Guaranteed
+        }
+    };
+    match (resource_qos(CPU), resource_qos(MEMORY)) {
+        (a, b) if a == b => a,
+        _ => QosClass::Burstable,
     }
 }
 
@@ -301,38 +331,6 @@ impl PodSpec {
 
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.resizable_containers().find(|c| c.name == name)
-    }
-
-    /// This pod with its resizable containers' resources (and pod-level resources) replaced by
-    /// an allocation. Containers the allocation does not name keep their spec resources.
-    pub fn with_allocated(&self, allocated: &PodResourceState) -> PodSpec {
-        let mut pod = self.clone();
-        let overlay = |c: &mut Container| {
-            if let Some(r) = allocated.container_resources.get(&c.name) {
-                c.resources = r.clone();
-            }
-        };
-        pod.containers.iter_mut().for_each(overlay);
-        pod.init_containers
-            .iter_mut()
-            .filter(|c| c.sidecar)
-            .for_each(overlay);
-        if let Some(r) = &allocated.pod_level_resources {
-            pod.pod_resources = Some(r.clone());
-        }
-        pod
-    }
-
-    /// The allocation this spec asks for: every resizable container's full resources plus
-    /// pod-level resources (spec §4.1).
-    pub fn resource_state(&self) -> PodResourceState {
-        PodResourceState {
-            container_resources: self
-                .resizable_containers()
-                .map(|c| (c.name.clone(), c.resources.clone()))
-                .collect(),
-            pod_level_resources: self.pod_resources.clone(),
-        }
     }
 }
 
@@ -390,6 +388,7 @@ pub(crate) mod testing {
             termination_grace_period_seconds: None,
             deletion_grace_period_seconds: None,
             critical: false,
+            node_critical: false,
         }
     }
 }
@@ -492,25 +491,5 @@ mod tests {
                 memory: true
             }
         );
-    }
-
-    #[test]
-    fn allocation_overlay_round_trips() {
-        let mut p = pod("u", vec![container("a", "cpu=100m", "cpu=200m")]);
-        p.init_containers = vec![sidecar("s", "cpu=10m", ""), container("init", "cpu=1", "")];
-        let state = p.resource_state();
-        assert_eq!(
-            state.container_resources.keys().collect::<Vec<_>>(),
-            ["a", "s"]
-        );
-        let mut allocated = state.clone();
-        allocated
-            .container_resources
-            .insert("a".into(), reqs("cpu=500m", "cpu=1"));
-        let overlaid = p.with_allocated(&allocated);
-        assert_eq!(overlaid.containers[0].resources, reqs("cpu=500m", "cpu=1"));
-        assert_eq!(overlaid.resource_state(), allocated);
-        // Non-sidecar init containers are never resized.
-        assert_eq!(overlaid.init_containers[1], p.init_containers[1]);
     }
 }

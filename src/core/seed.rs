@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::allocation::PodResourceState;
 use super::conversions::{
     milli_cpu_to_quota, milli_cpu_to_shares, quota_to_milli_cpu, shares_to_milli_cpu,
 };
@@ -11,7 +12,6 @@ use super::node::NodeConfig;
 use super::quantity::Quantity;
 use super::resources::{PodSpec, ResourceRequirements, CPU, MEMORY};
 use super::runtime::LinuxResources;
-use super::state::PodResourceState;
 
 /// The resources a running container was started with, as far as the runtime's `LinuxResources`
 /// tell, expressed against the desired spec: a desired value that converts to exactly what the

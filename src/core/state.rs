@@ -5,20 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::resources::ResourceRequirements;
-
-/// Resources of one pod as allocated or actuated: per container name, plus pod-level resources.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PodResourceState {
-    #[serde(rename = "ContainerResources", default)]
-    pub container_resources: BTreeMap<String, ResourceRequirements>,
-    #[serde(
-        rename = "PodLevelResources",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pod_level_resources: Option<ResourceRequirements>,
-}
+pub use super::allocation::PodResourceState;
 
 /// All pods' state of one kind (allocated or actuated), keyed by pod UID.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ fn resource_list(
 ) -> Result<ResourceList, ConvertError> {
     let mut out = ResourceList::new();
     for (name, q) in list.into_iter().flatten() {
-        let v = Quantity::parse(&q.0).map_err(|source| ConvertError::Quantity {
+        let v = Quantity::parse_json_text(&q.0).map_err(|source| ConvertError::Quantity {
             pod: pod.to_string(),
             container: container.to_string(),
             field,
@@ -159,6 +159,22 @@ fn statuses(
         .collect()
 }
 
+/// `scheduling.SystemCriticalPriority`.
+const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+/// `IsCriticalPod`: a static pod (`kubernetes.io/config.source` other than `api`), a mirror pod, or
+/// priority ≥ `SystemCriticalPriority` (`kubernetes/kubernetes pkg/kubelet/types/pod_update.go`).
+fn is_critical_pod(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    priority: i32,
+) -> bool {
+    let annotations = meta.annotations.as_ref();
+    let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+    let static_pod = annotation("kubernetes.io/config.source").is_some_and(|s| s != "api");
+    let mirror = annotation("kubernetes.io/config.mirror").is_some();
+    static_pod || mirror || priority >= SYSTEM_CRITICAL_PRIORITY
+}
+
 /// Maps an API pod to the controller's view.
 pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
     let meta = &pod.metadata;
@@ -192,28 +208,30 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         Some("BestEffort") => Some(QosClass::BestEffort),
         _ => None,
     };
-    let priority_class = spec.priority_class_name.as_deref().unwrap_or("");
-    let critical = matches!(
-        priority_class,
-        "system-node-critical" | "system-cluster-critical"
-    ) || meta
-        .annotations
+    let priority = spec.priority.unwrap_or(0);
+    let critical = is_critical_pod(meta, priority);
+    let node_critical =
+        critical && spec.priority_class_name.as_deref() == Some("system-node-critical");
+    let pod_resources = spec
+        .resources
         .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        .map(|r| requirements(&key, "(pod-level spec.resources)", Some(r)))
+        .transpose()?;
     let desired = PodSpec {
         uid,
         namespace,
         name,
         generation: meta.generation.unwrap_or(0),
-        priority: spec.priority.unwrap_or(0),
+        priority,
         containers,
         init_containers,
         overhead,
-        pod_resources: None,
+        pod_resources,
         qos_class,
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
         deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
         critical,
+        node_critical,
     };
     let mut conditions = ResizeConditions::default();
     let mut times = BTreeMap::new();
@@ -302,7 +320,7 @@ pub fn node_view(node: &Node) -> NodeView {
         ..NodeView::default()
     };
     for (name, q) in status.allocatable.iter().flatten() {
-        match Quantity::parse(&q.0) {
+        match Quantity::parse_json_text(&q.0) {
             Ok(v) => {
                 view.allocatable.insert(name.clone(), v);
             }
@@ -525,6 +543,41 @@ mod tests {
         assert!(v.container_statuses[0].running);
         assert!(!v.init_container_statuses[0].running);
         assert_eq!(v.node_name.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn pod_level_resources_json_numbers_and_criticality() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "pl", "namespace": "ns", "uid": "u2"},
+            "spec": {
+                "priorityClassName": "system-cluster-critical", "priority": 2_000_000_000,
+                "resources": {"requests": {"cpu": " 1", "memory": 1_073_741_824_i64},
+                              "limits": {"cpu": 2, "memory": "2Gi", "hugepages-2Mi": "4Mi"}},
+                "containers": [{"name": "app", "image": "busybox",
+                    "resources": {"requests": {"cpu": "500m "}}}]
+            }
+        }))
+        .unwrap();
+        let v = pod_view(&pod).unwrap();
+        assert_eq!(
+            v.spec.pod_resources,
+            Some(reqs(
+                "cpu=1,memory=1Gi",
+                "cpu=2,memory=2Gi,hugepages-2Mi=4Mi"
+            ))
+        );
+        assert_eq!(v.spec.containers[0].resources, reqs("cpu=500m", ""));
+        assert!(v.spec.critical && !v.spec.node_critical);
+        let mut node_critical = pod.clone();
+        node_critical.spec.as_mut().unwrap().priority_class_name =
+            Some("system-node-critical".into());
+        node_critical.spec.as_mut().unwrap().priority = Some(2_000_001_000);
+        let v = pod_view(&node_critical).unwrap();
+        assert!(v.spec.critical && v.spec.node_critical);
+        // The class name alone does not make a pod critical (IsCriticalPod needs the priority).
+        let mut low = node_critical.clone();
+        low.spec.as_mut().unwrap().priority = Some(0);
+        assert!(!pod_view(&low).unwrap().spec.node_critical);
     }
 
     #[test]

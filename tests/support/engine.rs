@@ -61,6 +61,7 @@ pub fn pod_spec(t: &TestPod) -> PodSpec {
         termination_grace_period_seconds: Some(2),
         deletion_grace_period_seconds: None,
         critical: false,
+        node_critical: false,
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use resizelet::core::plan::PodCgroupValues;
+use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::resources::QosClass;
 use resizelet::core::runtime::LinuxResources;
 use resizelet::cri::client::CriClient;
@@ -231,8 +231,11 @@ pub fn pod_cgroup_values(pod: &TestPod) -> PodCgroupValues {
     let cpu_declared = pod.containers.iter().all(|c| c.cpu_limit.is_some());
     let mem_declared = pod.containers.iter().all(|c| c.memory_limit.is_some());
     let shares = milli_cpu_to_shares(sum(|c| c.cpu_request)) as u64;
-    let cpu_limit = Some(milli_cpu_to_quota(sum(|c| c.cpu_limit), CFS_PERIOD_US));
-    let memory_limit = Some(sum(|c| c.memory_limit));
+    let cpu_limit = Some(Limit::Value(milli_cpu_to_quota(
+        sum(|c| c.cpu_limit),
+        CFS_PERIOD_US,
+    )));
+    let memory_limit = Some(Limit::Value(sum(|c| c.memory_limit)));
     match pod.qos {
         QosClass::BestEffort => PodCgroupValues {
             cpu_shares: Some(2),
@@ -550,17 +553,13 @@ fn read_values(cpu_dir: &Path, memory_dir: &Path) -> PodCgroupValues {
             .parse()
             .unwrap_or_else(|e| panic!("parse {:?} from {}: {e}", s, p.display()))
     };
-    // v1 reports "unlimited" memory as a page-aligned huge number; map it to −1 like the kubelet.
+    // v1 reports "unlimited" memory as a page-aligned huge number and quota −1: both are max.
     let memory = read(memory_dir.join("memory.limit_in_bytes"));
     PodCgroupValues {
         cpu_shares: Some(read(cpu_dir.join("cpu.shares")) as u64),
-        cpu_quota: Some(read(cpu_dir.join("cpu.cfs_quota_us"))),
+        cpu_quota: Some(Limit::from_quota(read(cpu_dir.join("cpu.cfs_quota_us")))),
         cpu_period: Some(read(cpu_dir.join("cpu.cfs_period_us")) as u64),
-        memory_limit: Some(if memory >= i64::MAX - 4096 * 2 {
-            -1
-        } else {
-            memory
-        }),
+        memory_limit: Some(Limit::from_memory(memory)),
     }
 }
 
@@ -827,7 +826,7 @@ fn burstable_pod_values_only_set_declared_limits() {
     );
     let v = pod_cgroup_values(&pod);
     assert_eq!(v.cpu_shares, Some(256)); // 250m
-    assert_eq!(v.cpu_quota, Some(50_000)); // 500m, both declared
+    assert_eq!(v.cpu_quota, Some(Limit::Value(50_000))); // 500m, both declared
     assert_eq!(v.cpu_period, Some(100_000));
     assert_eq!(v.memory_limit, None); // "a" has no memory limit
     assert!(pod.cgroup_parent().starts_with("/kubepods/burstable/pod"));

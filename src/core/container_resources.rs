@@ -1,12 +1,12 @@
-//! Container `LinuxResources` (spec §10) and pod cgroup values (spec §11.2), pure.
+//! A container's resources: the reduced values a resize compares (spec §7.1) and the
+//! `LinuxResources` sent with `UpdateContainerResources` (spec §10), pure.
 
-use super::conversions::{milli_cpu_to_quota, milli_cpu_to_shares, systemd_round_quota};
-use super::node::{CgroupDriver, CgroupVersion, NodeConfig};
-use super::plan::PodCgroupValues;
+use super::conversions::{milli_cpu_to_quota, milli_cpu_to_shares};
+use super::node::{CgroupVersion, NodeConfig, NodeSwapBehavior};
 use super::quantity::Quantity;
 use super::resources::{
-    limits_declared, pod_limits, pod_requests, Container, PodSpec, QosClass, ResourceRequirements,
-    CPU, MEMORY,
+    aggregate_container_requests, pod_level_requests_set, Container, PodSpec, QosClass,
+    ResourceRequirements, CPU, MEMORY,
 };
 use super::runtime::LinuxResources;
 
@@ -49,44 +49,92 @@ impl Reduced {
     }
 }
 
-/// `GetContainerOOMScoreAdjust` (spec §10): Guaranteed or node-critical −997, BestEffort 1000,
-/// Burstable `1000 − 1000·memRequest/machineMemory` clamped to [3, 999].
-fn burstable_oom_score_adj(memory_request: i64, machine_memory: i64) -> i64 {
-    if machine_memory <= 0 {
-        return 999;
-    }
-    let adj = 1000 - (1000 * memory_request as i128 / machine_memory as i128) as i64;
-    adj.clamp(3, 999)
-}
-
+/// `GetContainerOOMScoreAdjust` (spec §10, `kubernetes/kubernetes v1.36 pkg/kubelet/qos/policy.go`):
+/// node-critical or Guaranteed −997, BestEffort 1000, Burstable `1000 − 1000·memRequest/capacity`
+/// with the unrequested share of a pod-level memory request added to the request, a sidecar capped
+/// at the score of the regular container with the smallest memory request, then clamped to
+/// [3, 999].
 pub fn oom_score_adj(pod: &PodSpec, container: &Container, machine_memory: i64) -> i64 {
-    if pod.critical {
+    if pod.node_critical {
         return -997;
     }
     match pod.effective_qos() {
-        QosClass::Guaranteed => -997,
-        QosClass::BestEffort => 1000,
-        QosClass::Burstable => {
-            let own = burstable_oom_score_adj(
-                Reduced::of(&container.resources).memory_request,
-                machine_memory,
-            );
-            if !container.sidecar {
-                return own;
-            }
-            // sidecars are capped at the regular containers' minimum
-            pod.containers
-                .iter()
-                .map(|c| {
-                    burstable_oom_score_adj(
-                        Reduced::of(&c.resources).memory_request,
-                        machine_memory,
-                    )
-                })
-                .min()
-                .map_or(own, |m| own.min(m))
+        QosClass::Guaranteed => return -997,
+        QosClass::BestEffort => return 1000,
+        QosClass::Burstable => {}
+    }
+    if machine_memory <= 0 {
+        return 999;
+    }
+    let request = |c: &Container| c.resources.requests.get(MEMORY).map_or(0, Quantity::value);
+    let score = |req: i64| 1000 - (1000 * i128::from(req) / i128::from(machine_memory)) as i64;
+    let share = if pod_level_requests_set(pod) {
+        remaining_pod_memory_request_per_container(pod)
+    } else {
+        0
+    };
+    let mut adj = score(request(container) + share);
+    if container.sidecar && pod.init_containers.iter().any(|c| c.name == container.name) {
+        if let Some(min_request) = pod.containers.iter().map(request).min() {
+            adj = adj.min(score(min_request + share));
         }
     }
+    if adj < 3 {
+        3
+    } else if adj == 1000 {
+        999
+    } else {
+        adj
+    }
+}
+
+/// `remainingPodMemReqPerContainer`: the pod-level memory request not requested by the containers,
+/// divided among all regular and init containers.
+fn remaining_pod_memory_request_per_container(pod: &PodSpec) -> i64 {
+    let pod_request = pod
+        .pod_resources
+        .as_ref()
+        .and_then(|r| r.requests.get(MEMORY))
+        .map_or(0, Quantity::value);
+    if pod_request == 0 {
+        return 0;
+    }
+    let containers = (pod.containers.len() + pod.init_containers.len()) as i64;
+    let aggregated = aggregate_container_requests(pod)
+        .get(MEMORY)
+        .map_or(0, Quantity::value);
+    (pod_request - aggregated) / containers.max(1)
+}
+
+/// The container's swap behaviour (`GetContainerSwapBehavior`, spec §4.2): `LimitedSwap` only
+/// with node `LimitedSwap`, a swap controller, cgroup v2, a non-critical Burstable pod and a
+/// container that requests or limits memory with request ≠ limit.
+pub fn container_swap_behavior(
+    pod: &PodSpec,
+    values: Reduced,
+    node: &NodeConfig,
+) -> NodeSwapBehavior {
+    let limited = node.swap_behavior == NodeSwapBehavior::LimitedSwap
+        && node.swap_available
+        && node.cgroup_version == CgroupVersion::V2
+        && !pod.critical
+        && pod.effective_qos() == QosClass::Burstable
+        && !(values.memory_request == 0 && values.memory_limit == 0)
+        && values.memory_request != values.memory_limit;
+    if limited {
+        NodeSwapBehavior::LimitedSwap
+    } else {
+        NodeSwapBehavior::NoSwap
+    }
+}
+
+/// `calcSwapForBurstablePods`: `request / capacity × swap` (float, truncated); `None` when the
+/// capacity is unknown or the request exceeds it (the kubelet then configures no swap).
+pub fn swap_for_burstable(memory_request: i64, machine_memory: i64, swap: i64) -> Option<i64> {
+    if machine_memory <= 0 || memory_request > machine_memory {
+        return None;
+    }
+    Some((memory_request as f64 / machine_memory as f64 * swap as f64) as i64)
 }
 
 /// Page size in bytes → CRI page size name (`2MB`, `1GB`, `64KB`).
@@ -161,56 +209,29 @@ pub fn container_linux_resources(
             (page_size_name(size), limit)
         })
         .collect();
-    match node.cgroup_version {
-        CgroupVersion::V2 => {
-            if !node.single_process_oom_kill {
-                r.unified.insert("memory.oom.group".into(), "1".into());
+    if node.cgroup_version == CgroupVersion::V2 && !node.single_process_oom_kill {
+        r.unified.insert("memory.oom.group".into(), "1".into());
+    }
+    // `configureContainerSwapResources`: nothing without a swap controller; v1 can only say
+    // "no swap" (memory+swap limit = memory limit); v2 writes the container's share of swap.
+    if node.swap_available {
+        let swap = match container_swap_behavior(pod, values, node) {
+            NodeSwapBehavior::LimitedSwap => swap_for_burstable(
+                values.memory_request,
+                node.machine_memory_bytes,
+                node.swap_capacity_bytes,
+            ),
+            NodeSwapBehavior::NoSwap => None,
+        };
+        match node.cgroup_version {
+            CgroupVersion::V2 => {
+                let max = swap.unwrap_or(0).to_string();
+                r.unified.insert("memory.swap.max".into(), max);
             }
-            if node.swap_available {
-                r.unified.insert("memory.swap.max".into(), "0".into());
-            }
-        }
-        CgroupVersion::V1 => {
-            if node.swap_available {
-                r.memory_swap_limit_in_bytes = r.memory_limit_in_bytes;
-            }
+            CgroupVersion::V1 => r.memory_swap_limit_in_bytes = r.memory_limit_in_bytes,
         }
     }
     r
-}
-
-/// Pod cgroup values of the allocated pod (spec §11.2). `None` fields are left as they are.
-pub fn pod_cgroup_values(pod: &PodSpec, node: &NodeConfig) -> PodCgroupValues {
-    let requests = pod_requests(pod);
-    let limits = pod_limits(pod);
-    let declared = limits_declared(pod);
-    let shares = milli_cpu_to_shares(requests.get(CPU).map_or(0, Quantity::milli_value));
-    let period = node.cpu_cfs_period_us;
-    let mut quota = milli_cpu_to_quota(limits.get(CPU).map_or(0, Quantity::milli_value), period);
-    if !node.cpu_cfs_quota {
-        quota = -1;
-    } else if node.cgroup_driver == CgroupDriver::Systemd {
-        quota = systemd_round_quota(quota, period);
-    }
-    let memory = limits.get(MEMORY).map_or(0, Quantity::value);
-    match pod.effective_qos() {
-        QosClass::Guaranteed => PodCgroupValues {
-            cpu_shares: Some(shares),
-            cpu_quota: Some(quota),
-            cpu_period: Some(period),
-            memory_limit: Some(memory),
-        },
-        QosClass::Burstable => PodCgroupValues {
-            cpu_shares: Some(shares),
-            cpu_quota: declared.cpu.then_some(quota),
-            cpu_period: declared.cpu.then_some(period),
-            memory_limit: declared.memory.then_some(memory),
-        },
-        QosClass::BestEffort => PodCgroupValues {
-            cpu_shares: Some(2),
-            ..PodCgroupValues::default()
-        },
-    }
 }
 
 #[cfg(test)]
@@ -223,59 +244,6 @@ mod tests {
             machine_memory_bytes: 8 << 30,
             ..NodeConfig::default()
         }
-    }
-
-    #[test]
-    fn guaranteed_pod_values() {
-        let p = pod(
-            "g",
-            vec![
-                container("a", "cpu=250m,memory=32Mi", "cpu=250m,memory=32Mi"),
-                container("b", "cpu=250m,memory=64Mi", "cpu=250m,memory=64Mi"),
-            ],
-        );
-        assert_eq!(
-            pod_cgroup_values(&p, &node()),
-            PodCgroupValues {
-                cpu_shares: Some(512),
-                cpu_quota: Some(50_000),
-                cpu_period: Some(100_000),
-                memory_limit: Some(96 << 20),
-            }
-        );
-    }
-
-    #[test]
-    fn burstable_pod_values_follow_declared_limits() {
-        let p = pod(
-            "b",
-            vec![
-                container("a", "cpu=100m,memory=64Mi", "cpu=200m"),
-                container("b", "cpu=25m", "cpu=25m,memory=1Gi"),
-            ],
-        );
-        let v = pod_cgroup_values(&p, &node());
-        assert_eq!(v.cpu_shares, Some(128)); // 125m
-        assert_eq!(v.cpu_quota, Some(22_500));
-        assert_eq!(v.memory_limit, None); // a has no memory limit
-        let systemd = NodeConfig {
-            cgroup_driver: CgroupDriver::Systemd,
-            ..node()
-        };
-        assert_eq!(pod_cgroup_values(&p, &systemd).cpu_quota, Some(23_000));
-        let no_cfs = NodeConfig {
-            cpu_cfs_quota: false,
-            ..node()
-        };
-        assert_eq!(pod_cgroup_values(&p, &no_cfs).cpu_quota, Some(-1));
-        let be = pod("e", vec![container("a", "", "")]);
-        assert_eq!(
-            pod_cgroup_values(&be, &node()),
-            PodCgroupValues {
-                cpu_shares: Some(2),
-                ..Default::default()
-            }
-        );
     }
 
     #[test]
@@ -327,9 +295,33 @@ mod tests {
         assert_eq!(oom_score_adj(&big, &big.containers[0], 8 << 30), 3);
         let small = pod("s", vec![container("a", "cpu=1", "")]);
         assert_eq!(oom_score_adj(&small, &small.containers[0], 8 << 30), 999);
+        // Only system-node-critical pods get −997; system-cluster-critical is scored as its QoS.
         let mut crit = small.clone();
         crit.critical = true;
+        assert_eq!(oom_score_adj(&crit, &crit.containers[0], 8 << 30), 999);
+        crit.node_critical = true;
         assert_eq!(oom_score_adj(&crit, &crit.containers[0], 8 << 30), -997);
+        // A sidecar is capped at the score of the regular container with the smallest request.
+        let mut sc = pod(
+            "sc",
+            vec![
+                container("big", "memory=4Gi", ""),
+                container("small", "memory=1Gi", ""),
+            ],
+        );
+        sc.init_containers = vec![sidecar("s", "memory=512Mi", "")];
+        assert_eq!(oom_score_adj(&sc, &sc.init_containers[0], 8 << 30), 875);
+        // Pod-level requests: the unrequested 4Gi is shared by the two containers.
+        let mut pl = pod(
+            "pl",
+            vec![container("a", "memory=1Gi", ""), container("b", "", "")],
+        );
+        pl.pod_resources = Some(reqs("memory=5Gi", ""));
+        assert_eq!(
+            oom_score_adj(&pl, &pl.containers[0], 8 << 30),
+            1000 - 1000 * 3 / 8
+        );
+        assert_eq!(oom_score_adj(&pl, &pl.containers[1], 8 << 30), 750);
     }
 
     #[test]

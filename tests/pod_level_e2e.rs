@@ -1,0 +1,107 @@
+//! Pod-level `spec.resources` end to end: the API-server double, the real containerd and cgroups
+//! and the `resizelet run` binary. A pod whose pod-level requests and limits differ from its
+//! containers' gets the pod cgroup upstream gives it (`kubernetes/kubernetes v1.36
+//! pkg/kubelet/cm/helpers_linux.go` `ResourceConfigForPod`: pod-level values replace the
+//! container sums) and its containers the pod-level limits as their fallback (§10).
+
+mod support;
+
+use resizelet::core::plan::{Limit, PodCgroupValues};
+use resizelet::core::resources::QosClass;
+use resizelet_double::PatchKind;
+use serde_json::json;
+use support::cluster::{resize_done, Agent, Cluster, DEADLINE, NODE};
+use support::eventually;
+use support::kubelet::{TestContainer, TestPod};
+
+const MIB: i64 = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_level_resources_set_the_pod_cgroup_through_the_api() {
+    let cluster = Cluster::start("2", "4Gi").await;
+    let state = cluster.dir.path().join("state");
+    let _agent = Agent::start(&cluster, &state);
+
+    // One container with requests only; the pod-level resources give the pod 500m/128Mi
+    // requested and 1 cpu/512Mi as its limits (Burstable: requests ≠ limits).
+    let mut pod = TestPod::new(
+        "podlevel",
+        QosClass::Burstable,
+        vec![TestContainer::new("app")
+            .cpu(Some(100), None)
+            .memory(Some(64 * MIB), None)],
+    );
+    let created = cluster
+        .api
+        .create_pod(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": pod.namespace},
+            "spec": {
+                "nodeName": NODE, "terminationGracePeriodSeconds": 2,
+                "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
+                              "limits": {"cpu": "1", "memory": "512Mi"}},
+                "containers": [{"name": "app", "image": "resizelet.test/busybox:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": (64 * MIB).to_string()}}}]
+            }
+        }))
+        .expect("create pod");
+    assert_eq!(created["status"]["qosClass"], "Burstable", "{created}");
+    pod.uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let running = cluster.kubelet.run_pod(&pod).await;
+    let statuses: Vec<_> = running
+        .containers
+        .iter()
+        .map(|(name, id)| json!({"name": name, "image": "resizelet.test/busybox:1", "imageID": "sha256:0",
+            "containerID": format!("containerd://{id}"), "ready": true, "restartCount": 0, "started": true,
+            "state": {"running": {"startedAt": "2026-11-25T00:00:00Z"}}}))
+        .collect();
+    cluster
+        .api
+        .patch_pod_status(
+            &pod.namespace,
+            &pod.name,
+            PatchKind::Merge,
+            &json!({"status": {"phase": "Running", "containerStatuses": statuses}}),
+        )
+        .expect("kubelet status");
+    cluster.wait_resize_fields(&pod).await;
+
+    // a cpu request resize of the container, inside the pod-level request
+    cluster
+        .resize(
+            &pod,
+            &[TestContainer::new("app")
+                .cpu(Some(200), None)
+                .memory(Some(64 * MIB), None)],
+        )
+        .await
+        .expect("resize accepted by the API server");
+    eventually("resize completed in the API status", DEADLINE, || async {
+        resize_done(&cluster.pod(&pod)).then_some(())
+    })
+    .await;
+
+    // upstream's pod cgroup: shares from the pod-level request (500m → 512), quota from the
+    // pod-level cpu limit (limits declared at pod level), memory from the pod-level limit —
+    // not the container sums (204 shares, no quota, no memory limit)
+    assert_eq!(
+        running.pod_cgroup_values(),
+        PodCgroupValues {
+            cpu_shares: Some(512),
+            cpu_quota: Some(Limit::Value(100_000)),
+            cpu_period: Some(100_000),
+            memory_limit: Some(Limit::Value(512 * MIB)),
+        }
+    );
+    // the container: its own request, the pod-level limits as the limits it lacks
+    let app = running.container_cgroup_values("app");
+    assert_eq!(
+        (app.cpu_shares, app.cpu_quota, app.memory_limit),
+        (
+            Some(204),
+            Some(Limit::Value(100_000)),
+            Some(Limit::Value(512 * MIB))
+        )
+    );
+    running.teardown().await.unwrap();
+}
