@@ -1,5 +1,6 @@
 //! The admin endpoint (default `127.0.0.1:10258`): `/metrics` (Prometheus text), `/healthz`
-//! (alive), `/readyz` (watches synced, runtime reachable, checkpoints loaded) and the read-only
+//! (alive), `/readyz` (watches synced, runtime reachable, checkpoints loaded, cgroup hierarchies
+//! present and writable) and the read-only
 //! debug views `resizelet status` and `resizelet explain` render: `/debug/pods` and
 //! `/debug/pods/<namespace>/<name>`. Also the small HTTP client those commands use.
 
@@ -55,6 +56,34 @@ pub enum AdminError {
 pub struct AdminState {
     pub stats: Arc<ControllerStats>,
     pub runtime: Arc<dyn Runtime>,
+    /// The cgroup hierarchies pod cgroups are written in (`--cgroup-root` rebased mounts).
+    pub cgroup_hierarchies: Vec<std::path::PathBuf>,
+}
+
+/// What is wrong with the cgroup hierarchies (empty: each exists, is a directory and is
+/// writable): a resize admitted while they are not would be checkpointed and then fail on
+/// every pass.
+pub fn cgroup_problems(dirs: &[std::path::PathBuf]) -> Vec<String> {
+    use nix::unistd::{access, AccessFlags};
+    dirs.iter()
+        .filter_map(|d| match std::fs::metadata(d) {
+            Err(e) => Some(format!(
+                "cgroup hierarchy {} is missing ({e}): check --cgroup-root",
+                d.display()
+            )),
+            Ok(m) if !m.is_dir() => Some(format!(
+                "cgroup hierarchy {} is not a directory: check --cgroup-root",
+                d.display()
+            )),
+            Ok(_) => access(d.as_path(), AccessFlags::W_OK).err().map(|e| {
+                format!(
+                    "cgroup hierarchy {} is not writable ({}): mount it read-write",
+                    d.display(),
+                    e.desc()
+                )
+            }),
+        })
+        .collect()
 }
 
 /// Binds `address`; the listener is returned so the caller can fail early and report it.
@@ -171,6 +200,7 @@ async fn readiness(state: &AdminState) -> Vec<String> {
             "container runtime did not answer Version within {RUNTIME_PROBE_TIMEOUT:?}"
         )),
     }
+    problems.extend(cgroup_problems(&state.cgroup_hierarchies));
     if let Some(why) = state.stats.stand_down.lock().unwrap().as_ref() {
         // still ready (it is doing the right thing), but say so
         debug!(reason = %why, "standing down");
@@ -423,9 +453,11 @@ mod tests {
     async fn readyz_says_what_is_missing() {
         use crate::cri::fake::{CallKind, FakeRuntime};
         let runtime = Arc::new(FakeRuntime::new());
-        let state = AdminState {
+        let cgroups = tempfile::tempdir().unwrap();
+        let mut state = AdminState {
             stats: Arc::new(ControllerStats::default()),
             runtime: runtime.clone(),
+            cgroup_hierarchies: vec![cgroups.path().to_path_buf()],
         };
         let get = |path: &'static str| {
             let state = state.clone();
@@ -452,6 +484,14 @@ mod tests {
                 .await
                 .0,
             405
+        );
+        // a missing --cgroup-root hierarchy is named
+        state.cgroup_hierarchies = vec!["/nonexistent/cg/memory".into()];
+        let (code, text) = body(handle(&state, &Method::GET, "/readyz").await).await;
+        assert_eq!(code, 503);
+        assert!(
+            text.contains("cgroup hierarchy /nonexistent/cg/memory is missing"),
+            "{text}"
         );
     }
 

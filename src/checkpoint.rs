@@ -6,7 +6,7 @@ use crate::core::state::{CheckpointData, CheckpointKind, PodResourceState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint {path} is corrupt ({reason}); moved aside to {quarantined}: inspect it, then delete it to re-seed state from the runtime")]
+    #[error("checkpoint {path} is corrupt ({reason}); moved to {quarantined}: inspect it (the next start re-seeds this state from the runtime)")]
     Corrupt {
         path: PathBuf,
         reason: String,
@@ -24,6 +24,8 @@ pub enum CheckpointError {
         #[source]
         source: std::io::Error,
     },
+    #[error("unsafe checkpoint directory {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 /// Durable store of the allocated and actuated checkpoints. Real: `FileCheckpointStore`;
@@ -43,8 +45,8 @@ pub trait CheckpointStore: Send + Sync {
 }
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +83,70 @@ fn valid_uid(uid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Largest checkpoint file read (one pod's entry is a few KiB; the 0.1 single file of a full
+/// node well below this). A larger file is quarantined unread: reading it whole would let a
+/// stray file exhaust a memory-limited agent on every start.
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 20;
+
+/// Opens never follow a symlink, and never block on a FIFO planted in the directory.
+const NO_FOLLOW: i32 = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Checks (or creates, mode 0700) one state directory without following a symlink: it must be a
+/// directory owned by resizelet's uid; group/world write permission is removed with a warning
+/// (another local user could otherwise plant files or links in it).
+fn secure_dir(dir: &Path, recursive: bool) -> Result<(), CheckpointError> {
+    let unsafe_dir = |reason: String| CheckpointError::Unsafe {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(recursive)
+                .mode(0o700)
+                .create(dir)
+                .map_err(write_err(dir))?;
+        }
+        Err(e) => return Err(read_err(dir)(e)),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(unsafe_dir(format!(
+                "it is a symlink (to {}); resizelet follows no symlink in its state directory: give the target path itself",
+                fs::read_link(dir).map_or_else(|e| e.to_string(), |t| t.display().to_string())
+            )))
+        }
+        Ok(m) if !m.is_dir() => return Err(unsafe_dir("it is not a directory".into())),
+        Ok(_) => {}
+    }
+    let d = OpenOptions::new()
+        .read(true)
+        .custom_flags(NO_FOLLOW | nix::libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(read_err(dir))?;
+    let m = d.metadata().map_err(read_err(dir))?;
+    if m.uid() != euid() {
+        return Err(unsafe_dir(format!(
+            "owned by uid {}, not by resizelet's uid {}",
+            m.uid(),
+            euid()
+        )));
+    }
+    let mode = m.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let fixed = mode & !0o022;
+        d.set_permissions(fs::Permissions::from_mode(fixed))
+            .map_err(write_err(dir))?;
+        tracing::warn!(
+            path = %dir.display(),
+            "state directory was group/world-writable (mode {mode:04o}); set to {fixed:04o}"
+        );
+    }
+    Ok(())
+}
+
 fn fsync_dir(dir: &Path) -> Result<(), CheckpointError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -88,23 +154,18 @@ fn fsync_dir(dir: &Path) -> Result<(), CheckpointError> {
 }
 
 impl FileCheckpointStore {
-    /// Creates `root` and the per-kind directories (mode 0700) if they do not exist.
+    /// Creates `root` and the per-kind directories (mode 0700) if they do not exist; refuses
+    /// them if they are symlinks or not owned by resizelet's uid, and removes group/world write
+    /// permission (with a warning).
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
         let root = root.into();
         let store = FileCheckpointStore {
             root,
             last: Mutex::new(Default::default()),
         };
-        for dir in [
-            store.root.clone(),
-            store.dir(CheckpointKind::Allocated),
-            store.dir(CheckpointKind::Actuated),
-        ] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|source| CheckpointError::Write { path: dir, source })?;
+        secure_dir(&store.root, true)?;
+        for kind in [CheckpointKind::Allocated, CheckpointKind::Actuated] {
+            secure_dir(&store.dir(kind), false)?;
         }
         Ok(store)
     }
@@ -134,7 +195,7 @@ impl FileCheckpointStore {
             path.file_name().unwrap_or_default().to_string_lossy()
         ));
         let mut n = 1;
-        while quarantined.exists() {
+        while fs::symlink_metadata(&quarantined).is_ok() {
             quarantined = path.with_file_name(format!(
                 "{}.corrupt-{stamp}-{n}",
                 path.file_name().unwrap_or_default().to_string_lossy()
@@ -155,11 +216,19 @@ impl FileCheckpointStore {
         }
     }
 
-    /// Reads and decodes one file; `None` when it does not exist.
+    /// Reads and decodes one file; `None` when it does not exist. A symlink, a non-regular
+    /// file, a file of another uid or one above [`MAX_CHECKPOINT_BYTES`] is quarantined unread.
     fn read(&self, path: &Path) -> Result<Option<(Vec<u8>, CheckpointData)>, CheckpointError> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(NO_FOLLOW)
+            .open(path)
+        {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(self.quarantine(path, "it is a symlink".into()))
+            }
             Err(source) => {
                 return Err(CheckpointError::Read {
                     path: path.to_path_buf(),
@@ -167,6 +236,18 @@ impl FileCheckpointStore {
                 })
             }
         };
+        let meta = file.metadata().map_err(read_err(path))?;
+        if let Some(reason) = refuse_file(&meta) {
+            drop(file);
+            return Err(self.quarantine(path, reason));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_CHECKPOINT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err(path))?;
+        if bytes.len() as u64 > MAX_CHECKPOINT_BYTES {
+            return Err(self.quarantine(path, too_large(bytes.len() as u64)));
+        }
         match decode(&bytes) {
             Ok(data) => Ok(Some((bytes, data))),
             Err(e) => Err(self.quarantine(path, e.to_string())),
@@ -183,11 +264,18 @@ impl FileCheckpointStore {
         let dir = self.dir(kind);
         let path = dir.join(uid);
         let tmp = dir.join(format!(".{uid}.tmp"));
+        // a leftover of a crash (or anything planted there): unlinked, never followed; the
+        // temp file is then created fresh, refusing to open anything that exists
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&tmp)(e)),
+        }
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(NO_FOLLOW)
             .open(&tmp)
             .map_err(write_err(&tmp))?;
         file.write_all(bytes).map_err(write_err(&tmp))?;
@@ -204,6 +292,34 @@ impl FileCheckpointStore {
             fsync_dir(&dir)?;
         }
         Ok(())
+    }
+}
+
+/// Why an open checkpoint file is refused unread (`None`: fine).
+fn refuse_file(meta: &fs::Metadata) -> Option<String> {
+    if !meta.file_type().is_file() {
+        Some("it is not a regular file".into())
+    } else if meta.uid() != euid() {
+        Some(format!(
+            "owned by uid {}, not by resizelet's uid {}",
+            meta.uid(),
+            euid()
+        ))
+    } else if meta.len() > MAX_CHECKPOINT_BYTES {
+        Some(too_large(meta.len()))
+    } else {
+        None
+    }
+}
+
+fn too_large(len: u64) -> String {
+    format!("{len} bytes, above the limit of {MAX_CHECKPOINT_BYTES} bytes; not read")
+}
+
+fn read_err(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Read {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -235,9 +351,31 @@ impl CheckpointStore for FileCheckpointStore {
                 path: dir.clone(),
                 source,
             })?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            // temp files of interrupted writes and quarantined files are not state
-            if name.starts_with('.') || name.contains(".corrupt-") {
+            let Ok(name) = entry.file_name().into_string() else {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    name = ?entry.file_name(),
+                    "ignoring a file whose name is not UTF-8 (not a pod uid)"
+                );
+                continue;
+            };
+            // temp files of interrupted writes are not state
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some((uid, _)) = name.split_once(".corrupt-") {
+                tracing::warn!(
+                    pod_uid = uid,
+                    quarantined = %dir.join(&name).display(),
+                    "a quarantined checkpoint of this pod is kept aside; its state was re-seeded from the runtime (remove the file once inspected)"
+                );
+                continue;
+            }
+            if !valid_uid(&name) {
+                tracing::warn!(
+                    path = %dir.join(&name).display(),
+                    "ignoring a file whose name is not a pod uid"
+                );
                 continue;
             }
             names.push(name);
@@ -264,7 +402,15 @@ impl CheckpointStore for FileCheckpointStore {
         self.last.lock().expect("checkpoint lock")[slot(kind)] = last;
         if let Some(old) = migrate {
             for (uid, entry) in &old.entries {
-                if valid_uid(uid) && !self.pod_path(kind, uid).exists() {
+                if !valid_uid(uid) {
+                    tracing::warn!(
+                        path = %legacy.display(),
+                        pod_uid = ?uid,
+                        "not migrating an entry whose pod uid is not a valid file name"
+                    );
+                    continue;
+                }
+                if fs::symlink_metadata(self.pod_path(kind, uid)).is_err() {
                     self.save_pod(kind, uid, Some(entry))?;
                 }
             }
@@ -480,7 +626,7 @@ mod tests {
         assert!(!path.exists(), "corrupt file must be moved aside");
         assert_eq!(fs::read_to_string(quarantined).unwrap(), tampered);
         let msg = err.to_string();
-        assert!(msg.contains("moved aside to"), "{msg}");
+        assert!(msg.contains("moved to"), "{msg}");
         assert!(msg.starts_with("checkpoint "), "{msg}");
     }
 
@@ -545,6 +691,159 @@ mod tests {
         let again = FileCheckpointStore::new(dir.path()).unwrap();
         assert_eq!(
             again.load(CheckpointKind::Actuated).unwrap(),
+            sample("100m")
+        );
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_temp_path_is_replaced_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpointStore::new(dir.path().join("state")).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let adir = store.dir(CheckpointKind::Allocated);
+        std::os::unix::fs::symlink(&victim, adir.join(".uid-1.tmp")).unwrap();
+        let outside = dir.path().join("created-outside");
+        std::os::unix::fs::symlink(&outside, adir.join(".uid-2.tmp")).unwrap();
+        let mut two = sample("100m");
+        two.entries
+            .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
+        save_all(&store, CheckpointKind::Allocated, &two).unwrap();
+        assert_eq!(
+            fs::read(&victim).unwrap(),
+            b"precious",
+            "link target written"
+        );
+        assert!(
+            !outside.exists(),
+            "a dangling link created a file outside root-dir"
+        );
+        for uid in ["uid-1", "uid-2"] {
+            let m = fs::symlink_metadata(store.pod_path(CheckpointKind::Allocated, uid)).unwrap();
+            assert!(m.file_type().is_file(), "{uid} is not a regular file");
+        }
+        assert_eq!(store.load(CheckpointKind::Allocated).unwrap(), two);
+    }
+
+    #[test]
+    fn writable_state_dirs_are_fixed_and_symlinked_or_foreign_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let store = FileCheckpointStore::new(&root).unwrap();
+        let adir = store.dir(CheckpointKind::Allocated);
+        for d in [&root, &adir] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        FileCheckpointStore::new(&root).unwrap();
+        for d in [&root, &adir] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o755, "{} left writable", d.display());
+        }
+        // a symlinked kind directory (or root) is refused, nothing written through it
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::remove_dir(&adir).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &adir).unwrap();
+        let err = FileCheckpointStore::new(&root).err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "unsafe checkpoint directory {}: it is a symlink",
+                adir.display()
+            )),
+            "{err}"
+        );
+        let link = dir.path().join("root-link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        let err = FileCheckpointStore::new(&link).err().unwrap().to_string();
+        assert!(err.contains("is a symlink"), "{err}");
+        // a directory of another uid (the tests run as root, so chown works)
+        fs::remove_file(&adir).unwrap();
+        fs::create_dir(&adir).unwrap();
+        std::os::unix::fs::chown(&adir, Some(4242), None).unwrap();
+        let err = FileCheckpointStore::new(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("owned by uid 4242, not by resizelet's uid"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpointStore::new(dir.path()).unwrap();
+        let adir = store.dir(CheckpointKind::Allocated);
+        let big = adir.join("uid-big");
+        let f = File::create(&big).unwrap();
+        f.set_len(MAX_CHECKPOINT_BYTES + 1).unwrap();
+        drop(f);
+        let target = dir.path().join("target");
+        fs::write(&target, encode(&sample("1"))).unwrap();
+        std::os::unix::fs::symlink(&target, adir.join("uid-link")).unwrap();
+        nix::unistd::mkfifo(&adir.join("uid-fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let foreign = adir.join("uid-foreign");
+        fs::write(&foreign, encode(&sample("1"))).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(4242), None).unwrap();
+        let mut reasons = Vec::new();
+        // one refusal per load (the agent exits, its restart meets the next)
+        for _ in 0..4 {
+            let err = store.load(CheckpointKind::Allocated).unwrap_err();
+            let CheckpointError::Corrupt {
+                reason,
+                quarantined,
+                path,
+            } = &err
+            else {
+                panic!("{err}")
+            };
+            assert!(
+                fs::symlink_metadata(path).is_err(),
+                "{} left in place",
+                path.display()
+            );
+            assert!(fs::symlink_metadata(quarantined).is_ok());
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("moved to {}", quarantined.display())),
+                "{msg}"
+            );
+            assert!(!msg.contains("delete it"), "{msg}");
+            reasons.push(reason.clone());
+        }
+        reasons.sort();
+        assert_eq!(
+            reasons[0],
+            format!(
+                "{} bytes, above the limit of {MAX_CHECKPOINT_BYTES} bytes; not read",
+                MAX_CHECKPOINT_BYTES + 1
+            )
+        );
+        assert_eq!(reasons[1], "it is a symlink");
+        assert_eq!(reasons[2], "it is not a regular file");
+        assert!(
+            reasons[3].starts_with("owned by uid 4242"),
+            "{}",
+            reasons[3]
+        );
+        assert_eq!(fs::read(&target).unwrap(), encode(&sample("1")));
+        // the quarantined files are kept aside (logged) and no longer refuse the start
+        assert_eq!(
+            store.load(CheckpointKind::Allocated).unwrap(),
+            CheckpointData::default()
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_pod_uids_are_skipped() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpointStore::new(dir.path()).unwrap();
+        save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
+        let adir = store.dir(CheckpointKind::Allocated);
+        fs::write(adir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"x").unwrap();
+        fs::write(adir.join("not a uid"), b"x").unwrap();
+        assert_eq!(
+            store.load(CheckpointKind::Allocated).unwrap(),
             sample("100m")
         );
     }

@@ -246,6 +246,25 @@ fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
+/// Range of `kube-api-qps`: below the minimum a write would wait minutes for its token.
+pub const MIN_QPS: f64 = 0.01;
+pub const MAX_QPS: f64 = 1_000_000.0;
+pub const MAX_BURST: u32 = 1_000_000;
+/// Largest millisecond setting (`cri-timeout-ms`, `in-progress-threshold-ms`): 10 minutes.
+pub const MAX_MS: u64 = 600_000;
+
+/// `cri-timeout-ms` checked (1 ms to 10 minutes) for `run`, `check` and `resize` alike.
+pub fn cri_timeout(ms: u64) -> Result<Duration, ConfigError> {
+    if !(1..=MAX_MS).contains(&ms) {
+        return Err(invalid(
+            "cri-timeout-ms",
+            ms,
+            format!("must be from 1 to {MAX_MS} (10 minutes)"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 /// Validates the merged layers (`flags.over(env).over(file).over(defaults())`).
 pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
     let layer = layer.over(defaults());
@@ -272,16 +291,29 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         }
     }
     let qps = layer.kube_api_qps.unwrap_or_default();
-    if !(qps.is_finite() && qps > 0.0) {
-        return Err(invalid("kube-api-qps", qps, "must be a number above 0"));
+    if !(qps.is_finite() && (MIN_QPS..=MAX_QPS).contains(&qps)) {
+        return Err(invalid(
+            "kube-api-qps",
+            format!("{qps:?}"),
+            format!("must be a number from {MIN_QPS} to {MAX_QPS}"),
+        ));
     }
     let burst = layer.kube_api_burst.unwrap_or_default();
-    if burst == 0 {
-        return Err(invalid("kube-api-burst", burst, "must be at least 1"));
+    if !(1..=MAX_BURST).contains(&burst) {
+        return Err(invalid(
+            "kube-api-burst",
+            burst,
+            format!("must be from 1 to {MAX_BURST}"),
+        ));
     }
-    let cri_timeout_ms = layer.cri_timeout_ms.unwrap_or_default();
-    if cri_timeout_ms == 0 {
-        return Err(invalid("cri-timeout-ms", cri_timeout_ms, "must be above 0"));
+    let cri_timeout = cri_timeout(layer.cri_timeout_ms.unwrap_or_default())?;
+    let threshold_ms = layer.in_progress_threshold_ms.unwrap_or_default();
+    if threshold_ms > MAX_MS {
+        return Err(invalid(
+            "in-progress-threshold-ms",
+            threshold_ms,
+            format!("must be at most {MAX_MS} (10 minutes)"),
+        ));
     }
     let admin = layer.admin_address.unwrap_or_default();
     let admin_address = parse_admin_address(&admin).ok_or_else(|| {
@@ -305,15 +337,13 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
             .swap_behavior
             .unwrap_or(SwapBehaviorName::NoSwap)
             .into(),
-        cri_timeout: Duration::from_millis(cri_timeout_ms),
+        cri_timeout,
         root_dir: layer.root_dir.unwrap_or_default(),
         admin_address,
         kube_api_qps: qps,
         kube_api_burst: burst,
         legacy_resize_status: layer.legacy_resize_status.unwrap_or_default(),
-        in_progress_threshold: Duration::from_millis(
-            layer.in_progress_threshold_ms.unwrap_or_default(),
-        ),
+        in_progress_threshold: Duration::from_millis(threshold_ms),
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
     })
@@ -481,7 +511,7 @@ mod tests {
                     kube_api_qps: Some(0.0),
                     ..base()
                 },
-                "kube-api-qps = \"0\": must be a number above 0",
+                "kube-api-qps = \"0.0\": must be a number from 0.01 to 1000000",
             ),
             (
                 Layer {
@@ -495,7 +525,7 @@ mod tests {
                     kube_api_burst: Some(0),
                     ..base()
                 },
-                "kube-api-burst = \"0\": must be at least 1",
+                "kube-api-burst = \"0\": must be from 1 to 1000000",
             ),
             (
                 Layer {
@@ -503,6 +533,34 @@ mod tests {
                     ..base()
                 },
                 "cri-timeout-ms",
+            ),
+            (
+                Layer {
+                    kube_api_qps: Some(1e-300),
+                    ..base()
+                },
+                "kube-api-qps = \"1e-300\": must be a number from 0.01",
+            ),
+            (
+                Layer {
+                    kube_api_qps: Some(f64::INFINITY),
+                    ..base()
+                },
+                "kube-api-qps",
+            ),
+            (
+                Layer {
+                    cri_timeout_ms: Some(1_000_000_000_000_000_000),
+                    ..base()
+                },
+                "cri-timeout-ms = \"1000000000000000000\": must be from 1 to 600000",
+            ),
+            (
+                Layer {
+                    in_progress_threshold_ms: Some(u64::MAX),
+                    ..base()
+                },
+                "in-progress-threshold-ms",
             ),
             (
                 Layer {

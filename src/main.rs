@@ -230,9 +230,80 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// clap's error for a bad value names the flag even when the value came from the flag's
+/// environment variable; this names the variable instead (the flag is not on the command line).
+fn env_value_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let ContextValue::String(arg) = e.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let long = arg
+        .strip_prefix("--")?
+        .split([' ', '='])
+        .next()?
+        .to_string();
+    let argv: Vec<String> = std::env::args().collect();
+    let flag = format!("--{long}");
+    if argv
+        .iter()
+        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+    {
+        return None;
+    }
+    fn find_env(cmd: &clap::Command, long: &str) -> Option<String> {
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| cmd.get_subcommands().find_map(|c| find_env(c, long)))
+    }
+    let env = find_env(&Cli::command(), &long)?;
+    let value = std::env::var_os(&env)?;
+    let reason = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "invalid value".into());
+    Some(format!(
+        "error: environment variable {env}={:?} (for --{long}): {reason}",
+        value.to_string_lossy()
+    ))
+}
+
+/// An error and its causes, each once: a message that already includes its source's text
+/// (`"cannot write x: Permission denied"` over the io::Error) does not repeat it.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(msg) = env_value_error(&e) {
+                eprintln!("{msg}");
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
     // `run` takes its log settings from the layered configuration; everything else from the
     // environment (RESIZELET_LOG, RESIZELET_LOG_FORMAT)
     let (level, format) = match &cli.command {
@@ -275,7 +346,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
     }
@@ -303,6 +374,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { host } => {
+            resizelet::config::cri_timeout(host.cri_timeout_ms)?;
             let facts = gather_facts(&host).await;
             let report = resizelet::check::assess(&facts);
             print!("{report}");
@@ -363,46 +435,54 @@ struct Host {
     cri_timeout: std::time::Duration,
 }
 
-impl From<&HostArgs> for Host {
-    fn from(h: &HostArgs) -> Self {
-        Host {
+impl TryFrom<&HostArgs> for Host {
+    type Error = resizelet::config::ConfigError;
+
+    /// Range-checks `--cri-timeout-ms` as `run` does.
+    fn try_from(h: &HostArgs) -> Result<Self, Self::Error> {
+        Ok(Host {
             endpoint: h.container_runtime_endpoint.clone(),
             cgroup_root: h.cgroup_root.clone(),
             driver: h.cgroup_driver.into(),
             swap_behavior: resizelet::core::node::NodeSwapBehavior::NoSwap,
-            cri_timeout: std::time::Duration::from_millis(h.cri_timeout_ms),
-        }
+            cri_timeout: resizelet::config::cri_timeout(h.cri_timeout_ms)?,
+        })
     }
 }
 
-/// Opens the checkpoints (a corrupt one is refused first), the cgroup filesystem and the runtime.
+/// Opens the runtime and the cgroup filesystem, then the checkpoints (a corrupt one is refused):
+/// nothing is created on disk (the checkpoint directories) before the runtime and the cgroups
+/// are known to be usable.
 async fn open_engine(
     host: &Host,
     root_dir: &std::path::Path,
     allocatable: Option<resizelet::core::resources::ResourceList>,
-) -> anyhow::Result<resizelet::engine::Engine> {
+) -> anyhow::Result<(resizelet::engine::Engine, Vec<PathBuf>)> {
     use std::sync::Arc;
 
     use resizelet::engine::{Checkpoints, Engine};
 
-    // Checkpoints first: a corrupt one is refused (and quarantined) before anything else.
-    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
-    let checkpoints = Checkpoints::load(&store)?;
+    let runtime =
+        resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
+            .await?;
     let layout = resizelet::cgroup::detect::detect_host()?;
     let driver = host.driver;
     let cgroups =
         resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
+    let hierarchies = cgroups.hierarchies();
     let mut node = resizelet::host::node_config(layout.version, driver, allocatable)?;
     node.swap_behavior = host.swap_behavior;
-    let runtime =
-        resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
-            .await?;
-    Ok(Engine::new(
-        Arc::new(runtime),
-        Arc::new(cgroups),
-        Arc::new(store),
-        checkpoints,
-        node,
+    let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
+    let checkpoints = Checkpoints::load(&store)?;
+    Ok((
+        Engine::new(
+            Arc::new(runtime),
+            Arc::new(cgroups),
+            Arc::new(store),
+            checkpoints,
+            node,
+        ),
+        hierarchies,
     ))
 }
 
@@ -431,8 +511,7 @@ async fn run_agent(
         s.kube_api_qps,
         s.kube_api_burst,
     );
-    let engine = open_engine(&host, root_dir, None).await?;
-    let admin = resizelet::admin::bind(admin_address).await?;
+    // every check that can fail on configuration before anything is created on disk
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -446,6 +525,11 @@ async fn run_agent(
     };
     let client =
         resizelet::k8s::client::build_client(config).context("building the Kubernetes client")?;
+    let admin = resizelet::admin::bind(admin_address).await?;
+    let (engine, hierarchies) = open_engine(&host, root_dir, None).await?;
+    for problem in resizelet::admin::cgroup_problems(&hierarchies) {
+        tracing::warn!("{problem}; /readyz reports not ready until it is fixed");
+    }
     let writer = Arc::new(resizelet::k8s::client::ApiWriter::new(
         client.clone(),
         qps,
@@ -460,6 +544,7 @@ async fn run_agent(
         resizelet::admin::AdminState {
             stats: controller.stats(),
             runtime,
+            cgroup_hierarchies: hierarchies,
         },
     ));
     tracing::info!(address = %admin_address, "admin endpoint listening");
@@ -539,11 +624,25 @@ async fn resize_once(
     };
     let desired: resizelet::core::resources::PodSpec = serde_json::from_str(&text)
         .with_context(|| format!("parsing pod file {}", pod_path.display()))?;
+    resizelet::core::validate::validate_pod(&desired)
+        .with_context(|| format!("pod file {}", pod_path.display()))?;
 
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let engine = open_engine(&host.into(), root_dir, allocatable).await?;
+    let host = Host::try_from(host)?;
+    let (engine, _) = open_engine(&host, root_dir, allocatable).await?;
+    let listed = engine
+        .runtime_handle()
+        .list_containers(Some(&desired.uid))
+        .await?;
+    let running: Vec<&str> = listed
+        .iter()
+        .filter(|c| c.state == resizelet::core::runtime::ContainerState::Running)
+        .map(|c| c.name.as_str())
+        .collect();
+    resizelet::core::validate::check_containers(&desired, &running)
+        .with_context(|| format!("pod file {}", pod_path.display()))?;
     let crash = move |step: usize| {
         if Some(step) == crash_after_step {
             eprintln!("resizelet: crash requested after step {step}");

@@ -107,7 +107,7 @@ fn run_with_a_missing_config_file_stops_before_doing_anything() {
 fn invalid_values_name_the_key() {
     let out = resizelet(&["run", "--node-name", "w1", "--kube-api-burst", "0"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("kube-api-burst = \"0\": must be at least 1"));
+    assert!(text(&out.stderr).contains("kube-api-burst = \"0\": must be from 1 to 1000000"));
     let out = resizelet(
         &["run", "--node-name", "w1", "--admin-address", "localhost"],
         &[],

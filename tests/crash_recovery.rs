@@ -3,29 +3,15 @@
 
 mod support;
 
-use std::process::Command;
-
 use resizelet::checkpoint::FileCheckpointStore;
 use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet::core::state::{decode, CheckpointKind};
 use support::engine::{pod_spec, resized};
 use support::kubelet::{Kubelet, TestContainer, TestPod};
+use support::resize_cmd;
 
 const MIB: i64 = 1 << 20;
-
-fn resize_cmd(pod_file: &std::path::Path, state: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.arg("resize")
-        .arg("--pod")
-        .arg(pod_file)
-        .arg("--root-dir")
-        .arg(state)
-        .arg("--container-runtime-endpoint")
-        .arg(support::cri_endpoint())
-        .env_remove("RESIZELET_ALLOCATABLE");
-    cmd
-}
 
 #[tokio::test]
 async fn crash_between_steps_then_rerun_converges() {

@@ -2068,3 +2068,109 @@ fn upstream_quantity_parse() {
     }
     report("TestQuantityParse", checked + invalid.len(), 0);
 }
+
+// Same file: TestQuantityString (its string half: the canonical `expect` re-emits itself and the
+// `alternate` spelling canonicalises to it, also negated; resizelet has no constructor from
+// (mantissa, scale, format), so the `in` column is exercised through `expect`),
+// TestQuantityParseEmit and TestJSONWhitespace.
+
+#[test]
+fn upstream_quantity_string_parse_emit_and_json_whitespace() {
+    let strings: &[(&str, &str)] = &[
+        ("1Gi", "1024Mi"),
+        ("300Mi", "307200Ki"),
+        ("6Ki", ""),
+        ("1001Gi", "1025024Mi"),
+        ("1Ti", "1024Gi"),
+        ("5", "5000m"),
+        ("500m", "0.5"),
+        ("1G", "1000M"),
+        ("1G", "0.001T"),
+        ("1G", ""),
+        ("1G", ""),
+        ("1m", "1000u"),
+        ("80m", ""),
+        ("1080m", "1.08"),
+        ("1080m", "1080000000n"),
+        ("1080m", ""),
+        ("300M", ""),
+        ("1T", ""),
+        ("1234567M", ""),
+        ("1234567m", ""),
+        ("3k", ""),
+        ("1025", ""),
+        ("0", ""),
+        ("0", ""),
+        ("1e9", ".001e12"),
+        ("1e-3", "0.001e0"),
+        ("1e-9", "1000e-12"),
+        ("80e-3", ""),
+        ("300e6", ""),
+        ("1e12", ""),
+        ("1e3", ""),
+        ("3e3", ""),
+        ("3k", ""),
+        ("0", "00"),
+        ("1n", ""),
+        ("80n", ""),
+        ("1080n", ""),
+        ("1080n", ""),
+        ("1080n", ""),
+        ("1u", ""),
+        ("80u", ""),
+        ("1080u", ""),
+    ];
+    for &(expect, alternate) in strings {
+        assert_eq!(
+            Quantity::parse(expect).unwrap().to_string(),
+            expect,
+            "{expect}"
+        );
+        if !alternate.is_empty() {
+            assert_eq!(
+                Quantity::parse(alternate).unwrap().to_string(),
+                expect,
+                "{alternate}"
+            );
+        }
+        if expect != "0" {
+            let neg = format!("-{expect}");
+            assert_eq!(Quantity::parse(&neg).unwrap().to_string(), neg);
+        }
+    }
+    report("TestQuantityString (strings)", strings.len(), 0);
+
+    let emit: &[(&str, &str)] = &[
+        ("1Ki", "1Ki"),
+        ("1Mi", "1Mi"),
+        ("1Gi", "1Gi"),
+        ("1024Mi", "1Gi"),
+        ("1000M", "1G"),
+        (".001Ki", "1024m"),
+        (".000001Ki", "1024u"),
+        (".000000001Ki", "1024n"),
+        (".000000000001Ki", "2n"),
+    ];
+    for &(input, want) in emit {
+        assert_eq!(Quantity::parse(input).unwrap().to_string(), want, "{input}");
+        let neg = Quantity::parse(&format!("-{input}")).unwrap();
+        assert_eq!(neg.to_string(), format!("-{want}"), "-{input}");
+    }
+    report("TestQuantityParseEmit", emit.len() * 2, 0);
+
+    let json: &[(&str, &str)] = &[
+        ("\" 1\"", "1"),
+        ("\"1 \"", "1"),
+        ("1", "1"),
+        (" 1", "1"),
+        ("1 ", "1"),
+        ("10", "10"),
+        ("-1", "-1"),
+        (" -1", "-1"),
+    ];
+    for &(input, want) in json {
+        let q: Quantity = serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert_eq!(q.to_string(), want, "{input}");
+    }
+    report("TestJSONWhitespace", json.len(), 0);
+}

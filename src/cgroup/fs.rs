@@ -1,15 +1,18 @@
 //! `RealCgroupFs`: pod cgroup files under an injectable root, cgroup v1 or v2, cgroupfs or
 //! systemd naming (spec §11.3, §11.4). Opens files without `O_CREAT`: a missing pod cgroup or file
-//! is an error naming the path, never created. Never touches `hugetlb.*`.
+//! is an error naming the path, never created. Never touches `hugetlb.*`. Everything below a
+//! mount point is opened without following symlinks (`beneath::open_beneath`).
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
 
 use crate::core::conversions::{shares_to_weight_linear, weight_to_shares};
 use crate::core::node::{CgroupDriver, CgroupVersion};
 use crate::core::plan::{Limit, PodCgroupValues, PodCgroupWrite};
 
+use super::beneath::{is_symlink_error, open_beneath};
 use super::detect::CgroupLayout;
 use super::naming::{container_cgroup_name, pod_cgroup_path};
 use super::{CgroupError, CgroupFs, PodCgroupId};
@@ -20,6 +23,44 @@ pub const DEFAULT_MOUNT: &str = "/sys/fs/cgroup";
 enum Dirs {
     V1 { cpu: PathBuf, memory: PathBuf },
     V2 { unified: PathBuf },
+}
+
+/// A cgroup directory or file: the mount it is under and its path below that mount.
+#[derive(Debug, Clone)]
+struct CgPath {
+    base: PathBuf,
+    rel: PathBuf,
+}
+
+impl CgPath {
+    fn full(&self) -> PathBuf {
+        self.base.join(&self.rel)
+    }
+
+    fn join(&self, name: impl AsRef<Path>) -> CgPath {
+        CgPath {
+            base: self.base.clone(),
+            rel: self.rel.join(name),
+        }
+    }
+
+    fn open(&self, flags: OFlag) -> std::io::Result<std::fs::File> {
+        open_beneath(&self.base, &self.rel, flags)
+    }
+}
+
+/// The error of opening `p`: missing, a symlink, or another read error.
+fn open_error(p: &CgPath, e: std::io::Error) -> CgroupError {
+    if is_symlink_error(&e) {
+        CgroupError::Symlink { path: p.full() }
+    } else if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) {
+        CgroupError::Missing { path: p.full() }
+    } else {
+        CgroupError::Read {
+            path: p.full(),
+            source: e,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,44 +124,64 @@ impl RealCgroupFs {
         pod_cgroup_path(self.driver, &self.cgroup_root, pod.qos, &pod.uid)
     }
 
+    fn mounts(&self) -> (&Path, &Path) {
+        match &self.dirs {
+            Dirs::V1 { cpu, memory } => (cpu, memory),
+            Dirs::V2 { unified } => (unified, unified),
+        }
+    }
+
+    /// The hierarchies pod cgroups live in (v1: cpu and memory mounts; v2: the unified one),
+    /// for readiness: they must exist and be writable.
+    pub fn hierarchies(&self) -> Vec<PathBuf> {
+        match &self.dirs {
+            Dirs::V1 { cpu, memory } => vec![cpu.clone(), memory.clone()],
+            Dirs::V2 { unified } => vec![unified.clone()],
+        }
+    }
+
+    fn cpu_path(&self, pod: &PodCgroupId) -> CgPath {
+        CgPath {
+            base: self.mounts().0.to_path_buf(),
+            rel: self.rel(pod),
+        }
+    }
+
+    fn memory_path(&self, pod: &PodCgroupId) -> CgPath {
+        CgPath {
+            base: self.mounts().1.to_path_buf(),
+            rel: self.rel(pod),
+        }
+    }
+
     /// Pod cgroup directory holding the cpu (or, on v2, all) files.
     pub fn pod_cpu_dir(&self, pod: &PodCgroupId) -> PathBuf {
-        match &self.dirs {
-            Dirs::V1 { cpu, .. } => cpu.join(self.rel(pod)),
-            Dirs::V2 { unified } => unified.join(self.rel(pod)),
-        }
+        self.cpu_path(pod).full()
     }
 
     pub fn pod_memory_dir(&self, pod: &PodCgroupId) -> PathBuf {
-        match &self.dirs {
-            Dirs::V1 { memory, .. } => memory.join(self.rel(pod)),
-            Dirs::V2 { unified } => unified.join(self.rel(pod)),
+        self.memory_path(pod).full()
+    }
+
+    fn existing_dir(dir: CgPath) -> Result<CgPath, CgroupError> {
+        match dir.open(OFlag::O_DIRECTORY | OFlag::O_RDONLY) {
+            Ok(_) => Ok(dir),
+            Err(e) => Err(open_error(&dir, e)),
         }
     }
 
-    fn existing_dir(dir: PathBuf) -> Result<PathBuf, CgroupError> {
-        if dir.is_dir() {
-            Ok(dir)
-        } else {
-            Err(CgroupError::Missing { path: dir })
-        }
-    }
-
-    fn container_dirs(
-        &self,
-        pod: &PodCgroupId,
-        id: &str,
-    ) -> Result<(PathBuf, PathBuf), CgroupError> {
+    fn container_dirs(&self, pod: &PodCgroupId, id: &str) -> Result<(CgPath, CgPath), CgroupError> {
         let name = container_cgroup_name(self.driver, id);
-        let cpu = self.pod_cpu_dir(pod).join(&name);
-        let mem = self.pod_memory_dir(pod).join(&name);
-        if !cpu.is_dir() {
-            return Err(CgroupError::NoContainerCgroup {
+        let cpu = self.cpu_path(pod).join(&name);
+        let mem = self.memory_path(pod).join(&name);
+        match Self::existing_dir(cpu) {
+            Ok(cpu) => Ok((cpu, mem)),
+            Err(CgroupError::Missing { .. }) => Err(CgroupError::NoContainerCgroup {
                 id: id.to_string(),
                 path: self.pod_cpu_dir(pod),
-            });
+            }),
+            Err(e) => Err(e),
         }
-        Ok((cpu, mem))
     }
 
     fn version_of(&self) -> CgroupVersion {
@@ -130,7 +191,11 @@ impl RealCgroupFs {
         }
     }
 
-    fn read_values(&self, cpu_dir: &Path, mem_dir: &Path) -> Result<PodCgroupValues, CgroupError> {
+    fn read_values(
+        &self,
+        cpu_dir: &CgPath,
+        mem_dir: &CgPath,
+    ) -> Result<PodCgroupValues, CgroupError> {
         match self.version_of() {
             CgroupVersion::V1 => Ok(PodCgroupValues {
                 cpu_shares: Some(read_u64(&cpu_dir.join("cpu.shares"))?),
@@ -147,7 +212,7 @@ impl RealCgroupFs {
                 let max_path = cpu_dir.join("cpu.max");
                 let max = read_string(&max_path)?;
                 let (quota, period) = parse_cpu_max(&max).ok_or_else(|| CgroupError::Parse {
-                    path: max_path,
+                    path: max_path.full(),
                     value: max.clone(),
                 })?;
                 Ok(PodCgroupValues {
@@ -172,61 +237,57 @@ fn parse_cpu_max(s: &str) -> Option<(i64, u64)> {
     Some((quota, period))
 }
 
-fn read_string(path: &Path) -> Result<String, CgroupError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.trim().to_string()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Err(CgroupError::Missing {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(CgroupError::Read {
-            path: path.to_path_buf(),
+/// Largest cgroup file read (the files read hold one number or two).
+const MAX_CGROUP_FILE: u64 = 4096;
+
+fn read_string(path: &CgPath) -> Result<String, CgroupError> {
+    let file = path
+        .open(OFlag::O_RDONLY)
+        .map_err(|e| open_error(path, e))?;
+    let mut s = String::new();
+    file.take(MAX_CGROUP_FILE)
+        .read_to_string(&mut s)
+        .map_err(|source| CgroupError::Read {
+            path: path.full(),
             source,
-        }),
-    }
+        })?;
+    Ok(s.trim().to_string())
 }
 
 /// Reads an integer file; `max` reads as −1 (v2), like the kubelet's readback.
-fn read_i64(path: &Path) -> Result<i64, CgroupError> {
+fn read_i64(path: &CgPath) -> Result<i64, CgroupError> {
     let s = read_string(path)?;
     if s == "max" {
         return Ok(-1);
     }
     s.parse().map_err(|_| CgroupError::Parse {
-        path: path.to_path_buf(),
+        path: path.full(),
         value: s,
     })
 }
 
-fn read_u64(path: &Path) -> Result<u64, CgroupError> {
+fn read_u64(path: &CgPath) -> Result<u64, CgroupError> {
     let s = read_string(path)?;
     s.parse().map_err(|_| CgroupError::Parse {
-        path: path.to_path_buf(),
+        path: path.full(),
         value: s,
     })
 }
 
-/// Writes an existing file (no `O_CREAT`).
-fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => CgroupError::Missing {
-                path: path.to_path_buf(),
-            },
-            _ => CgroupError::Write {
-                path: path.to_path_buf(),
-                value: value.to_string(),
-                source: e,
-            },
-        })?;
-    f.write_all(value.as_bytes())
-        .map_err(|source| CgroupError::Write {
-            path: path.to_path_buf(),
-            value: value.to_string(),
-            source,
-        })
+/// Writes an existing file (no `O_CREAT`, no symlink followed).
+fn write_file(path: &CgPath, value: &str) -> Result<(), CgroupError> {
+    let write_err = |source| CgroupError::Write {
+        path: path.full(),
+        value: value.to_string(),
+        source,
+    };
+    let mut f =
+        path.open(OFlag::O_WRONLY | OFlag::O_TRUNC)
+            .map_err(|e| match open_error(path, e) {
+                CgroupError::Read { source, .. } => write_err(source),
+                other => other,
+            })?;
+    f.write_all(value.as_bytes()).map_err(write_err)
 }
 
 fn is_einval(e: &CgroupError) -> bool {
@@ -247,15 +308,15 @@ impl CgroupFs for RealCgroupFs {
     }
 
     fn read_pod(&self, pod: &PodCgroupId) -> Result<PodCgroupValues, CgroupError> {
-        let cpu = Self::existing_dir(self.pod_cpu_dir(pod))?;
-        let mem = Self::existing_dir(self.pod_memory_dir(pod))?;
+        let cpu = Self::existing_dir(self.cpu_path(pod))?;
+        let mem = Self::existing_dir(self.memory_path(pod))?;
         self.read_values(&cpu, &mem)
     }
 
     fn write_pod(&self, pod: &PodCgroupId, write: &PodCgroupWrite) -> Result<(), CgroupError> {
         match (self.version_of(), *write) {
             (CgroupVersion::V1, PodCgroupWrite::CpuLimit { quota, period }) => {
-                let dir = Self::existing_dir(self.pod_cpu_dir(pod))?;
+                let dir = Self::existing_dir(self.cpu_path(pod))?;
                 let period_path = dir.join("cpu.cfs_period_us");
                 // EINVAL on the period is tolerated while a quota is also set, and retried after
                 // the quota write (opencontainers/cgroups fs/cpu.go).
@@ -272,12 +333,12 @@ impl CgroupFs for RealCgroupFs {
                 Ok(())
             }
             (CgroupVersion::V1, PodCgroupWrite::CpuRequest { shares }) => {
-                let path = Self::existing_dir(self.pod_cpu_dir(pod))?.join("cpu.shares");
+                let path = Self::existing_dir(self.cpu_path(pod))?.join("cpu.shares");
                 write_file(&path, &shares.to_string())?;
                 let read = read_string(&path)?;
                 if read != shares.to_string() {
                     return Err(CgroupError::Verify {
-                        path,
+                        path: path.full(),
                         written: shares.to_string(),
                         read,
                     });
@@ -285,27 +346,26 @@ impl CgroupFs for RealCgroupFs {
                 Ok(())
             }
             (CgroupVersion::V1, PodCgroupWrite::MemoryLimit { bytes }) => {
-                let path =
-                    Self::existing_dir(self.pod_memory_dir(pod))?.join("memory.limit_in_bytes");
+                let path = Self::existing_dir(self.memory_path(pod))?.join("memory.limit_in_bytes");
                 write_file(&path, &bytes.v1_text())
             }
             (CgroupVersion::V2, PodCgroupWrite::CpuLimit { quota, period }) => {
-                let path = Self::existing_dir(self.pod_cpu_dir(pod))?.join("cpu.max");
+                let path = Self::existing_dir(self.cpu_path(pod))?.join("cpu.max");
                 write_file(&path, &format!("{quota} {period}"))
             }
             (CgroupVersion::V2, PodCgroupWrite::CpuRequest { shares }) => {
-                let path = Self::existing_dir(self.pod_cpu_dir(pod))?.join("cpu.weight");
+                let path = Self::existing_dir(self.cpu_path(pod))?.join("cpu.weight");
                 write_file(&path, &shares_to_weight_linear(shares).to_string())
             }
             (CgroupVersion::V2, PodCgroupWrite::MemoryLimit { bytes }) => {
-                let path = Self::existing_dir(self.pod_memory_dir(pod))?.join("memory.max");
+                let path = Self::existing_dir(self.memory_path(pod))?.join("memory.max");
                 write_file(&path, &bytes.to_string())
             }
         }
     }
 
     fn pod_memory_usage(&self, pod: &PodCgroupId) -> Result<u64, CgroupError> {
-        let dir = Self::existing_dir(self.pod_memory_dir(pod))?;
+        let dir = Self::existing_dir(self.memory_path(pod))?;
         read_u64(&dir.join(usage_file(self.version_of())))
     }
 
@@ -543,6 +603,85 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("memory.max"), "{err}");
         assert!(!dir.join("memory.max").exists());
+    }
+
+    #[test]
+    fn a_symlinked_pod_or_container_cgroup_is_refused_and_its_target_untouched() {
+        let root = tempfile::tempdir().unwrap();
+        let mount = root.path().join("cg");
+        let target = root.path().join("elsewhere");
+        let files = [
+            ("cpu.weight", "39"),
+            ("cpu.max", "max 100000"),
+            ("memory.max", "max"),
+            ("memory.current", "1"),
+        ];
+        touch(&target, &files);
+        touch(&target.join("abc"), &files);
+        fs::create_dir_all(mount.join("kubepods/burstable")).unwrap();
+        let pod_dir = mount.join("kubepods/burstable/pod1234-5678");
+        std::os::unix::fs::symlink(&target, &pod_dir).unwrap();
+        let cg = RealCgroupFs::v2(&mount, CgroupDriver::Cgroupfs);
+        for write in [
+            PodCgroupWrite::CpuLimit {
+                quota: Limit::Value(2500),
+                period: 100_000,
+            },
+            PodCgroupWrite::CpuRequest { shares: 1024 },
+            PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(1 << 20),
+            },
+        ] {
+            let err = cg.write_pod(&pod(), &write).unwrap_err();
+            assert!(matches!(err, CgroupError::Symlink { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&pod_dir.display().to_string()),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            cg.read_pod(&pod()),
+            Err(CgroupError::Symlink { .. })
+        ));
+        // a symlinked container cgroup under a real pod cgroup, and a symlinked file
+        fs::remove_file(&pod_dir).unwrap();
+        touch(&pod_dir, &files[..3]);
+        std::os::unix::fs::symlink(target.join("abc"), pod_dir.join("abc")).unwrap();
+        std::os::unix::fs::symlink(
+            target.join("memory.current"),
+            pod_dir.join("memory.current"),
+        )
+        .unwrap();
+        assert!(matches!(
+            cg.container_memory_usage(&pod(), "abc"),
+            Err(CgroupError::Symlink { .. })
+        ));
+        assert!(matches!(
+            cg.pod_memory_usage(&pod()),
+            Err(CgroupError::Symlink { .. })
+        ));
+        for (f, v) in files {
+            assert_eq!(
+                fs::read_to_string(target.join(f)).unwrap(),
+                v,
+                "{f} written"
+            );
+        }
+        // the mount point itself may be a link (the operator's --cgroup-root)
+        let link = root.path().join("mount-link");
+        std::os::unix::fs::symlink(&mount, &link).unwrap();
+        let cg = RealCgroupFs::v2(&link, CgroupDriver::Cgroupfs);
+        cg.write_pod(
+            &pod(),
+            &PodCgroupWrite::MemoryLimit {
+                bytes: Limit::Value(1 << 20),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(pod_dir.join("memory.max")).unwrap(),
+            "1048576"
+        );
     }
 
     #[test]

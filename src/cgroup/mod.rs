@@ -1,5 +1,6 @@
 //! cgroup filesystem access (the IO shell for pod cgroups), rooted at an injectable path.
 
+pub mod beneath;
 pub mod detect;
 pub mod fs;
 pub mod memory;
@@ -45,6 +46,8 @@ pub enum CgroupError {
     },
     #[error("cannot detect cgroup layout from {path}: {reason}")]
     Detect { path: PathBuf, reason: String },
+    #[error("refusing {path}: a symlink below the cgroup mount (pod and container cgroups are never reached through one)")]
+    Symlink { path: PathBuf },
     #[error("container {id} has no cgroup under {path}")]
     NoContainerCgroup { id: String, path: PathBuf },
 }

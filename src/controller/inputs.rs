@@ -17,7 +17,10 @@ use super::Controller;
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {
         match input {
-            Input::Pod(watcher::Event::Init) => self.relist = Some(BTreeMap::new()),
+            Input::Pod(watcher::Event::Init) => {
+                self.relist = Some(BTreeMap::new());
+                self.shared.unusable.relist_started();
+            }
             Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
                 Ok(view) => {
                     self.check_resizing_kubelet(&view);
@@ -25,7 +28,7 @@ impl Controller {
                         .get_or_insert_with(BTreeMap::new)
                         .insert(view.spec.uid.clone(), view);
                 }
-                Err(e) => warn!(error = %e, "ignoring pod"),
+                Err(e) => self.unusable_pod(&pod, &e, true),
             },
             Input::Pod(watcher::Event::InitDone) => {
                 let listed = self.relist.take().unwrap_or_default();
@@ -35,10 +38,12 @@ impl Controller {
                     .keys()
                     .cloned()
                     .chain(self.shared.engine.known_pods())
-                    .filter(|u| !listed.contains_key(u))
+                    // an unusable pod is still there: its checkpoints are kept
+                    .filter(|u| !listed.contains_key(u) && !self.shared.unusable.relisted(u))
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
+                self.shared.unusable.relist_done();
                 for uid in gone {
                     self.deleted(&uid);
                 }
@@ -56,6 +61,7 @@ impl Controller {
                 Ok(view) => {
                     self.check_resizing_kubelet(&view);
                     let uid = view.spec.uid.clone();
+                    self.shared.unusable.forget(&uid);
                     let became_terminal =
                         view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
                     self.applied(view);
@@ -64,10 +70,11 @@ impl Controller {
                     }
                     self.mark_dirty(uid);
                 }
-                Err(e) => warn!(error = %e, "ignoring pod"),
+                Err(e) => self.unusable_pod(&pod, &e, false),
             },
             Input::Pod(watcher::Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid {
+                    self.shared.unusable.forget(&uid);
                     self.deleted(&uid);
                 }
             }
@@ -130,6 +137,38 @@ impl Controller {
                 .or_insert_with(Instant::now);
         }
         self.pods.insert(uid, view);
+    }
+
+    /// A pod whose spec cannot be used: not gone (checkpoints kept), and told (`k8s::unusable`).
+    fn unusable_pod(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        e: &crate::k8s::convert::ConvertError,
+        relisting: bool,
+    ) {
+        warn!(error = %e, "pod spec unusable");
+        let Some(u) = crate::k8s::convert::unusable_pod(pod, e)
+            .filter(|u| u.view.node_name.as_deref() == Some(self.shared.opts.node_name.as_str()))
+            .and_then(|u| self.shared.unusable.seen(u, relisting))
+        else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.tasks.push(
+            async move {
+                let standing_down = shared.stats.stand_down.lock().unwrap().is_some();
+                if !standing_down {
+                    let writer = shared.writer.as_ref();
+                    shared.unusable.report(writer, &shared.events, u).await;
+                }
+                TaskDone {
+                    retry_pass: false,
+                    events: false,
+                    outputs: Vec::new(),
+                }
+            }
+            .boxed(),
+        );
     }
 
     pub(super) fn deleted(&mut self, uid: &str) {

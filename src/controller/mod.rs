@@ -94,6 +94,8 @@ struct Shared {
     opts: ControllerOptions,
     events: EventRecorder,
     stats: Arc<ControllerStats>,
+    /// Pods whose spec cannot be used (kept, reported; `k8s::unusable`).
+    unusable: crate::k8s::unusable::UnusablePods,
     /// Events passes produced, not yet handed to the event writer (one batch at a time).
     outbox: Mutex<Vec<Outgoing>>,
     outbox_ready: tokio::sync::Notify,
@@ -147,6 +149,7 @@ impl Controller {
                 opts,
                 events,
                 stats: Arc::new(ControllerStats::default()),
+                unusable: Default::default(),
                 outbox: Mutex::new(Vec::new()),
                 outbox_ready: tokio::sync::Notify::new(),
             }),

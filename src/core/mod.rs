@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod seed;
 pub mod state;
 pub mod status;
+pub mod validate;

@@ -56,6 +56,21 @@ pub fn socket_path(endpoint: &str) -> Result<PathBuf, CriError> {
     Ok(PathBuf::from(path))
 }
 
+/// What `path` is when it exists but is not a socket ("a regular file", "a directory", ...).
+fn not_a_socket(path: &std::path::Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    if t.is_socket() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_file() {
+        Some("a regular file")
+    } else {
+        Some("neither a socket nor a regular file")
+    }
+}
+
 impl CriClient {
     /// Connects with [`DEFAULT_CALL_TIMEOUT`] per call.
     pub async fn connect(endpoint: &str) -> Result<Self, CriError> {
@@ -74,6 +89,15 @@ impl CriClient {
                 endpoint: endpoint.to_string(),
                 reason: format!(
                     "socket {} does not exist (is the container runtime running?); {ENDPOINT_HINT}",
+                    socket.display()
+                ),
+            });
+        }
+        if let Some(kind) = not_a_socket(&socket) {
+            return Err(CriError::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: format!(
+                    "{} is not a socket but {kind}; {ENDPOINT_HINT}",
                     socket.display()
                 ),
             });

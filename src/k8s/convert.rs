@@ -31,6 +31,12 @@ pub enum ConvertError {
         #[source]
         source: Box<crate::core::quantity::QuantityError>,
     },
+    #[error("pod {pod}: {source}")]
+    Invalid {
+        pod: String,
+        #[source]
+        source: crate::core::validate::SpecError,
+    },
 }
 
 /// One entry of `status.containerStatuses` (or `initContainerStatuses`): the raw object (the
@@ -233,6 +239,8 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         critical,
         node_critical,
     };
+    crate::core::validate::validate_pod(&desired)
+        .map_err(|source| ConvertError::Invalid { pod: key, source })?;
     let mut conditions = ResizeConditions::default();
     let mut times = BTreeMap::new();
     for c in status.conditions.iter().flatten() {
@@ -481,6 +489,100 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     }))
 }
 
+/// A pod whose spec resizelet cannot use (a quantity it cannot parse, or refuses): enough to
+/// address it and say why. Its checkpoints are kept and its status is not otherwise touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusablePod {
+    /// Identity only (`spec` has no containers): for the event and the status patch, never for
+    /// a pass.
+    pub view: PodView,
+    /// Which field is wrong, and why (the conversion error).
+    pub reason: String,
+    /// `lastTransitionTime` of a `PodResizePending{Infeasible}` the pod already has.
+    pub infeasible_since: Option<String>,
+}
+
+/// `None` when the pod cannot even be addressed (no uid or name) or is not meant for resizing
+/// any more (terminal or being deleted).
+pub fn unusable_pod(pod: &Pod, error: &ConvertError) -> Option<UnusablePod> {
+    let meta = &pod.metadata;
+    let status = pod.status.as_ref();
+    if meta.deletion_timestamp.is_some()
+        || matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    {
+        return None;
+    }
+    let spec = PodSpec {
+        uid: meta.uid.clone()?,
+        namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: meta.name.clone()?,
+        generation: meta.generation.unwrap_or(0),
+        priority: 0,
+        containers: Vec::new(),
+        init_containers: Vec::new(),
+        overhead: ResourceList::new(),
+        pod_resources: None,
+        qos_class: None,
+        termination_grace_period_seconds: None,
+        deletion_grace_period_seconds: None,
+        critical: false,
+        node_critical: false,
+    };
+    let infeasible_since = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == POD_RESIZE_PENDING
+                && c.status == "True"
+                && c.reason.as_deref() == Some("Infeasible")
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0.to_string());
+    Some(UnusablePod {
+        view: PodView {
+            spec: Arc::new(spec),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            terminal: false,
+            deleting: false,
+            conditions: ResizeConditions::default(),
+            condition_transition_times: BTreeMap::new(),
+            observed_generation: status.and_then(|s| s.observed_generation),
+            legacy_resize: None,
+            kubelet_resize_conditions: Vec::new(),
+            container_statuses: Vec::new(),
+            init_container_statuses: Vec::new(),
+        },
+        reason: error.to_string(),
+        infeasible_since,
+    })
+}
+
+/// The status patch for an unusable pod: `PodResizePending{Infeasible}` naming the field, at the
+/// pod's generation, and `observedGeneration` advanced (the kubelet has seen this spec and
+/// cannot act on it). Nothing else of the status is touched (no precondition needed: the
+/// condition is merged by its `type` key).
+pub fn unusable_status_patch(u: &UnusablePod, now: &str) -> Value {
+    let generation = u.view.spec.generation;
+    let observed = u.view.observed_generation.unwrap_or(0).max(generation);
+    json!({"status": {
+        "observedGeneration": observed,
+        "conditions": [{
+            "type": POD_RESIZE_PENDING,
+            "status": "True",
+            "reason": "Infeasible",
+            "message": u.reason,
+            "observedGeneration": generation,
+            "lastProbeTime": now,
+            "lastTransitionTime": u.infeasible_since.as_deref().unwrap_or(now),
+        }],
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +700,27 @@ mod tests {
         assert!(
             err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_quantity_is_refused_at_the_edge() {
+        let mut pod = api_pod();
+        pod.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("-1".into()),
+            );
+        let err = pod_view(&pod).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pod ns/web: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
         );
     }
 

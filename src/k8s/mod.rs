@@ -7,6 +7,7 @@ pub mod convert;
 pub mod events;
 #[cfg(test)]
 pub mod memory;
+pub mod unusable;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};

@@ -263,6 +263,16 @@ impl Agent {
 
     /// [`Agent::start`] with extra `run` flags.
     pub fn start_with(cluster: &Cluster, root_dir: &std::path::Path, extra: &[&str]) -> Agent {
+        Self::start_on(cluster, root_dir, "/sys/fs/cgroup", extra)
+    }
+
+    /// [`Agent::start_with`] with another `--cgroup-root`.
+    pub fn start_on(
+        cluster: &Cluster,
+        root_dir: &std::path::Path,
+        cgroup_root: &str,
+        extra: &[&str],
+    ) -> Agent {
         let admin = format!("127.0.0.1:{}", free_port());
         // RESIZELET_TEST_AGENT_WRAPPER="heaptrack -o /tmp/agent" runs the agent under a profiler
         let wrapper = std::env::var("RESIZELET_TEST_AGENT_WRAPPER").unwrap_or_default();
@@ -280,12 +290,7 @@ impl Agent {
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
-            .args([
-                "--cgroup-root",
-                "/sys/fs/cgroup",
-                "--cgroup-driver",
-                "cgroupfs",
-            ])
+            .args(["--cgroup-root", cgroup_root, "--cgroup-driver", "cgroupfs"])
             .arg("--root-dir")
             .arg(root_dir)
             .args(["--admin-address", &admin])

@@ -38,6 +38,20 @@ pub fn test_image() -> String {
     required_env(IMAGE_ENV)
 }
 
+/// `resizelet resize --pod <pod_file> --root-dir <state>` against the test containerd.
+pub fn resize_cmd(pod_file: &std::path::Path, state: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"));
+    cmd.arg("resize")
+        .arg("--pod")
+        .arg(pod_file)
+        .arg("--root-dir")
+        .arg(state)
+        .arg("--container-runtime-endpoint")
+        .arg(cri_endpoint())
+        .env_remove("RESIZELET_ALLOCATABLE");
+    cmd
+}
+
 /// A fresh, UUID-shaped pod UID (unique per process and call).
 pub fn unique_uid() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
