@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use futures::FutureExt;
 use kube::runtime::watcher;
 use tracing::{debug, info, warn};
 
@@ -12,7 +13,7 @@ use crate::k8s::convert::{node_view, pod_view, PodView};
 use crate::k8s::Input;
 
 use super::standdown::kubelet_minor;
-use super::Controller;
+use super::{Controller, TaskDone};
 
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {
