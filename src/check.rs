@@ -2,17 +2,29 @@
 //! `main.rs`); judging them is the pure [`assess`].
 
 use std::fmt;
+use std::path::PathBuf;
 
+use crate::config::LegacyDecision;
 use crate::core::node::{CgroupDriver, CgroupVersion};
+use crate::kubelet_config::NodeFacts;
 
 /// What `check` found out about the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
     /// Hierarchy holding cpu and memory, or why it could not be detected.
     pub cgroup: Result<CgroupFacts, String>,
-    pub cgroup_driver: CgroupDriver,
+    /// The node facts (kubelet config under resizelet's settings), or why the kubelet's
+    /// configuration file could not be used.
+    pub node: Result<NodeFacts, String>,
+    /// The `kubepods` cgroup where the node facts put it, and whether it exists.
+    pub kubepods: Option<(PathBuf, bool)>,
     /// Runtime identity, or why the runtime could not be reached.
     pub runtime: Result<RuntimeFacts, String>,
+    /// Whether `run` writes the legacy `status.resize` and why; `None`: `auto`, and no API server
+    /// to ask.
+    pub legacy: Option<LegacyDecision>,
+    /// Deprecated flags used.
+    pub deprecations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +113,44 @@ pub fn assess(facts: &HostFacts) -> Report {
             problems.push(format!("cannot detect the cgroup layout: {e}"));
         }
     }
-    lines.push(format!(
-        "cgroup driver: {}",
-        match facts.cgroup_driver {
-            CgroupDriver::Cgroupfs => "cgroupfs",
-            CgroupDriver::Systemd => "systemd",
+    let driver = facts.node.as_ref().ok().map(|n| n.cgroup_driver.value);
+    match &facts.node {
+        Ok(node) => {
+            lines.push("node facts (value, and where it came from):".to_string());
+            for l in crate::kubelet_config::describe(node) {
+                lines.push(format!("  {l}"));
+            }
+            warnings.extend(node.warnings.iter().cloned());
         }
-    ));
-    if facts.cgroup_driver == CgroupDriver::Systemd {
+        Err(e) => {
+            lines.push("node facts: unknown".to_string());
+            problems.push(format!("cannot use the kubelet's configuration: {e}"));
+        }
+    }
+    match &facts.kubepods {
+        Some((path, true)) => lines.push(format!("kubepods cgroup: {}", path.display())),
+        Some((path, false)) => {
+            lines.push(format!("kubepods cgroup: {} (absent)", path.display()));
+            warnings.push(format!(
+                "no kubepods cgroup at {}: check cgroupDriver and cgroupRoot against the kubelet's (or the kubelet has not started)",
+                path.display()
+            ));
+        }
+        None => {}
+    }
+    match &facts.legacy {
+        Some(d) => lines.push(format!(
+            "legacy status.resize: {} ({})",
+            if d.on { "written" } else { "not written" },
+            d.reason
+        )),
+        None => lines.push(
+            "legacy status.resize: auto, decided by `run` from the API server's version (give --kubeconfig to ask it now)"
+                .to_string(),
+        ),
+    }
+    warnings.extend(facts.deprecations.iter().cloned());
+    if driver == Some(CgroupDriver::Systemd) {
         warnings.push(
             "systemd driver: pod cgroup values are written to the cgroup files only; systemd may restore the \
              unit's properties on daemon-reload (spec §11.3)"
@@ -166,7 +208,14 @@ mod tests {
                 version: CgroupVersion::V1,
                 description: "hybrid".into(),
             }),
-            cgroup_driver: CgroupDriver::Cgroupfs,
+            node: Ok(crate::kubelet_config::resolve(
+                None,
+                &Default::default(),
+                None,
+            )),
+            kubepods: None,
+            legacy: None,
+            deprecations: Vec::new(),
             runtime: Ok(RuntimeFacts {
                 endpoint: "unix:///run/containerd/containerd.sock".into(),
                 name: "containerd".into(),

@@ -3,6 +3,7 @@
 //! the long flag names (`kube-api-qps = 50.0`); unknown keys and wrong types are errors that name
 //! the key and the file. `resizelet config default` prints [`default_toml`].
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,8 +62,7 @@ impl From<DriverName> for CgroupDriver {
     }
 }
 
-/// The kubelet's `memorySwap.swapBehavior`, as named in flags and the file (the kubelet's
-/// spelling; its empty default is `NoSwap`).
+/// The kubelet's `memorySwap.swapBehavior`, as named in flags and the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 pub enum SwapBehaviorName {
     #[value(name = "NoSwap")]
@@ -72,12 +72,145 @@ pub enum SwapBehaviorName {
 }
 
 impl From<SwapBehaviorName> for NodeSwapBehavior {
-    fn from(b: SwapBehaviorName) -> Self {
-        match b {
+    fn from(s: SwapBehaviorName) -> Self {
+        match s {
             SwapBehaviorName::NoSwap => NodeSwapBehavior::NoSwap,
             SwapBehaviorName::LimitedSwap => NodeSwapBehavior::LimitedSwap,
         }
     }
+}
+
+/// `legacy-resize-status`: `auto` decides from the API server's version at start-up; `true` /
+/// `false` force it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyMode {
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for LegacyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LegacyMode::Auto),
+            "true" => Ok(LegacyMode::On),
+            "false" => Ok(LegacyMode::Off),
+            _ => Err(format!("{s:?} is not one of auto, true, false")),
+        }
+    }
+}
+
+impl fmt::Display for LegacyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LegacyMode::Auto => "auto",
+            LegacyMode::On => "true",
+            LegacyMode::Off => "false",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LegacyMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum BoolOrText {
+            Bool(bool),
+            Text(String),
+        }
+        match BoolOrText::deserialize(d)? {
+            BoolOrText::Bool(true) => Ok(LegacyMode::On),
+            BoolOrText::Bool(false) => Ok(LegacyMode::Off),
+            BoolOrText::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The API server's version, as far as `/version` told (`major`, `minor`, `gitVersion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub major: String,
+    pub minor: String,
+    pub git_version: String,
+}
+
+impl ServerVersion {
+    /// `(1, 32)` from `major: "1", minor: "32+"` (managed clusters add a `+`), else from
+    /// `gitVersion` (`v1.32.6-eks-1`).
+    pub fn major_minor(&self) -> Option<(u64, u64)> {
+        let digits = |s: &str| -> Option<u64> {
+            let d: String = s.chars().take_while(char::is_ascii_digit).collect();
+            d.parse().ok()
+        };
+        match (digits(&self.major), digits(&self.minor)) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => {
+                let v = self.git_version.trim_start_matches('v');
+                let mut parts = v.split('.');
+                Some((digits(parts.next()?)?, digits(parts.next()?)?))
+            }
+        }
+    }
+}
+
+/// Whether to write the legacy `status.resize`, and why (one line for the log and `check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyDecision {
+    pub on: bool,
+    pub reason: String,
+}
+
+/// `legacy-resize-status`: forced by `true`/`false`; `auto` is on when the API server is 1.32 or
+/// older (it sets `status.resize: Proposed` on every /resize and only the field's writer clears
+/// it), off from 1.33 (the field is deprecated and nothing sets it), and on when the version is
+/// unknown (a stale `Proposed` is worse than a deprecated field written).
+pub fn decide_legacy(mode: LegacyMode, server: Result<&ServerVersion, &str>) -> LegacyDecision {
+    let d = |on: bool, reason: String| LegacyDecision { on, reason };
+    match mode {
+        LegacyMode::On => d(true, "legacy-resize-status = true".into()),
+        LegacyMode::Off => d(false, "legacy-resize-status = false".into()),
+        LegacyMode::Auto => match server {
+            Err(e) => d(
+                true,
+                format!("auto: the API server's version is unknown ({e}); writing status.resize to be safe"),
+            ),
+            Ok(v) => match v.major_minor() {
+                Some((1, minor)) if minor <= 32 => d(
+                    true,
+                    format!(
+                        "auto: API server {} (<= 1.32) sets status.resize = Proposed on every resize; resizelet clears it when done",
+                        v.git_version
+                    ),
+                ),
+                Some(_) => d(
+                    false,
+                    format!(
+                        "auto: API server {} (>= 1.33) reports resizes with pod conditions; status.resize is deprecated and not set",
+                        v.git_version
+                    ),
+                ),
+                None => d(
+                    true,
+                    format!(
+                        "auto: cannot parse the API server's version {:?}; writing status.resize to be safe",
+                        v.git_version
+                    ),
+                ),
+            },
+        },
+    }
+}
+
+/// Which kubelet configuration file to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeletConfigPath {
+    /// `kubelet-config` names a file: it must be readable.
+    Given(PathBuf),
+    /// Not set: [`crate::kubelet_config::DEFAULT_PATH`] if it exists.
+    Discover,
+    /// `kubelet-config = ""`: none.
+    Off,
 }
 
 /// One layer of settings (a file, or what flags and the environment gave); `None` = not set
@@ -88,15 +221,19 @@ pub struct Layer {
     pub node_name: Option<String>,
     pub kubeconfig: Option<PathBuf>,
     pub container_runtime_endpoint: Option<String>,
+    /// Deprecated name of `cgroup_mount` (kept for one release).
     pub cgroup_root: Option<PathBuf>,
+    pub cgroup_mount: Option<PathBuf>,
     pub cgroup_driver: Option<DriverName>,
+    pub kubelet_config: Option<PathBuf>,
+    pub kubelet_cgroup_root: Option<String>,
     pub swap_behavior: Option<SwapBehaviorName>,
     pub cri_timeout_ms: Option<u64>,
     pub root_dir: Option<PathBuf>,
     pub admin_address: Option<String>,
     pub kube_api_qps: Option<f64>,
     pub kube_api_burst: Option<u32>,
-    pub legacy_resize_status: Option<bool>,
+    pub legacy_resize_status: Option<LegacyMode>,
     pub in_progress_threshold_ms: Option<u64>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -118,7 +255,10 @@ impl Layer {
             kubeconfig,
             container_runtime_endpoint,
             cgroup_root,
+            cgroup_mount,
             cgroup_driver,
+            kubelet_config,
+            kubelet_cgroup_root,
             swap_behavior,
             cri_timeout_ms,
             root_dir,
@@ -139,15 +279,19 @@ pub fn defaults() -> Layer {
         node_name: None,
         kubeconfig: None,
         container_runtime_endpoint: Some("unix:///run/containerd/containerd.sock".into()),
-        cgroup_root: Some("/sys/fs/cgroup".into()),
-        cgroup_driver: Some(DriverName::Cgroupfs),
-        swap_behavior: Some(SwapBehaviorName::NoSwap),
+        cgroup_root: None,
+        cgroup_mount: Some("/sys/fs/cgroup".into()),
+        // from the kubelet's configuration unless set
+        cgroup_driver: None,
+        kubelet_config: None,
+        kubelet_cgroup_root: None,
+        swap_behavior: None,
         cri_timeout_ms: Some(2000),
         root_dir: Some("/var/lib/resizelet".into()),
         admin_address: Some("127.0.0.1:10258".into()),
         kube_api_qps: Some(50.0),
         kube_api_burst: Some(100),
-        legacy_resize_status: Some(false),
+        legacy_resize_status: Some(LegacyMode::Auto),
         in_progress_threshold_ms: Some(100),
         log_level: Some("info".into()),
         log_format: Some(LogFormat::Text),
@@ -209,18 +353,24 @@ pub struct Settings {
     pub node_name: String,
     pub kubeconfig: Option<PathBuf>,
     pub container_runtime_endpoint: String,
-    pub cgroup_root: PathBuf,
-    pub cgroup_driver: CgroupDriver,
-    pub swap_behavior: NodeSwapBehavior,
+    /// Mount point of the cgroup filesystem.
+    pub cgroup_mount: PathBuf,
+    /// Explicit settings of node facts the kubelet's file also holds (`None`: from the file).
+    pub cgroup_driver: Option<CgroupDriver>,
+    pub kubelet_cgroup_root: Option<String>,
+    pub swap_behavior: Option<NodeSwapBehavior>,
+    pub kubelet_config: KubeletConfigPath,
     pub cri_timeout: Duration,
     pub root_dir: PathBuf,
     pub admin_address: SocketAddr,
     pub kube_api_qps: f64,
     pub kube_api_burst: u32,
-    pub legacy_resize_status: bool,
+    pub legacy_resize_status: LegacyMode,
     pub in_progress_threshold: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Deprecated keys that were used, as warnings.
+    pub deprecations: Vec<String>,
 }
 
 fn invalid(key: &'static str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
@@ -246,6 +396,25 @@ fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
+/// The cgroup mount point from `cgroup-mount` and its deprecated name `cgroup-root`, with the
+/// deprecation warning when the old name was used.
+pub fn cgroup_mount(mount: Option<PathBuf>, old: Option<PathBuf>) -> (PathBuf, Option<String>) {
+    match (mount, old) {
+        (mount, Some(old)) => {
+            let warning = format!(
+                "cgroup-root (--cgroup-root, RESIZELET_CGROUP_ROOT) is deprecated and will be removed: it means the cgroup \
+                 mount point here but the parent of kubepods to the kubelet; use cgroup-mount = {:?} (and kubelet-cgroup-root \
+                 for the kubelet's cgroupRoot){}",
+                old.display().to_string(),
+                if mount.is_some() { "; ignored, cgroup-mount is set" } else { "" }
+            );
+            (mount.unwrap_or(old), Some(warning))
+        }
+        (Some(mount), None) => (mount, None),
+        (None, None) => (PathBuf::from("/sys/fs/cgroup"), None),
+    }
+}
+
 /// Range of `kube-api-qps`: below the minimum a write would wait minutes for its token.
 pub const MIN_QPS: f64 = 0.01;
 pub const MAX_QPS: f64 = 1_000_000.0;
@@ -267,6 +436,7 @@ pub fn cri_timeout(ms: u64) -> Result<Duration, ConfigError> {
 
 /// Validates the merged layers (`flags.over(env).over(file).over(defaults())`).
 pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
+    let explicit_mount = layer.cgroup_mount.clone();
     let layer = layer.over(defaults());
     let node_name = layer.node_name.ok_or(ConfigError::Missing {
         key: "node-name",
@@ -327,25 +497,45 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
         return Err(invalid("log-level", &log_level, e.to_string()));
     }
+    let mut deprecations = Vec::new();
+    let (cgroup_mount, deprecated) = cgroup_mount(explicit_mount, layer.cgroup_root);
+    deprecations.extend(deprecated);
+    if !cgroup_mount.is_absolute() {
+        return Err(invalid(
+            "cgroup-mount",
+            cgroup_mount.display(),
+            "must be an absolute path",
+        ));
+    }
+    if let Some(root) = &layer.kubelet_cgroup_root {
+        if let Err(reason) = crate::kubelet_config::cgroup_root_parts(root) {
+            return Err(invalid("kubelet-cgroup-root", root, reason));
+        }
+    }
+    let kubelet_config = match layer.kubelet_config {
+        None => KubeletConfigPath::Discover,
+        Some(p) if p.as_os_str().is_empty() => KubeletConfigPath::Off,
+        Some(p) => KubeletConfigPath::Given(p),
+    };
     Ok(Settings {
         node_name,
         kubeconfig: layer.kubeconfig,
         container_runtime_endpoint: endpoint,
-        cgroup_root: layer.cgroup_root.unwrap_or_default(),
-        cgroup_driver: layer.cgroup_driver.unwrap_or(DriverName::Cgroupfs).into(),
-        swap_behavior: layer
-            .swap_behavior
-            .unwrap_or(SwapBehaviorName::NoSwap)
-            .into(),
+        cgroup_mount,
+        cgroup_driver: layer.cgroup_driver.map(Into::into),
+        kubelet_cgroup_root: layer.kubelet_cgroup_root,
+        swap_behavior: layer.swap_behavior.map(Into::into),
+        kubelet_config,
         cri_timeout,
         root_dir: layer.root_dir.unwrap_or_default(),
         admin_address,
         kube_api_qps: qps,
         kube_api_burst: burst,
-        legacy_resize_status: layer.legacy_resize_status.unwrap_or_default(),
+        legacy_resize_status: layer.legacy_resize_status.unwrap_or(LegacyMode::Auto),
         in_progress_threshold: Duration::from_millis(threshold_ms),
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
+        deprecations,
     })
 }
 
@@ -364,15 +554,22 @@ pub fn default_toml() -> String {
 # CRI endpoint of containerd (>= 1.6.9).
 container-runtime-endpoint = "unix:///run/containerd/containerd.sock"
 
-# Mount point of the cgroup filesystem (v1, v2 or hybrid are detected).
-cgroup-root = "/sys/fs/cgroup"
+# Mount point of the cgroup filesystem (v1, v2 or hybrid are detected). Formerly cgroup-root
+# (deprecated: that name means the kubelet's cgroupRoot to the kubelet).
+cgroup-mount = "/sys/fs/cgroup"
 
-# The kubelet's cgroup driver (its cgroupDriver setting): "cgroupfs" or "systemd".
-cgroup-driver = "cgroupfs"
+# The kubelet's configuration file (its --config). Node facts resizelet must agree with come
+# from it: cgroupDriver, cgroupRoot, cpuCFSQuota, cpuCFSQuotaPeriod, memorySwap.swapBehavior,
+# failSwapOn, reserved resources, singleProcessOOMKill, feature gates. Unset: the file at
+# /var/lib/kubelet/config.yaml if there is one; "" reads none (the kubelet's defaults apply).
+# kubelet-config = "/var/lib/kubelet/config.yaml"
 
-# The kubelet's memorySwap.swapBehavior: "NoSwap" or "LimitedSwap" (swap share per Burstable
-# container on cgroup v2; sent again with every resize).
-swap-behavior = "NoSwap"
+# Override the kubelet's file (a value that contradicts it is a warning at start-up):
+# its cgroupDriver ("cgroupfs" or "systemd"), its cgroupRoot (parent of kubepods) and its
+# memorySwap.swapBehavior ("NoSwap" or "LimitedSwap").
+# cgroup-driver = "systemd"
+# kubelet-cgroup-root = "/"
+# swap-behavior = "NoSwap"
 
 # Deadline of each CRI call, in milliseconds.
 cri-timeout-ms = 2000
@@ -388,8 +585,9 @@ admin-address = "127.0.0.1:10258"
 kube-api-qps = 50.0
 kube-api-burst = 100
 
-# Also write the deprecated status.resize field (API servers before 1.33, old clients).
-legacy-resize-status = false
+# Also write the deprecated status.resize field: "auto" does when the API server is 1.32 or
+# older (it sets status.resize = Proposed on every resize); true or false force it.
+legacy-resize-status = "auto"
 
 # An enactment still running after this many milliseconds gets an intermediate
 # PodResizeInProgress status write before the final one.
@@ -402,38 +600,80 @@ log-format = "text"
     .to_string()
 }
 
-/// The effective settings as TOML-like lines (`resizelet config check`).
+/// The effective settings as TOML-like lines (`resizelet config check`); settings that come
+/// from the kubelet's file unless set are shown commented out when unset.
 pub fn describe(s: &Settings) -> String {
-    let driver = match s.cgroup_driver {
-        CgroupDriver::Cgroupfs => "cgroupfs",
-        CgroupDriver::Systemd => "systemd",
-    };
-    format!(
-        "node-name = {:?}\nkubeconfig = {}\ncontainer-runtime-endpoint = {:?}\ncgroup-root = {:?}\ncgroup-driver = {:?}\nswap-behavior = {:?}\ncri-timeout-ms = {}\nroot-dir = {:?}\nadmin-address = {:?}\nkube-api-qps = {:?}\nkube-api-burst = {}\nlegacy-resize-status = {}\nin-progress-threshold-ms = {}\nlog-level = {:?}\nlog-format = {:?}\n",
-        s.node_name,
+    let unset = |key: &str| format!("# {key}: from the kubelet config\n");
+    let mut out = String::new();
+    out += &format!("node-name = {:?}\n", s.node_name);
+    out += &format!(
+        "kubeconfig = {}\n",
         s.kubeconfig
             .as_ref()
-            .map_or("(in-cluster)".to_string(), |p| format!("{:?}", p.display().to_string())),
-        s.container_runtime_endpoint,
-        s.cgroup_root.display().to_string(),
-        driver,
-        match s.swap_behavior {
-            NodeSwapBehavior::NoSwap => "NoSwap",
-            NodeSwapBehavior::LimitedSwap => "LimitedSwap",
-        },
-        s.cri_timeout.as_millis(),
-        s.root_dir.display().to_string(),
-        s.admin_address.to_string(),
-        s.kube_api_qps,
-        s.kube_api_burst,
-        s.legacy_resize_status,
-        s.in_progress_threshold.as_millis(),
-        s.log_level,
+            .map_or("(in-cluster)".to_string(), |p| format!(
+                "{:?}",
+                p.display().to_string()
+            ))
+    );
+    out += &format!(
+        "container-runtime-endpoint = {:?}\n",
+        s.container_runtime_endpoint
+    );
+    out += &format!(
+        "cgroup-mount = {:?}\n",
+        s.cgroup_mount.display().to_string()
+    );
+    out += &match &s.kubelet_config {
+        KubeletConfigPath::Given(p) => format!("kubelet-config = {:?}\n", p.display().to_string()),
+        KubeletConfigPath::Discover => format!(
+            "# kubelet-config: {} if it exists\n",
+            crate::kubelet_config::DEFAULT_PATH
+        ),
+        KubeletConfigPath::Off => "kubelet-config = \"\"\n".to_string(),
+    };
+    out += &match s.cgroup_driver {
+        Some(d) => format!(
+            "cgroup-driver = {:?}\n",
+            crate::kubelet_config::driver_name(d)
+        ),
+        None => unset("cgroup-driver"),
+    };
+    out += &match &s.kubelet_cgroup_root {
+        Some(r) => format!("kubelet-cgroup-root = {r:?}\n"),
+        None => unset("kubelet-cgroup-root"),
+    };
+    out += &match s.swap_behavior {
+        Some(b) => format!(
+            "swap-behavior = {:?}\n",
+            crate::kubelet_config::swap_name(b)
+        ),
+        None => unset("swap-behavior"),
+    };
+    out += &format!("cri-timeout-ms = {}\n", s.cri_timeout.as_millis());
+    out += &format!("root-dir = {:?}\n", s.root_dir.display().to_string());
+    out += &format!("admin-address = {:?}\n", s.admin_address.to_string());
+    out += &format!("kube-api-qps = {:?}\n", s.kube_api_qps);
+    out += &format!("kube-api-burst = {}\n", s.kube_api_burst);
+    out += &match s.legacy_resize_status {
+        LegacyMode::Auto => "legacy-resize-status = \"auto\"\n".to_string(),
+        m => format!("legacy-resize-status = {m}\n"),
+    };
+    out += &format!(
+        "in-progress-threshold-ms = {}\n",
+        s.in_progress_threshold.as_millis()
+    );
+    out += &format!("log-level = {:?}\n", s.log_level);
+    out += &format!(
+        "log-format = {:?}\n",
         match s.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         }
-    )
+    );
+    for d in &s.deprecations {
+        out += &format!("# warning: {d}\n");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -599,6 +839,84 @@ mod tests {
             let e = resolve(layer).unwrap_err().to_string();
             assert!(e.contains(want), "{e} does not contain {want}");
         }
+    }
+
+    #[test]
+    fn legacy_resize_status_is_auto_true_or_false() {
+        assert_eq!(
+            file("legacy-resize-status = true\n").legacy_resize_status,
+            Some(LegacyMode::On)
+        );
+        assert_eq!(
+            file("legacy-resize-status = \"auto\"\n").legacy_resize_status,
+            Some(LegacyMode::Auto)
+        );
+        let e = parse(Path::new("/r.toml"), "legacy-resize-status = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not one of auto, true, false"), "{e}");
+        let v = |minor: &str, git: &str| ServerVersion {
+            major: "1".into(),
+            minor: minor.into(),
+            git_version: git.into(),
+        };
+        assert!(decide_legacy(LegacyMode::Auto, Ok(&v("32", "v1.32.6"))).on);
+        assert!(decide_legacy(LegacyMode::Auto, Ok(&v("32+", "v1.32.6-eks-1"))).on);
+        let d = decide_legacy(LegacyMode::Auto, Ok(&v("33", "v1.33.0")));
+        assert!(!d.on && d.reason.contains("v1.33.0"), "{d:?}");
+        assert!(decide_legacy(LegacyMode::Auto, Ok(&v("", "v1.31.2"))).on);
+        assert!(decide_legacy(LegacyMode::Auto, Err("timed out")).on);
+        assert!(!decide_legacy(LegacyMode::Off, Ok(&v("32", "v1.32.6"))).on);
+        assert!(decide_legacy(LegacyMode::On, Ok(&v("34", "v1.34.0"))).on);
+    }
+
+    #[test]
+    fn cgroup_root_is_the_deprecated_name_of_cgroup_mount() {
+        let base = || Layer {
+            node_name: Some("worker-1".into()),
+            ..Layer::default()
+        };
+        let s = resolve(base()).unwrap();
+        assert_eq!(s.cgroup_mount, PathBuf::from("/sys/fs/cgroup"));
+        assert!(s.deprecations.is_empty());
+        assert_eq!(s.cgroup_driver, None, "from the kubelet's file unless set");
+        assert_eq!(s.kubelet_config, KubeletConfigPath::Discover);
+        let s = resolve(Layer {
+            cgroup_root: Some("/host/cgroup".into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(s.cgroup_mount, PathBuf::from("/host/cgroup"));
+        assert!(
+            s.deprecations[0].contains("cgroup-root"),
+            "{:?}",
+            s.deprecations
+        );
+        let s = resolve(Layer {
+            cgroup_root: Some("/old".into()),
+            cgroup_mount: Some("/new".into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(s.cgroup_mount, PathBuf::from("/new"));
+        assert!(
+            s.deprecations[0].contains("ignored"),
+            "{:?}",
+            s.deprecations
+        );
+        let e = resolve(Layer {
+            kubelet_cgroup_root: Some("/a/../b".into()),
+            ..base()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("kubelet-cgroup-root"), "{e}");
+        let s = resolve(Layer {
+            kubelet_config: Some("".into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(s.kubelet_config, KubeletConfigPath::Off);
     }
 
     #[test]

@@ -250,9 +250,26 @@ impl Engine {
             let decision = admit_with_used(desired, &allocation, &used, &admission.node, pressure);
             if decision == Decision::Accepted {
                 Self::allocate_locked(&mut admission, self.store.as_ref(), desired)?;
-                info!(pod = %pod_name(desired), generation = desired.generation, "resize accepted");
+                info!(
+                    pod = %pod_name(desired),
+                    generation = desired.generation,
+                    "resize accepted: {}",
+                    crate::core::resources::PodResourcesDisplay(desired)
+                );
             } else if decision != Decision::Unchanged {
-                debug!(pod = %pod_name(desired), ?decision, "resize not admitted");
+                match &decision {
+                    Decision::Deferred { reason, message } => info!(
+                        pod = %pod_name(desired),
+                        "resize deferred ({reason}): {message}; wants {}",
+                        crate::core::resources::PodResourcesDisplay(desired)
+                    ),
+                    Decision::Infeasible { message, .. } => info!(
+                        pod = %pod_name(desired),
+                        "resize infeasible: {message}; wants {}",
+                        crate::core::resources::PodResourcesDisplay(desired)
+                    ),
+                    _ => debug!(pod = %pod_name(desired), ?decision, "resize not admitted"),
+                }
             }
             let allocated_pod = desired.with_allocated(
                 admission

@@ -16,4 +16,5 @@ pub mod engine;
 pub mod executor;
 pub mod host;
 pub mod k8s;
+pub mod kubelet_config;
 pub mod metrics;

@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-use resizelet::core::node::CgroupDriver;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,22 +16,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum DriverArg {
-    Cgroupfs,
-    Systemd,
-}
-
-impl From<DriverArg> for CgroupDriver {
-    fn from(d: DriverArg) -> Self {
-        match d {
-            DriverArg::Cgroupfs => CgroupDriver::Cgroupfs,
-            DriverArg::Systemd => CgroupDriver::Systemd,
-        }
-    }
-}
-
-/// Host flags shared by `run` and `check`.
+/// Host flags shared by `check` and `resize`.
 #[derive(clap::Args, Debug, Clone)]
 struct HostArgs {
     /// CRI endpoint of the container runtime (unix socket).
@@ -43,20 +26,41 @@ struct HostArgs {
         default_value = "unix:///run/containerd/containerd.sock"
     )]
     container_runtime_endpoint: String,
-    /// Mount point of the cgroup filesystem.
-    #[arg(long, env = "RESIZELET_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
-    cgroup_root: PathBuf,
-    /// The kubelet's cgroup driver (pod cgroup naming).
-    #[arg(
-        long,
-        env = "RESIZELET_CGROUP_DRIVER",
-        value_enum,
-        default_value = "cgroupfs"
-    )]
-    cgroup_driver: DriverArg,
+    #[command(flatten)]
+    kubelet: KubeletArgs,
     /// Deadline of each CRI call, in milliseconds.
     #[arg(long, env = "RESIZELET_CRI_TIMEOUT_MS", default_value_t = 2000)]
     cri_timeout_ms: u64,
+}
+
+/// A path, the empty one included (clap's own parser refuses `""`).
+fn any_path(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
+}
+
+/// The cgroup mount point and the node facts the kubelet's configuration file holds, shared by
+/// every command.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct KubeletArgs {
+    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
+    #[arg(long, env = "RESIZELET_CGROUP_MOUNT")]
+    cgroup_mount: Option<PathBuf>,
+    /// Deprecated name of --cgroup-mount (the kubelet's --cgroup-root is --kubelet-cgroup-root).
+    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+    /// The kubelet's configuration file (its --config) [default: /var/lib/kubelet/config.yaml
+    /// if it exists; "" reads none].
+    #[arg(long, env = "RESIZELET_KUBELET_CONFIG", value_parser = any_path)]
+    kubelet_config: Option<PathBuf>,
+    /// The kubelet's cgroup driver [default: the kubelet config's cgroupDriver].
+    #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum)]
+    cgroup_driver: Option<resizelet::config::DriverName>,
+    /// The kubelet's cgroupRoot, parent of kubepods [default: the kubelet config's].
+    #[arg(long, env = "RESIZELET_KUBELET_CGROUP_ROOT")]
+    kubelet_cgroup_root: Option<String>,
+    /// The kubelet's memorySwap.swapBehavior [default: the kubelet config's].
+    #[arg(long, env = "RESIZELET_SWAP_BEHAVIOR", value_enum)]
+    swap_behavior: Option<resizelet::config::SwapBehaviorName>,
 }
 
 /// `resizelet run` flags. Each may also come from its environment variable or the config file
@@ -75,15 +79,8 @@ struct RunArgs {
     /// CRI endpoint of the container runtime [default: unix:///run/containerd/containerd.sock].
     #[arg(long, env = "RESIZELET_CONTAINER_RUNTIME_ENDPOINT")]
     container_runtime_endpoint: Option<String>,
-    /// Mount point of the cgroup filesystem [default: /sys/fs/cgroup].
-    #[arg(long, env = "RESIZELET_CGROUP_ROOT")]
-    cgroup_root: Option<PathBuf>,
-    /// The kubelet's cgroup driver [default: cgroupfs].
-    #[arg(long, env = "RESIZELET_CGROUP_DRIVER", value_enum)]
-    cgroup_driver: Option<resizelet::config::DriverName>,
-    /// The kubelet's memorySwap.swapBehavior [default: NoSwap].
-    #[arg(long, env = "RESIZELET_SWAP_BEHAVIOR", value_enum)]
-    swap_behavior: Option<resizelet::config::SwapBehaviorName>,
+    #[command(flatten)]
+    kubelet: KubeletArgs,
     /// Deadline of each CRI call, in milliseconds [default: 2000].
     #[arg(long, env = "RESIZELET_CRI_TIMEOUT_MS")]
     cri_timeout_ms: Option<u64>,
@@ -99,9 +96,10 @@ struct RunArgs {
     /// Burst of the client-side rate limit [default: 100].
     #[arg(long, env = "RESIZELET_KUBE_API_BURST")]
     kube_api_burst: Option<u32>,
-    /// Also write the deprecated `status.resize` field (API servers before 1.33, old clients).
+    /// Also write the deprecated `status.resize` field: auto (API server <= 1.32), true,
+    /// false [default: auto].
     #[arg(long, env = "RESIZELET_LEGACY_RESIZE_STATUS", num_args = 0..=1, default_missing_value = "true")]
-    legacy_resize_status: Option<bool>,
+    legacy_resize_status: Option<resizelet::config::LegacyMode>,
     /// Write PodResizeInProgress first when an enactment takes longer, ms [default: 100].
     #[arg(long, env = "RESIZELET_IN_PROGRESS_THRESHOLD_MS")]
     in_progress_threshold_ms: Option<u64>,
@@ -127,9 +125,12 @@ impl RunArgs {
             node_name: self.node_name.clone(),
             kubeconfig: self.kubeconfig.clone(),
             container_runtime_endpoint: self.container_runtime_endpoint.clone(),
-            cgroup_root: self.cgroup_root.clone(),
-            cgroup_driver: self.cgroup_driver,
-            swap_behavior: self.swap_behavior,
+            cgroup_root: self.kubelet.cgroup_root.clone(),
+            cgroup_mount: self.kubelet.cgroup_mount.clone(),
+            cgroup_driver: self.kubelet.cgroup_driver,
+            kubelet_config: self.kubelet.kubelet_config.clone(),
+            kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
+            swap_behavior: self.kubelet.swap_behavior,
             cri_timeout_ms: self.cri_timeout_ms,
             root_dir: self.root_dir.clone(),
             admin_address: self.admin_address.clone(),
@@ -172,6 +173,13 @@ enum Command {
     Check {
         #[command(flatten)]
         host: HostArgs,
+        /// kubeconfig to ask the API server's version (legacy-resize-status = auto)
+        /// [default: in-cluster configuration, if running in a cluster].
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// As `run --legacy-resize-status`: auto, true or false.
+        #[arg(long, env = "RESIZELET_LEGACY_RESIZE_STATUS", num_args = 0..=1, default_missing_value = "true", default_value = "auto")]
+        legacy_resize_status: resizelet::config::LegacyMode,
     },
     /// Standalone one-shot: admit and enact the desired resources of one pod (JSON, see README)
     /// against this node, then print the outcome as JSON. Exits non-zero if the resize is not
@@ -185,7 +193,8 @@ enum Command {
         /// Directory for resizelet's allocated/actuated checkpoints.
         #[arg(long, env = "RESIZELET_ROOT_DIR", default_value = "/var/lib/resizelet")]
         root_dir: PathBuf,
-        /// Node allocatable, e.g. `cpu=4,memory=8Gi` (default: the machine's capacity).
+        /// Node allocatable, e.g. `cpu=4,memory=8Gi` (default: the machine's capacity less the
+        /// kubelet config's systemReserved, kubeReserved and evictionHard memory.available).
         #[arg(long, env = "RESIZELET_ALLOCATABLE")]
         allocatable: Option<String>,
         /// Test hook: abort the process right after plan step N (0-based) was applied.
@@ -325,8 +334,10 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // colour only on a terminal: a log in a file, journald or `kubectl logs` stays plain text
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         resizelet::config::LogFormat::Json => builder.json().init(),
@@ -373,9 +384,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", resizelet::admin::render_explain(&report));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { host } => {
+        Command::Check {
+            host,
+            kubeconfig,
+            legacy_resize_status,
+        } => {
             resizelet::config::cri_timeout(host.cri_timeout_ms)?;
-            let facts = gather_facts(&host).await;
+            let facts = gather_facts(&host, kubeconfig.as_deref(), legacy_resize_status).await;
             let report = resizelet::check::assess(&facts);
             print!("{report}");
             Ok(if report.supported() {
@@ -411,11 +426,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let s = args.settings()?;
+            for d in &s.deprecations {
+                tracing::warn!("{d}");
+            }
             run_agent(
                 resizelet::controller::ControllerOptions {
                     node_name: s.node_name.clone(),
-                    legacy_resize_status: s.legacy_resize_status,
+                    // decided in run_agent from the API server's version
+                    legacy_resize_status: false,
                     ignore_resizing_kubelet: args.ignore_resizing_kubelet,
+                    // from the kubelet's file, in run_agent
+                    kubelet_resize_gate: Default::default(),
                     in_progress_threshold: s.in_progress_threshold,
                     crash_after_step: args.crash_after_step,
                 },
@@ -426,28 +447,97 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Where the runtime and the cgroups are (from `HostArgs` or the `run` settings).
+/// Where the runtime and the cgroups are, and the node facts (from `HostArgs` or the `run`
+/// settings).
 struct Host {
     endpoint: String,
-    cgroup_root: PathBuf,
-    driver: CgroupDriver,
-    swap_behavior: resizelet::core::node::NodeSwapBehavior,
+    cgroup_mount: PathBuf,
+    facts: resizelet::kubelet_config::NodeFacts,
     cri_timeout: std::time::Duration,
 }
 
-impl TryFrom<&HostArgs> for Host {
-    type Error = resizelet::config::ConfigError;
+impl HostArgs {
+    /// The mount point, with a deprecation warning when given by its old name.
+    fn cgroup_mount(&self) -> (PathBuf, Option<String>) {
+        resizelet::config::cgroup_mount(
+            self.kubelet.cgroup_mount.clone(),
+            self.kubelet.cgroup_root.clone(),
+        )
+    }
 
-    /// Range-checks `--cri-timeout-ms` as `run` does.
-    fn try_from(h: &HostArgs) -> Result<Self, Self::Error> {
+    fn explicit(&self) -> resizelet::kubelet_config::Explicit {
+        resizelet::kubelet_config::Explicit {
+            cgroup_driver: self.kubelet.cgroup_driver.map(Into::into),
+            kubelet_cgroup_root: self.kubelet.kubelet_cgroup_root.clone(),
+            swap_behavior: self.kubelet.swap_behavior.map(Into::into),
+        }
+    }
+
+    fn kubelet_config_path(&self) -> resizelet::config::KubeletConfigPath {
+        use resizelet::config::KubeletConfigPath;
+        match &self.kubelet.kubelet_config {
+            None => KubeletConfigPath::Discover,
+            Some(p) if p.as_os_str().is_empty() => KubeletConfigPath::Off,
+            Some(p) => KubeletConfigPath::Given(p.clone()),
+        }
+    }
+
+    fn host(&self) -> anyhow::Result<Host> {
+        let (cgroup_mount, deprecated) = self.cgroup_mount();
+        if let Some(d) = deprecated {
+            tracing::warn!("{d}");
+        }
+        let layout = resizelet::cgroup::detect::detect_host().ok();
+        let facts = node_facts(
+            &self.kubelet_config_path(),
+            &self.explicit(),
+            layout.map(|l| l.version),
+        )?;
         Ok(Host {
-            endpoint: h.container_runtime_endpoint.clone(),
-            cgroup_root: h.cgroup_root.clone(),
-            driver: h.cgroup_driver.into(),
-            swap_behavior: resizelet::core::node::NodeSwapBehavior::NoSwap,
-            cri_timeout: resizelet::config::cri_timeout(h.cri_timeout_ms)?,
+            endpoint: self.container_runtime_endpoint.clone(),
+            cgroup_mount,
+            facts,
+            cri_timeout: resizelet::config::cri_timeout(self.cri_timeout_ms)?,
         })
     }
+}
+
+/// The kubelet's configuration (the given file, or the usual path if it exists) under
+/// resizelet's explicit settings. A given file that cannot be read or parsed is an error; so is
+/// a file found at the usual path that is invalid.
+fn node_facts(
+    path: &resizelet::config::KubeletConfigPath,
+    explicit: &resizelet::kubelet_config::Explicit,
+    cgroup_version: Option<resizelet::core::node::CgroupVersion>,
+) -> Result<resizelet::kubelet_config::NodeFacts, resizelet::kubelet_config::KubeletConfigError> {
+    use resizelet::config::KubeletConfigPath;
+    use resizelet::kubelet_config as kc;
+    let file = match path {
+        KubeletConfigPath::Given(p) => Some(kc::load(p)?),
+        KubeletConfigPath::Discover => {
+            let p = std::path::Path::new(kc::DEFAULT_PATH);
+            match std::fs::symlink_metadata(p) {
+                Ok(_) => Some(kc::load(p)?),
+                Err(_) => None,
+            }
+        }
+        KubeletConfigPath::Off => None,
+    };
+    Ok(kc::resolve(file.as_ref(), explicit, cgroup_version))
+}
+
+/// The node facts applied to the host's node configuration.
+fn apply_facts(
+    mut node: resizelet::core::node::NodeConfig,
+    facts: &resizelet::kubelet_config::NodeFacts,
+) -> resizelet::core::node::NodeConfig {
+    node.cgroup_driver = facts.cgroup_driver.value;
+    node.cgroups_per_qos = facts.cgroups_per_qos.value;
+    node.cpu_cfs_quota = facts.cpu_cfs_quota.value;
+    node.cpu_cfs_period_us = facts.cpu_cfs_quota_period.value.as_micros() as u64;
+    node.swap_behavior = facts.swap_behavior.value;
+    node.single_process_oom_kill = facts.single_process_oom_kill.value;
+    node
 }
 
 /// Opens the runtime and the cgroup filesystem, then the checkpoints (a corrupt one is refused):
@@ -466,12 +556,21 @@ async fn open_engine(
         resizelet::cri::client::CriClient::connect_with_timeout(&host.endpoint, host.cri_timeout)
             .await?;
     let layout = resizelet::cgroup::detect::detect_host()?;
-    let driver = host.driver;
+    let driver = host.facts.cgroup_driver.value;
     let cgroups =
-        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_root, driver);
+        resizelet::cgroup::fs::RealCgroupFs::from_layout(&layout, &host.cgroup_mount, driver)
+            .with_cgroup_root(host.facts.cgroup_root_parts());
     let hierarchies = cgroups.hierarchies();
-    let mut node = resizelet::host::node_config(layout.version, driver, allocatable)?;
-    node.swap_behavior = host.swap_behavior;
+    let given = allocatable.is_some();
+    let mut node = apply_facts(
+        resizelet::host::node_config(layout.version, driver, allocatable)?,
+        &host.facts,
+    );
+    if !given {
+        // the machine's capacity less what the kubelet's file reserves (`run` then takes the
+        // Node's allocatable)
+        node.allocatable = resizelet::kubelet_config::allocatable(&node.allocatable, &host.facts);
+    }
     let store = resizelet::checkpoint::FileCheckpointStore::new(root_dir)?;
     let checkpoints = Checkpoints::load(&store)?;
     Ok((
@@ -498,11 +597,25 @@ async fn run_agent(
     if !admin_address.ip().is_loopback() {
         tracing::warn!(address = %admin_address, "the admin endpoint (metrics, pod reports) listens beyond loopback");
     }
+    let explicit = resizelet::kubelet_config::Explicit {
+        cgroup_driver: s.cgroup_driver,
+        kubelet_cgroup_root: s.kubelet_cgroup_root.clone(),
+        swap_behavior: s.swap_behavior,
+    };
+    let layout = resizelet::cgroup::detect::detect_host().ok();
+    let facts = node_facts(&s.kubelet_config, &explicit, layout.map(|l| l.version))?;
+    for line in resizelet::kubelet_config::describe(&facts) {
+        tracing::info!("node fact {line}");
+    }
+    for w in &facts.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut opts = opts;
+    opts.kubelet_resize_gate = facts.resize_gate;
     let host = Host {
         endpoint: s.container_runtime_endpoint.clone(),
-        cgroup_root: s.cgroup_root.clone(),
-        driver: s.cgroup_driver,
-        swap_behavior: s.swap_behavior,
+        cgroup_mount: s.cgroup_mount.clone(),
+        facts,
         cri_timeout: s.cri_timeout,
     };
     let (kubeconfig, root_dir, qps, burst) = (
@@ -525,6 +638,13 @@ async fn run_agent(
     };
     let client =
         resizelet::k8s::client::build_client(config).context("building the Kubernetes client")?;
+    let legacy = legacy_decision(s.legacy_resize_status, &client).await;
+    tracing::info!(
+        "legacy status.resize: {} ({})",
+        if legacy.on { "written" } else { "not written" },
+        legacy.reason
+    );
+    opts.legacy_resize_status = legacy.on;
     let admin = resizelet::admin::bind(admin_address).await?;
     let (engine, hierarchies) = open_engine(&host, root_dir, None).await?;
     for problem in resizelet::admin::cgroup_problems(&hierarchies) {
@@ -566,7 +686,52 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
+/// `legacy-resize-status` from its mode and, for `auto`, the API server's version.
+async fn legacy_decision(
+    mode: resizelet::config::LegacyMode,
+    client: &kube::Client,
+) -> resizelet::config::LegacyDecision {
+    use resizelet::config::{decide_legacy, LegacyMode};
+    if mode != LegacyMode::Auto {
+        return decide_legacy(mode, Err("not asked"));
+    }
+    let version = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        resizelet::k8s::client::server_version(client),
+    )
+    .await
+    .map_err(|_| "GET /version timed out after 10s".to_string())
+    .and_then(|r| r.map_err(|e| format!("GET /version: {e}")));
+    decide_legacy(mode, version.as_ref().map_err(String::as_str))
+}
+
+/// The Kubernetes client `check` may use: the given kubeconfig, else in-cluster if there.
+async fn check_client(
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<Option<kube::Client>, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("loading kubeconfig {}: {e}", path.display()))?
+        }
+        None => match kube::Config::incluster() {
+            Ok(c) => c,
+            Err(_) => return Ok(None),
+        },
+    };
+    resizelet::k8s::client::build_client(config)
+        .map(Some)
+        .map_err(|e| format!("building the Kubernetes client: {e}"))
+}
+
+async fn gather_facts(
+    host: &HostArgs,
+    kubeconfig: Option<&std::path::Path>,
+    legacy_mode: resizelet::config::LegacyMode,
+) -> resizelet::check::HostFacts {
     use resizelet::check::{HostFacts, RuntimeFacts};
     use resizelet::cri::Runtime;
     let timeout = std::time::Duration::from_millis(host.cri_timeout_ms);
@@ -585,19 +750,61 @@ async fn gather_facts(host: &HostArgs) -> resizelet::check::HostFacts {
         version: v.runtime_version,
         cri_version: v.runtime_api_version,
     });
+    let (cgroup_mount, deprecated) = host.cgroup_mount();
+    let layout = resizelet::cgroup::detect::detect_host();
+    let node = node_facts(
+        &host.kubelet_config_path(),
+        &host.explicit(),
+        layout.as_ref().ok().map(|l| l.version),
+    )
+    .map_err(|e| e.to_string());
+    let kubepods = match (&layout, &node) {
+        (Ok(layout), Ok(facts)) => {
+            let dir = resizelet::cgroup::fs::RealCgroupFs::from_layout(
+                layout,
+                &cgroup_mount,
+                facts.cgroup_driver.value,
+            )
+            .with_cgroup_root(facts.cgroup_root_parts())
+            .pod_cpu_dir(&resizelet::cgroup::PodCgroupId {
+                uid: String::new(),
+                qos: resizelet::core::resources::QosClass::Guaranteed,
+            });
+            dir.parent().map(|p| {
+                let p = p.to_path_buf();
+                let exists = p.is_dir();
+                (p, exists)
+            })
+        }
+        _ => None,
+    };
+    let legacy = match legacy_mode {
+        resizelet::config::LegacyMode::Auto => match check_client(kubeconfig).await {
+            Ok(Some(client)) => Some(legacy_decision(legacy_mode, &client).await),
+            Ok(None) => None,
+            Err(e) => Some(resizelet::config::decide_legacy(legacy_mode, Err(&e))),
+        },
+        mode => Some(resizelet::config::decide_legacy(mode, Err("not asked"))),
+    };
     HostFacts {
-        cgroup: detect_cgroups(&host.cgroup_root),
-        cgroup_driver: host.cgroup_driver.into(),
+        cgroup: detect_cgroups(layout, &cgroup_mount),
+        node,
+        kubepods,
         runtime,
+        legacy,
+        deprecations: deprecated.into_iter().collect(),
     }
 }
 
-fn detect_cgroups(root: &std::path::Path) -> Result<resizelet::check::CgroupFacts, String> {
-    let layout = resizelet::cgroup::detect::detect_host().map_err(|e| e.to_string())?;
-    if !root.is_dir() {
+fn detect_cgroups(
+    layout: Result<resizelet::cgroup::detect::CgroupLayout, resizelet::cgroup::CgroupError>,
+    mount: &std::path::Path,
+) -> Result<resizelet::check::CgroupFacts, String> {
+    let layout = layout.map_err(|e| e.to_string())?;
+    if !mount.is_dir() {
         return Err(format!(
-            "--cgroup-root {} is not a directory",
-            root.display()
+            "--cgroup-mount {} is not a directory",
+            mount.display()
         ));
     }
     Ok(resizelet::check::CgroupFacts {
@@ -630,7 +837,7 @@ async fn resize_once(
     let allocatable = allocatable
         .map(resizelet::host::parse_resource_list)
         .transpose()?;
-    let host = Host::try_from(host)?;
+    let host = host.host()?;
     let (engine, _) = open_engine(&host, root_dir, allocatable).await?;
     let listed = engine
         .runtime_handle()

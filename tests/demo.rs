@@ -1,7 +1,8 @@
 //! `scripts/demo.sh`: resizelet resizing a pod in place on this machine, shown step by step.
 //! An API-server double stands in for Kubernetes (node `n1`, with a gate-off kubelet that keeps
 //! erasing the resize fields, as a real v1.32 kubelet does); the pod runs in the real
-//! containerd with the kubelet's cgroup layout; the real `resizelet run` binary does the work.
+//! containerd with the kubelet's cgroup layout; the real `resizelet run` binary does the work;
+//! the resizes are the real kubectl 1.37's `kubectl patch --subresource resize`.
 //! A plain program (`harness = false`); it does nothing unless RESIZELET_DEMO=1, so the test
 //! suite does not run it twice.
 
@@ -79,12 +80,57 @@ fn events(cluster: &Cluster, pod: &TestPod) -> String {
     cluster.event_reasons(pod).join(", ")
 }
 
-/// `kubectl patch --subresource resize`, then wait until the status shows it done.
+/// Runs the real `kubectl patch pod <name> --subresource resize`, printing the command line
+/// exactly as it runs and kubectl's answer. A 422 "without support for resize" (the gate-off
+/// kubelet has just erased the fields) is retried once resizelet has restored them.
+async fn kubectl_resize(cluster: &Cluster, pod: &TestPod, cpu_m: i64, mem_mib: i64) {
+    let patch = format!(
+        r#"{{"spec":{{"containers":[{{"name":"app","resources":{{"requests":{{"cpu":"{cpu_m}m","memory":"{mem_mib}Mi"}},"limits":{{"cpu":"{cpu_m}m","memory":"{mem_mib}Mi"}}}}}}]}}}}"#
+    );
+    let args = [
+        "patch",
+        "pod",
+        &pod.name,
+        "-n",
+        &pod.namespace,
+        "--subresource",
+        "resize",
+        "--patch",
+        &patch,
+    ];
+    println!("$ kubectl {}", args.map(shell_word).join(" "));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (ok, out, err) = cluster.kubectl(&args).await;
+        if ok {
+            print!("{out}");
+            return;
+        }
+        assert!(
+            err.contains("without support for resize") && Instant::now() < deadline,
+            "kubectl: {err}"
+        );
+        println!(
+            "{}  (the gate-off kubelet has just erased the resize fields; retrying once resizelet restores them)",
+            err.trim_end()
+        );
+        cluster.wait_resize_fields(pod).await;
+    }
+}
+
+fn shell_word(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{s}'")
+    }
+}
+
+/// kubectl's resize, then wait until the status shows it done.
 async fn resize_until_done(cluster: &Cluster, pod: &TestPod, cpu_m: i64, mem_mib: i64) {
-    cluster
-        .resize(pod, &[container(cpu_m, mem_mib)])
-        .await
-        .expect("resize");
+    kubectl_resize(cluster, pod, cpu_m, mem_mib).await;
     eventually("the resize is done", DEADLINE, || async {
         resize_done(&cluster.pod(pod)).then_some(())
     })
@@ -132,7 +178,7 @@ async fn main() {
     println!("resizelet reported the resize fields (the API server refuses /resize without them):");
     show(&run, &cluster, &pod);
 
-    println!("\n== kubectl patch pod web --subresource resize  → app cpu 500m, memory 128Mi");
+    println!("\n== resize with the real kubectl → app cpu 500m, memory 128Mi");
     let t = Instant::now();
     resize_until_done(&cluster, &pod, 500, 128).await;
     println!(
@@ -141,12 +187,22 @@ async fn main() {
     );
     show(&run, &cluster, &pod);
     println!("  events          {}", events(&cluster, &pod));
+    let (_, out, err) = cluster
+        .kubectl(&["describe", "pod", &pod.name, "-n", &pod.namespace])
+        .await;
+    let tail: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Events:"))
+        .collect();
+    println!(
+        "\n$ kubectl describe pod {} -n {}   (the events part)\n{}{err}",
+        pod.name,
+        pod.namespace,
+        tail.join("\n")
+    );
 
     println!("\n== a resize that cannot fit: cpu 3 on a 2-cpu node");
-    cluster
-        .resize(&pod, &[container(3000, 128)])
-        .await
-        .expect("resize");
+    kubectl_resize(&cluster, &pod, 3000, 128).await;
     eventually("PodResizePending", DEADLINE, || async {
         condition(&cluster.pod(&pod), "PodResizePending").map(|_| ())
     })

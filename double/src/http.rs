@@ -81,8 +81,28 @@ enum Reply {
     Watch(WatchReq),
 }
 
+/// Who sent a request: the bearer token names the user as on a real server; without one the
+/// User-Agent.
+fn client_of(req: &Request<Incoming>) -> String {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    if let Some(t) = header("authorization").and_then(|a| a.strip_prefix("Bearer ")) {
+        return format!("token:{}", t.trim());
+    }
+    match header("user-agent") {
+        Some(ua) => format!("agent:{ua}"),
+        None => "anonymous".into(),
+    }
+}
+
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
+    let client = client_of(&req);
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let ctype = req
@@ -122,10 +142,47 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
         }
     }
     tracing::debug!(%method, %path, "request");
+    let write = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if write {
+        let latency = inner.store.lock().write_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+    if let Some(r) = crate::discovery::route(&segs, &accept) {
+        return match r {
+            Ok((ctype, body)) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", ctype)
+                .body(Either::Left(Full::new(Bytes::from(body))))
+                .expect("response"),
+            Err(e) => error_response(&e),
+        };
+    }
     match route(&inner, &method, &segs, &query, &ctype, &body) {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Watch(w)) => start_watch(inner, w),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            if write && (400..500).contains(&e.code) && e.code != 404 && e.code != 409 {
+                let mut st = inner.store.lock();
+                *st.stats.refused_writes.entry(client.clone()).or_default() += 1;
+                st.refusals.push_back(crate::Refusal {
+                    client,
+                    method: method.to_string(),
+                    path: path.clone(),
+                    code: e.code,
+                    message: e.message.clone(),
+                });
+                while st.refusals.len() > 1000 {
+                    st.refusals.pop_front();
+                }
+                tracing::warn!(%method, %path, code = e.code, message = %e.message, "write refused");
+            }
+            error_response(&e)
+        }
     }
 }
 
@@ -178,11 +235,12 @@ fn route(
     let (kind, ns, name, sub, api_version): (Kind, Option<&str>, Option<&str>, Option<&str>, &str) =
         match segs {
             ["version"] => {
+                let minor = store.lock().minor_version;
                 return ok(json!({
-                    "major": "1", "minor": "33", "gitVersion": "v1.33.0-double",
+                    "major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.0-double"),
                     "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
                     "goVersion": "", "compiler": "gc", "platform": "linux/amd64"
-                }))
+                }));
             }
             ["api", "v1", "pods"] => (Kind::Pod, None, None, None, "v1"),
             ["api", "v1", "events"] => (Kind::Event, None, None, None, "v1"),
@@ -253,14 +311,18 @@ fn route(
                         api_version: api_version.to_string(),
                     }));
                 }
-                let mut list = store.list(kind, list_ns, &fs, &ls);
-                if kind == Kind::Event {
-                    list["apiVersion"] = api_version.into();
-                    if let Some(Value::Array(items)) = list.get_mut("items") {
-                        items.retain(|i| {
-                            i.get("apiVersion").and_then(Value::as_str) == Some(api_version)
-                        });
-                    }
+                if kind != Kind::Event {
+                    return ok(store.list(kind, list_ns, &fs, &ls));
+                }
+                // one storage, both groups: convert, then select on the served fields
+                let mut list = store.list(kind, list_ns, &FieldSelector::default(), &ls);
+                list["apiVersion"] = api_version.into();
+                if let Some(Value::Array(items)) = list.get_mut("items") {
+                    *items = items
+                        .iter()
+                        .map(|i| crate::events::as_version(i, api_version))
+                        .filter(|i| fs.matches(i))
+                        .collect();
                 }
                 ok(list)
             }
@@ -273,6 +335,10 @@ fn route(
         (Some(name), None) => {
             let ns = ns.unwrap_or("");
             match *method {
+                Method::GET if kind == Kind::Event => ok(crate::events::as_version(
+                    &store.get_or_404(kind, ns, name)?,
+                    api_version,
+                )),
                 Method::GET => ok(store.get_or_404(kind, ns, name)?),
                 Method::DELETE => ok(store.delete(kind, ns, name)?),
                 Method::PATCH => {
@@ -345,9 +411,7 @@ impl WatchReq {
                 .unwrap_or("")
                 == ns
         });
-        let group_ok = self.kind != Kind::Event
-            || o.get("apiVersion").and_then(Value::as_str) == Some(self.api_version.as_str());
-        ns_ok && group_ok && self.fs.matches(o) && self.ls.matches(o)
+        ns_ok && self.fs.matches(o) && self.ls.matches(o)
     }
 
     /// The line this watcher sees for a store event, if any: objects that
@@ -356,6 +420,21 @@ impl WatchReq {
         if e.kind != self.kind.name() {
             return None;
         }
+        if self.kind == Kind::Event {
+            let served = WatchEvent {
+                object: crate::events::as_version(&e.object, &self.api_version),
+                old_object: e
+                    .old_object
+                    .as_ref()
+                    .map(|o| crate::events::as_version(o, &self.api_version)),
+                ..e.clone()
+            };
+            return self.render_served(&served);
+        }
+        self.render_served(e)
+    }
+
+    fn render_served(&self, e: &WatchEvent) -> Option<Bytes> {
         let new_m = e.event_type != EventType::Deleted && self.matches(&e.object);
         let old_m = e.old_object.as_ref().is_some_and(|o| self.matches(o));
         let (t, obj) = match e.event_type {

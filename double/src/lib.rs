@@ -12,12 +12,15 @@
 //!
 //! See the crate README for what is faithful and what is simplified.
 
+mod discovery;
+mod events;
 mod http;
 mod kubelet;
 pub mod patch;
 mod pod;
 mod store;
 mod util;
+pub mod validation;
 
 pub use kubelet::KubeletActorHandle;
 
@@ -47,9 +50,69 @@ pub enum Fault {
     Status(u16),
 }
 
+/// The kube-apiserver version the double serves as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerVersion {
+    /// v1.32: pods have no `metadata.generation`; `status.observedGeneration` and
+    /// `conditions[].observedGeneration` are unknown fields (dropped); `/resize` sets
+    /// `status.resize: Proposed`.
+    V1_32,
+    /// v1.33 and later: `metadata.generation` (bumped by a changing resize) and both
+    /// `observedGeneration` fields.
+    #[default]
+    V1_33,
+}
+
+impl ServerVersion {
+    /// The minor version `/version` reports.
+    pub fn minor(self) -> u32 {
+        match self {
+            ServerVersion::V1_32 => 32,
+            ServerVersion::V1_33 => 33,
+        }
+    }
+}
+
+/// A plain pod PATCH on a real control plane costs about this much (one etcd write, p50 on
+/// the VM of issue 11).
+pub const DEFAULT_WRITE_LATENCY: Duration = Duration::from_millis(9);
+
+/// How the double is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub version: ServerVersion,
+    /// The cost of one write request over HTTP (create, update, patch, delete), paid before
+    /// the write is applied, so its watch event and its response come after it. In-process
+    /// driver calls are free.
+    pub write_latency: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            version: ServerVersion::default(),
+            write_latency: DEFAULT_WRITE_LATENCY,
+        }
+    }
+}
+
+/// An HTTP write the double refused as a client error (any 4xx but 404 and 409, which are
+/// races a correct client meets, not mistakes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Who sent it: `token:<bearer token>`, else `agent:<User-Agent>`, else `anonymous`.
+    pub client: String,
+    pub method: String,
+    pub path: String,
+    pub code: u16,
+    pub message: String,
+}
+
 /// Counters of what clients did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// HTTP writes refused as client errors, per client (see [`Refusal`]).
+    pub refused_writes: std::collections::BTreeMap<String, u64>,
     /// Accepted PATCHes of `pods/status` (no-op ones included).
     pub pod_status_patches: u64,
     /// PATCH/PUT of `pods/status` refused with 409 (injected faults included).
@@ -82,6 +145,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: String,
     pub message: String,
+    /// metav1 `StatusDetails` (`name`, `group`, `kind`, `causes`), when the server sends them.
+    pub details: Option<Value>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -98,7 +163,13 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
+            details: None,
         }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
+        self
     }
 
     pub fn not_found(plural: &str, name: &str) -> ApiError {
@@ -141,7 +212,7 @@ impl ApiError {
 
     /// The metav1 `Status` object.
     pub fn to_status(&self) -> Value {
-        json!({
+        let mut s = json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -149,7 +220,11 @@ impl ApiError {
             "message": self.message,
             "reason": self.reason,
             "code": self.code,
-        })
+        });
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
+        }
+        s
     }
 }
 
@@ -197,18 +272,42 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
+    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime, as a 1.33+
+    /// server with the default write latency.
     pub async fn start() -> ApiServer {
+        Self::start_with(Options::default()).await
+    }
+
+    /// [`ApiServer::start`] with the given version and write latency.
+    pub async fn start_with(options: Options) -> ApiServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let inner = Arc::new(Inner {
-            store: Store::new(),
-            addr,
-        });
+        let store = Store::new();
+        {
+            let mut st = store.lock();
+            st.version = options.version;
+            st.minor_version = options.version.minor();
+            st.write_latency = options.write_latency;
+        }
+        let inner = Arc::new(Inner { store, addr });
         tokio::spawn(http::serve(listener, inner.clone()));
         ApiServer { inner }
+    }
+
+    /// Serves as kube-apiserver 1.`minor` from now on: `/version` reports it, and 32 or lower
+    /// switches to the [`ServerVersion::V1_32`] mode (pods created afterwards get no
+    /// `generation`, `observedGeneration` is dropped, `/resize` sets `Proposed`), 33 or higher
+    /// to [`ServerVersion::V1_33`].
+    pub fn set_minor_version(&self, minor: u32) {
+        let mut st = self.store().lock();
+        st.minor_version = minor;
+        st.version = if minor <= 32 {
+            ServerVersion::V1_32
+        } else {
+            ServerVersion::V1_33
+        };
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
@@ -218,14 +317,39 @@ impl ApiServer {
 
     /// A kubeconfig pointing at this server, with a dummy token.
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_for("double-token")
+    }
+
+    /// A kubeconfig whose bearer token names the client in [`Stats::refused_writes`]
+    /// (`token:<token>`); any token is accepted.
+    pub fn kubeconfig_yaml_for(&self, token: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\nusers:\n- name: double\n  user:\n    token: double-token\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: default\ncurrent-context: double\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\nusers:\n- name: double\n  user:\n    token: {token}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: default\ncurrent-context: double\npreferences: {{}}\n",
             self.url()
         )
     }
 
     pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// [`ApiServer::write_kubeconfig`] with a client-naming token.
+    pub fn write_kubeconfig_for(&self, path: &std::path::Path, token: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_for(token))
+    }
+
+    pub fn version(&self) -> ServerVersion {
+        self.store().lock().version
+    }
+
+    /// Sets the cost of each HTTP write from now on.
+    pub fn set_write_latency(&self, d: Duration) {
+        self.store().lock().write_latency = d;
+    }
+
+    /// The HTTP writes refused so far (the last 1,000), oldest first.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.store().lock().refusals.iter().cloned().collect()
     }
 
     fn store(&self) -> &Store {

@@ -5,7 +5,8 @@
 use crate::patch;
 use crate::pod;
 use crate::util;
-use crate::{ApiError, EventType, Fault, PatchKind, Stats, WatchEvent};
+use crate::validation::{self, FieldError, MetaRules};
+use crate::{ApiError, EventType, Fault, PatchKind, ServerVersion, Stats, WatchEvent};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -32,6 +33,20 @@ impl Kind {
         }
     }
 
+    /// `(group, kind)` as `NewInvalid` names it for this API version.
+    fn group_kind(self, api_version: &str) -> (&'static str, &'static str) {
+        match (self, api_version) {
+            (Kind::Event, "events.k8s.io/v1") => ("events.k8s.io", "Event"),
+            _ => ("", self.name()),
+        }
+    }
+
+    fn meta_rules(self) -> MetaRules {
+        MetaRules {
+            namespaced: self != Kind::Node,
+        }
+    }
+
     pub fn plural(self) -> &'static str {
         match self {
             Kind::Pod => "pods",
@@ -55,6 +70,14 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     pub bookmark_interval: Duration,
     pub epoch: u64,
+    pub version: ServerVersion,
+    /// What one stored write costs (paid by HTTP write requests before they are applied).
+    pub write_latency: Duration,
+    /// HTTP writes refused as invalid (4xx other than 404/409), oldest first (bounded).
+    pub refusals: VecDeque<crate::Refusal>,
+    /// The minor version `/version` reports (follows `version`; `set_minor_version` may
+    /// name another one of the same mode).
+    pub minor_version: u32,
 }
 
 pub struct Store {
@@ -159,6 +182,81 @@ fn check_precondition(kind: Kind, updated: &Value, cur: &Value) -> Result<(), Ap
     }
 }
 
+fn refuse(kind: Kind, api_version: &str, name: &str, errs: &[FieldError]) -> Result<(), ApiError> {
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let (group, k) = kind.group_kind(api_version);
+    Err(validation::invalid(group, k, name, errs))
+}
+
+fn api_version_of(v: &Value) -> &str {
+    v.get("apiVersion").and_then(Value::as_str).unwrap_or("v1")
+}
+
+/// What a server of `version` keeps of a pod status: 1.32's `PodStatus` and `PodCondition`
+/// have no `observedGeneration`, so the decoder drops it (`pkg/apis/core/types.go` v1.32).
+fn drop_unknown_status_fields(version: ServerVersion, pod: &mut Value) {
+    if version != ServerVersion::V1_32 {
+        return;
+    }
+    let Some(status) = pod.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    status.remove("observedGeneration");
+    if let Some(Value::Array(conds)) = status.get_mut("conditions") {
+        for c in conds.iter_mut().filter_map(Value::as_object_mut) {
+            c.remove("observedGeneration");
+        }
+    }
+}
+
+/// 1.32's `MarkPodProposedForResize` (`pkg/api/pod/util.go`): a resize that changes a
+/// container whose requests differ from its `allocatedResources` sets `status.resize` to
+/// `Proposed`.
+fn mark_proposed_for_resize(old: &Value, new: &mut Value) {
+    let same = |a: Option<&Value>, b: Option<&Value>| {
+        let parse = |v: Option<&Value>| -> BTreeMap<String, Option<f64>> {
+            v.and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, q)| (k.clone(), q.as_str().and_then(util::parse_quantity)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        parse(a) == parse(b)
+    };
+    let mut proposed = false;
+    for (i, c) in new
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(req) = c.pointer("/resources/requests") else {
+            continue;
+        };
+        if old.pointer(&format!("/spec/containers/{i}/resources")) == c.get("resources") {
+            continue;
+        }
+        let status = new
+            .pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .and_then(|l| l.iter().find(|s| s.get("name") == c.get("name")));
+        if let Some(cs) = status {
+            if !same(Some(req), cs.get("allocatedResources")) {
+                proposed = true;
+                break;
+            }
+        }
+    }
+    if proposed {
+        new["status"]["resize"] = "Proposed".into();
+    }
+}
+
 impl Store {
     pub fn new() -> Store {
         let (tx, _) = broadcast::channel(16_384);
@@ -175,6 +273,10 @@ impl Store {
                 faults: VecDeque::new(),
                 bookmark_interval: Duration::from_secs(1),
                 epoch: 0,
+                version: ServerVersion::default(),
+                write_latency: crate::DEFAULT_WRITE_LATENCY,
+                refusals: VecDeque::new(),
+                minor_version: ServerVersion::default().minor(),
             }),
             tx,
             epoch_tx,
@@ -217,17 +319,11 @@ impl Store {
             .unwrap_or("")
             .to_string();
         if name.is_empty() {
-            match meta.get("generateName").and_then(Value::as_str) {
-                Some(g) if !g.is_empty() => name = format!("{g}{}", util::name_suffix()),
-                _ => {
-                    return Err(ApiError::new(
-                        422,
-                        "Invalid",
-                        format!(
-                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                            kind.name()
-                        ),
-                    ))
+            // the name is generated before validation (BeforeCreate), so a refused
+            // generateName is reported with the generated name
+            if let Some(g) = meta.get("generateName").and_then(Value::as_str) {
+                if !g.is_empty() {
+                    name = format!("{g}{}", util::name_suffix());
                 }
             }
         }
@@ -255,12 +351,22 @@ impl Store {
                 ns
             }
         };
-        meta.insert("name".into(), name.clone().into());
+        if !name.is_empty() {
+            meta.insert("name".into(), name.clone().into());
+        }
+        let meta_errs = match kind {
+            // core v1 events are validated by the legacy rules only (`ValidateEventCreate`)
+            Kind::Event => Vec::new(),
+            _ => validation::validate_object_meta(&Value::Object(meta.clone()), kind.meta_rules()),
+        };
         meta.insert("uid".into(), util::uuid().into());
         meta.insert("creationTimestamp".into(), util::now_rfc3339().into());
         meta.remove("resourceVersion");
-        if kind == Kind::Pod {
+        let version = self.lock().version;
+        if kind == Kind::Pod && version != ServerVersion::V1_32 {
             meta.insert("generation".into(), 1.into());
+        }
+        if kind == Kind::Pod {
             let spec = o.entry("spec").or_insert_with(|| json!({}));
             pod::default_requests(spec);
             let qos = pod::qos_class(spec);
@@ -269,6 +375,25 @@ impl Store {
                 st.entry("phase").or_insert_with(|| "Pending".into());
                 st.entry("qosClass").or_insert_with(|| qos.into());
             }
+        }
+        let errs = match kind {
+            Kind::Event => {
+                validation::validate_event_create(&obj, api_version == "events.k8s.io/v1")
+            }
+            Kind::Pod => {
+                let mut e = meta_errs;
+                e.extend(validation::validate_pod_status(&obj));
+                e
+            }
+            Kind::Node => {
+                let mut e = meta_errs;
+                e.extend(validation::validate_node_status(&obj));
+                e
+            }
+        };
+        refuse(kind, api_version, &name, &errs)?;
+        if kind == Kind::Pod {
+            drop_unknown_status_fields(version, &mut obj);
         }
         let mut st = self.lock();
         let k = key(&ns, &name);
@@ -360,6 +485,15 @@ impl Store {
                     m.remove("status");
                 }
             }
+        }
+        let errs = match kind {
+            Kind::Pod => validation::validate_pod_status(&new),
+            Kind::Node => validation::validate_node_status(&new),
+            Kind::Event => Vec::new(),
+        };
+        refuse(kind, "v1", name_of(&cur), &errs)?;
+        if kind == Kind::Pod {
+            drop_unknown_status_fields(st.version, &mut new);
         }
         if new == cur {
             return Ok(cur);
@@ -469,11 +603,15 @@ impl Store {
         if new == cur {
             return Ok(cur);
         }
-        let generation = cur
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        new["metadata"]["generation"] = (generation + 1).into();
+        if st.version == ServerVersion::V1_32 {
+            mark_proposed_for_resize(&cur, &mut new);
+        } else {
+            let generation = cur
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            new["metadata"]["generation"] = (generation + 1).into();
+        }
         Ok(st.commit(&self.tx, Kind::Pod, EventType::Modified, k, new, Some(cur)))
     }
 
@@ -501,9 +639,9 @@ impl Store {
         match kind {
             Kind::Event => {
                 new = patched.clone();
-                for f in ["name", "namespace", "uid", "creationTimestamp"] {
-                    new["metadata"][f] = cur["metadata"][f].clone();
-                }
+                let v1 = api_version_of(&cur) == "events.k8s.io/v1";
+                let errs = validation::validate_event_update(&new, &cur, v1);
+                refuse(kind, api_version_of(&cur), name, &errs)?;
                 st.stats.event_writes += 1;
             }
             _ => {
@@ -527,6 +665,12 @@ impl Store {
                         }
                     }
                 }
+                let errs = validation::validate_object_meta_update(
+                    &new["metadata"],
+                    &cur["metadata"],
+                    kind.meta_rules(),
+                );
+                refuse(kind, "v1", name, &errs)?;
             }
         }
         new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();

@@ -110,6 +110,44 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
     Some(n * mult)
 }
 
+/// Parses a quantity as apimachinery's `ParseQuantity` accepts it
+/// (`^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$` with a known suffix).
+pub fn parse_quantity_strict(s: &str) -> Result<f64, ()> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (num, suffix) = body.split_at(split);
+    if !num.bytes().any(|c| c.is_ascii_digit()) || num.matches('.').count() > 1 {
+        return Err(());
+    }
+    let known = matches!(
+        suffix,
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(|e| {
+        let d = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+    });
+    if !known {
+        return Err(());
+    }
+    parse_quantity(s).ok_or(())
+}
+
 /// Decodes an `application/x-www-form-urlencoded` query string.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
@@ -232,6 +270,12 @@ mod tests {
         assert_ne!(parse_quantity("1G"), parse_quantity("1Gi"));
         assert_eq!(parse_quantity("2e3"), Some(2000.0));
         assert_eq!(parse_quantity("x"), None);
+        for ok in ["1", "100m", "1.5Gi", "2e3", "+1", "-1", ".5", "1E-3"] {
+            assert!(parse_quantity_strict(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "x", "1x", "1.2.3", "1Kb", "m", "1e", "1 Gi"] {
+            assert!(parse_quantity_strict(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use kube::Client;
-use resizelet_double::{ApiServer, Fault, PatchKind};
+use resizelet_double::{ApiServer, Fault, Options, PatchKind, ServerVersion};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::timeout;
@@ -568,7 +568,7 @@ async fn nodes_and_events() {
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "metadata": {"generateName": "x-"},
-                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "eventTime": "2025-01-01T00:00:00.000000Z", "type": "Normal",
                 "reason": "R", "action": "A", "reportingController": "c", "reportingInstance": "i"
             }))
             .unwrap(),
@@ -576,6 +576,46 @@ async fn nodes_and_events() {
         .await
         .unwrap();
     assert!(made.metadata.name.unwrap().starts_with("x-"));
+    // refused like the real server: a prefix ending in '.', no type; 422 with causes, counted
+    let before = server.stats().refused_writes;
+    let err = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"generateName": "x."},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reason": "R", "action": "A", "reportingController": "c", "reportingInstance": "i"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status.message.contains(
+            "metadata.generateName: Invalid value: \"x.\": a lowercase RFC 1123 subdomain"
+        ),
+        "{}",
+        status.message
+    );
+    let fields: Vec<String> = status
+        .details
+        .unwrap()
+        .causes
+        .into_iter()
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(fields, ["metadata.generateName", "type"]);
+    let after = server.stats().refused_writes;
+    assert_eq!(
+        after.get("anonymous").copied().unwrap_or(0),
+        before.get("anonymous").copied().unwrap_or(0) + 1,
+        "{after:?}"
+    );
+    assert_eq!(server.refusals().last().unwrap().code, 422);
     assert_eq!(
         api.list(&ListParams::default()).await.unwrap().items.len(),
         2
@@ -737,7 +777,7 @@ async fn node_watch_and_unknown_paths() {
 }
 
 #[tokio::test]
-async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
+async fn core_v1_and_events_k8s_io_serve_one_event_storage() {
     let server = ApiServer::start().await;
     let c = client(&server);
     let core = Api::<k8s_openapi::api::core::v1::Event>::namespaced(c.clone(), "default");
@@ -766,13 +806,22 @@ async fn core_v1_events_are_kept_apart_from_events_k8s_io() {
         core.list(&ListParams::default()).await.unwrap().items.len(),
         1
     );
+    // the same event through events.k8s.io/v1, converted (involvedObject → regarding, ...)
     let new_api = Api::<K8sEvent>::all(c);
-    assert!(new_api
-        .list(&ListParams::default())
+    let items = new_api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].regarding.as_ref().unwrap().name.as_deref(),
+        Some("a")
+    );
+    assert_eq!(items[0].note.as_deref(), Some("core event"));
+    assert_eq!(items[0].deprecated_count, Some(3));
+    // and a field selector on the core names finds it through core v1
+    let l = core
+        .list(&ListParams::default().fields("involvedObject.name=a"))
         .await
-        .unwrap()
-        .items
-        .is_empty());
+        .unwrap();
+    assert_eq!(l.items.len(), 1);
     assert_eq!(server.events().len(), 1);
     assert_eq!(server.stats().event_writes, 2);
 
@@ -877,4 +926,143 @@ async fn reflector_converges_under_churn_and_gone() {
     }
     assert!(server.stats().lists >= 2, "relisted after gone");
     task.abort();
+}
+
+#[tokio::test]
+async fn status_writes_are_validated_like_the_real_server() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    server.create_pod(pod("v", "n1")).unwrap();
+    let before = server.get_pod("default", "v").unwrap();
+    let bad = [
+        (
+            json!({"status": {"containerStatuses": [{"name": "c", "allocatedResources": {"cpu": "1x"}}]}}),
+            "status.containerStatuses[0].allocatedResources[cpu]",
+        ),
+        (
+            json!({"status": {"observedGeneration": -1}}),
+            "status.observedGeneration",
+        ),
+        (
+            json!({"status": {"conditions": [{"type": "PodResizePending", "status": "Maybe"}]}}),
+            "status.conditions[0].status",
+        ),
+    ];
+    for (patch, field) in bad {
+        let err = api
+            .patch_status("v", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_err();
+        let kube::Error::Api(s) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{patch}");
+        assert!(
+            s.message.starts_with("Pod \"v\" is invalid: "),
+            "{}",
+            s.message
+        );
+        let causes = s.details.unwrap().causes;
+        assert!(
+            causes.iter().any(|c| c.field == field),
+            "{patch}: {causes:?}"
+        );
+    }
+    assert_eq!(
+        server.get_pod("default", "v").unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(server.stats().refused_writes.get("anonymous"), Some(&3));
+    // a valid one goes through
+    api.patch_status(
+        "v",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"observedGeneration": 1}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn version_1_32_has_no_generation_drops_observed_generation_and_proposes() {
+    let server = ApiServer::start_with(Options {
+        version: ServerVersion::V1_32,
+        write_latency: Duration::ZERO,
+    })
+    .await;
+    let c = client(&server);
+    assert_eq!(c.apiserver_version().await.unwrap().minor, "32");
+    let api = Api::<Pod>::namespaced(c, "default");
+    let made = server.create_pod(pod("old", "n1")).unwrap();
+    assert!(made["metadata"].get("generation").is_none(), "{made}");
+    api.patch_status(
+        "old",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"status": {"observedGeneration": 1, "conditions": [
+            {"type": "PodResizeInProgress", "status": "True", "observedGeneration": 1}]}})),
+    )
+    .await
+    .unwrap();
+    let p = server.get_pod("default", "old").unwrap();
+    assert!(p["status"].get("observedGeneration").is_none(), "{p}");
+    assert!(
+        p["status"]["conditions"][0]
+            .get("observedGeneration")
+            .is_none(),
+        "{p}"
+    );
+    let resized = server
+        .resize_pod(
+            "default",
+            "old",
+            PatchKind::Strategic,
+            &json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "200m"}}}]}}),
+        )
+        .unwrap();
+    assert_eq!(resized["status"]["resize"], "Proposed");
+    assert!(resized["metadata"].get("generation").is_none());
+
+    // 1.33+: generation bumped, no Proposed
+    let server = ApiServer::start_with(Options {
+        write_latency: Duration::ZERO,
+        ..Options::default()
+    })
+    .await;
+    server.create_pod(pod("new", "n1")).unwrap();
+    let resized = server
+        .resize_pod(
+            "default",
+            "new",
+            PatchKind::Strategic,
+            &json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "200m"}}}]}}),
+        )
+        .unwrap();
+    assert_eq!(resized["metadata"]["generation"], 2);
+    assert!(resized["status"].get("resize").is_none());
+}
+
+#[tokio::test]
+async fn each_http_write_costs_the_write_latency() {
+    let server = ApiServer::start().await;
+    let api = Api::<Pod>::namespaced(client(&server), "default");
+    server.create_pod(pod("w", "n1")).unwrap();
+    let patch = |i: i64| Patch::Merge(json!({"status": {"observedGeneration": i % 2}}));
+    let t = std::time::Instant::now();
+    for i in 0..5 {
+        api.patch_status("w", &PatchParams::default(), &patch(i))
+            .await
+            .unwrap();
+    }
+    let d = t.elapsed();
+    assert!(d >= resizelet_double::DEFAULT_WRITE_LATENCY * 5, "{d:?}");
+    // reads are free, and the latency can be turned off
+    server.set_write_latency(Duration::ZERO);
+    let t = std::time::Instant::now();
+    for i in 0..5 {
+        api.patch_status("w", &PatchParams::default(), &patch(i))
+            .await
+            .unwrap();
+    }
+    assert!(t.elapsed() < d, "{:?} vs {d:?}", t.elapsed());
 }

@@ -85,16 +85,20 @@ impl Controller {
                     warn!(entry = %bad, "ignoring unparsable node allocatable");
                 }
                 if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
-                    if minor >= 35 && !self.shared.opts.ignore_resizing_kubelet {
-                        self.stand_down(format!(
-                            "the node's kubelet {} enacts in-place resizes itself (the gate is locked on from 1.35); resizelet stands down instead of racing it",
-                            view.kubelet_version.clone().unwrap_or_default()
-                        ));
+                    let version = view.kubelet_version.as_deref().unwrap_or_default();
+                    let gate = self.shared.opts.kubelet_resize_gate;
+                    if let Some(reason) = gate.kubelet_resizes(minor, version) {
+                        if !self.shared.opts.ignore_resizing_kubelet {
+                            self.stand_down(reason);
+                        }
                     }
                 }
                 let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
                 if changed {
-                    info!(allocatable = ?view.allocatable, "node allocatable");
+                    info!(
+                        "node allocatable: {}",
+                        crate::core::resources::ListDisplay(&view.allocatable)
+                    );
                 }
                 if !self.node_seen {
                     self.node_seen = true;

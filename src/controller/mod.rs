@@ -68,6 +68,8 @@ pub struct ControllerOptions {
     pub legacy_resize_status: bool,
     /// Act even when the node's kubelet enacts resizes itself (decision 6 override).
     pub ignore_resizing_kubelet: bool,
+    /// The kubelet's `InPlacePodVerticalScaling` gate from its configuration file (decision 6).
+    pub kubelet_resize_gate: crate::kubelet_config::ResizeGate,
     /// Decision 5: an enactment still running after this long gets an intermediate
     /// `PodResizeInProgress` status write before the final one.
     pub in_progress_threshold: Duration,
@@ -81,6 +83,7 @@ impl ControllerOptions {
             node_name: node_name.into(),
             legacy_resize_status: false,
             ignore_resizing_kubelet: false,
+            kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
         }
@@ -341,9 +344,11 @@ impl Controller {
         if self.retry_pass_running || self.retry_pass.is_none() {
             return;
         }
-        // a queued pod with a pass of its own running would be admitted outside queue order:
-        // the retry pass starts when those passes end
-        if self.queue.uids().iter().any(|u| self.sched.is_running(u)) {
+        // a queued pod with a pass of its own running would be admitted outside queue order, and
+        // any pass running may be about to queue its pod (its Deferred status already written,
+        // its output not yet applied: with a 9 ms status write a removal lands in that gap):
+        // the retry pass starts when the running passes end
+        if self.sched.running() > 0 {
             return;
         }
         let Some(trigger) = self.retry_pass.take() else {

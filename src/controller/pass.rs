@@ -288,7 +288,10 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
             .stats
             .resizes_completed
             .fetch_add(1, Ordering::Relaxed);
-        info!("resize completed");
+        info!(
+            "resize completed: {}",
+            crate::core::resources::PodResourcesDisplay(&allocated)
+        );
     }
     if let Decision::Infeasible { reason_detail, .. } = &outcome.decision {
         if events.iter().any(|e| e.reason == "ResizeInfeasible") {

@@ -334,6 +334,42 @@ impl PodSpec {
     }
 }
 
+/// A resource list in Kubernetes notation for logs: `cpu=1900m,memory=128Mi` (`none` if empty).
+pub struct ListDisplay<'a>(pub &'a ResourceList);
+
+impl std::fmt::Display for ListDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, (name, q)) in self.0.iter().enumerate() {
+            write!(f, "{}{name}={q}", if i == 0 { "" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
+/// A pod's container resources for logs: `app requests cpu=300m,memory=96Mi limits cpu=500m`,
+/// containers separated by `; `.
+pub struct PodResourcesDisplay<'a>(pub &'a PodSpec);
+
+impl std::fmt::Display for PodResourcesDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all = self.0.init_containers.iter().chain(&self.0.containers);
+        for (i, c) in all.enumerate() {
+            write!(
+                f,
+                "{}{} requests {} limits {}",
+                if i == 0 { "" } else { "; " },
+                c.name,
+                ListDisplay(&c.resources.requests),
+                ListDisplay(&c.resources.limits)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Builders shared by the core's unit tests.
 #[cfg(test)]
 pub(crate) mod testing {

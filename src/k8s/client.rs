@@ -50,6 +50,13 @@ pub fn build_client(config: kube::Config) -> Result<Client, kube::Error> {
 /// Idle API server connections kept for reuse.
 const IDLE_CONNECTIONS: usize = 8;
 
+/// The API server's version (`GET /version`).
+pub async fn server_version(client: &Client) -> Result<crate::config::ServerVersion, kube::Error> {
+    Ok(super::convert::server_version(
+        &client.apiserver_version().await?,
+    ))
+}
+
 /// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged. Watch
 /// errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes the
 /// watcher relist (an `Init` … `InitDone` sequence).

@@ -321,6 +321,17 @@ pub struct NodeView {
     pub unparsable: Vec<String>,
 }
 
+/// The API server's `/version` answer.
+pub fn server_version(
+    info: &k8s_openapi::apimachinery::pkg::version::Info,
+) -> crate::config::ServerVersion {
+    crate::config::ServerVersion {
+        major: info.major.clone(),
+        minor: info.minor.clone(),
+        git_version: info.git_version.clone(),
+    }
+}
+
 pub fn node_view(node: &Node) -> NodeView {
     let status = node.status.clone().unwrap_or_default();
     let mut view = NodeView {
@@ -469,7 +480,9 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     if !conditions.is_empty() {
         status.insert("conditions".into(), Value::Array(conditions));
     }
-    if let Some(g) = intent.observed_generation {
+    // a pod without `metadata.generation` (API server 1.32) has no `observedGeneration` either:
+    // the server would drop it, and the patch would be resent on every pass
+    if let Some(g) = intent.observed_generation.filter(|g| *g > 0) {
         if view.observed_generation.is_none_or(|have| have < g) {
             status.insert("observedGeneration".into(), json!(g));
         }
@@ -827,5 +840,26 @@ mod tests {
             "kept as written"
         );
         assert_eq!(app["resources"], json!({}), "running: {{}} never nil");
+    }
+
+    #[test]
+    fn a_1_32_pod_without_generation_gets_no_observed_generation() {
+        // API server 1.32: no metadata.generation, and observedGeneration would be dropped
+        let mut pod = api_pod();
+        pod.metadata.generation = None;
+        let st = pod.status.as_mut().unwrap();
+        st.observed_generation = None;
+        st.conditions = None;
+        let v = pod_view(&pod).unwrap();
+        let containers = BTreeMap::new();
+        let conditions = ResizeConditions::default();
+        let intent = StatusIntent {
+            containers: &containers,
+            conditions: &conditions,
+            observed_generation: Some(v.spec.generation),
+            legacy_resize: false,
+            now: "t",
+        };
+        assert_eq!(status_patch(&v, &intent), None);
     }
 }

@@ -42,7 +42,7 @@ fn micro_now() -> MicroTime {
 impl EventRecorder {
     pub fn new(node_name: &str) -> Self {
         EventRecorder {
-            reporting_instance: format!("resizelet-{node_name}"),
+            reporting_instance: truncate(&format!("resizelet-{node_name}"), MAX_REPORTING_INSTANCE),
             series: Mutex::new(HashMap::new()),
         }
     }
@@ -130,7 +130,10 @@ impl EventRecorder {
 }
 
 impl EventRecorder {
-    /// An `events.k8s.io/v1` Event about `regarding`, named after it.
+    /// An `events.k8s.io/v1` Event about `regarding`, named as client-go's recorder names it
+    /// (`tools/events/event_recorder.go` `makeEvent`: `<regarding name>.<unix nanos in hex>`). No
+    /// `generateName`: the API server validates it as a name prefix where only a trailing `-` is
+    /// masked, so `<name>.` is refused.
     fn event(
         &self,
         namespace: &str,
@@ -141,9 +144,9 @@ impl EventRecorder {
     ) -> Event {
         Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!(
-                    "{}.",
-                    regarding.name.as_deref().unwrap_or("resizelet")
+                name: Some(event_name(
+                    regarding.name.as_deref().unwrap_or("resizelet"),
+                    std::time::SystemTime::now(),
                 )),
                 namespace: Some(namespace.into()),
                 ..ObjectMeta::default()
@@ -161,6 +164,26 @@ impl EventRecorder {
     }
 }
 
+/// `<regarding name>.<unix nanos in hex>`, as client-go names events; a regarding name too long
+/// for the 253-character limit is cut (and cut back to an alphanumeric end).
+fn event_name(regarding: &str, now: std::time::SystemTime) -> String {
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let suffix = format!(".{nanos:x}");
+    let mut prefix = &regarding[..regarding.len().min(MAX_NAME - suffix.len())];
+    while prefix.ends_with(['-', '.']) {
+        prefix = &prefix[..prefix.len() - 1];
+    }
+    format!("{prefix}{suffix}")
+}
+
+/// A DNS subdomain name's limit (`metadata.name`).
+const MAX_NAME: usize = 253;
+/// `reportingInstance`'s limit (`pkg/apis/core/validation/events.go`).
+const MAX_REPORTING_INSTANCE: usize = 128;
+
 /// `note` is limited to 1 kB by the API server.
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -171,4 +194,37 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_named_like_client_go() {
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(1_764_580_000_123_456_789);
+        assert_eq!(event_name("web", t), "web.187d0c29351e0d15");
+        let ev = EventRecorder::new("n1").event(
+            "ns",
+            "ResizeStarted",
+            "n",
+            false,
+            ObjectReference {
+                name: Some("web".into()),
+                ..ObjectReference::default()
+            },
+        );
+        assert!(ev.metadata.generate_name.is_none());
+        let long = format!("{}-xyz", "a".repeat(235));
+        let name = event_name(&long, t);
+        assert_eq!(
+            name.len(),
+            253 - 1,
+            "cut, then the trailing '-' dropped: {name}"
+        );
+        assert!(name.ends_with("a.187d0c29351e0d15"), "{name}");
+        let r = EventRecorder::new(&"n".repeat(253));
+        assert_eq!(r.reporting_instance.len(), 128);
+        assert!(ev.metadata.name.unwrap().starts_with("web."));
+    }
 }

