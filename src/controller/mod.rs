@@ -44,12 +44,10 @@ use crate::k8s::{Input, KubeWriter};
 use crate::metrics::Phase;
 
 use inputs::strip_runtime;
-use pass::{api_containers, now_rfc3339, run_pass, FullInput, LastPass, PassOutput, Retry, Work};
-use standdown::kubelet_minor;
-use status_write::{queue_events, write_events, write_status, Outgoing};
-
-use report::{AdmissionLine, ConditionReport, ContainerReport, ControllerStats, PodReport};
+use pass::{api_containers, run_pass, FullInput, LastPass, PassOutput, Retry, Work};
+use report::ControllerStats;
 use scheduler::{Finished, Scheduler};
+use status_write::{write_events, Outgoing};
 
 /// Retry of a failed enactment: 10 s plus up to 5 s of jitter (spec §7.4).
 pub const ERROR_RETRY: Duration = Duration::from_secs(10);

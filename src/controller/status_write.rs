@@ -13,7 +13,10 @@ use crate::k8s::convert::{pod_view, ContainerStatusResources, PodView, StatusInt
 use crate::k8s::WriteError;
 use crate::metrics::Phase;
 
-use super::*;
+use std::sync::Arc;
+
+use super::pass::{now_rfc3339, Retry};
+use super::{Shared, CONFLICT_RETRIES, EVENT_WRITERS};
 
 /// An event a pass produced, about the pod as that pass last saw it.
 pub(super) struct Outgoing {
