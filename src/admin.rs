@@ -121,7 +121,11 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
     }
 }
 
-fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn reply(
+    code: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     Response::builder()
         .status(code)
         .header("content-type", content_type)

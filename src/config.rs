@@ -235,6 +235,7 @@ pub struct Layer {
     pub kube_api_burst: Option<u32>,
     pub legacy_resize_status: Option<LegacyMode>,
     pub in_progress_threshold_ms: Option<u64>,
+    pub pod_selector: Option<String>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
 }
@@ -267,6 +268,7 @@ impl Layer {
             kube_api_burst,
             legacy_resize_status,
             in_progress_threshold_ms,
+            pod_selector,
             log_level,
             log_format
         )
@@ -293,6 +295,7 @@ pub fn defaults() -> Layer {
         kube_api_burst: Some(100),
         legacy_resize_status: Some(LegacyMode::Auto),
         in_progress_threshold_ms: Some(100),
+        pod_selector: Some(String::new()),
         log_level: Some("info".into()),
         log_format: Some(LogFormat::Text),
     }
@@ -367,6 +370,8 @@ pub struct Settings {
     pub kube_api_burst: u32,
     pub legacy_resize_status: LegacyMode,
     pub in_progress_threshold: Duration,
+    /// Pods whose status resizelet writes (default: every pod on the node).
+    pub pod_selector: crate::k8s::selector::LabelSelector,
     pub log_level: String,
     pub log_format: LogFormat,
     /// Deprecated keys that were used, as warnings.
@@ -493,6 +498,9 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
             "must be ip:port or an ip (port 10258), e.g. 127.0.0.1:10258, [fd00::1]:10258, fd00::1",
         )
     })?;
+    let selector = layer.pod_selector.unwrap_or_default();
+    let pod_selector = crate::k8s::selector::LabelSelector::parse(&selector)
+        .map_err(|e| invalid("pod-selector", &selector, e.to_string()))?;
     let log_level = layer.log_level.unwrap_or_default();
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
         return Err(invalid("log-level", &log_level, e.to_string()));
@@ -533,6 +541,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         kube_api_burst: burst,
         legacy_resize_status: layer.legacy_resize_status.unwrap_or(LegacyMode::Auto),
         in_progress_threshold: Duration::from_millis(threshold_ms),
+        pod_selector,
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
         deprecations,
@@ -592,6 +601,11 @@ legacy-resize-status = "auto"
 # An enactment still running after this many milliseconds gets an intermediate
 # PodResizeInProgress status write before the final one.
 in-progress-threshold-ms = 100
+
+# Label selector of the pods resizelet writes status for (e.g. "resizelet.dev/resize=enabled");
+# "" = every pod on the node. Pods outside it cannot be resized: the API server refuses a resize
+# while a running container's status lacks resources (docs in README.md).
+pod-selector = ""
 
 # Log filter (tracing EnvFilter syntax, e.g. "info" or "resizelet=debug,info") and format.
 log-level = "info"
@@ -662,6 +676,7 @@ pub fn describe(s: &Settings) -> String {
         "in-progress-threshold-ms = {}\n",
         s.in_progress_threshold.as_millis()
     );
+    out += &format!("pod-selector = {:?}\n", s.pod_selector.to_string());
     out += &format!("log-level = {:?}\n", s.log_level);
     out += &format!(
         "log-format = {:?}\n",

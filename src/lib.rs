@@ -18,3 +18,4 @@ pub mod host;
 pub mod k8s;
 pub mod kubelet_config;
 pub mod metrics;
+pub mod webhook;

@@ -103,6 +103,10 @@ struct RunArgs {
     /// Write PodResizeInProgress first when an enactment takes longer, ms [default: 100].
     #[arg(long, env = "RESIZELET_IN_PROGRESS_THRESHOLD_MS")]
     in_progress_threshold_ms: Option<u64>,
+    /// Label selector of the pods whose status resizelet writes; others cannot be resized
+    /// [default: "" = every pod].
+    #[arg(long, env = "RESIZELET_POD_SELECTOR")]
+    pod_selector: Option<String>,
     /// Log filter, e.g. `info` or `resizelet=debug,info` [default: info].
     #[arg(long, env = "RESIZELET_LOG")]
     log_level: Option<String>,
@@ -138,6 +142,7 @@ impl RunArgs {
             kube_api_burst: self.kube_api_burst,
             legacy_resize_status: self.legacy_resize_status,
             in_progress_threshold_ms: self.in_progress_threshold_ms,
+            pod_selector: self.pod_selector.clone(),
             log_level: self.log_level.clone(),
             log_format: self.log_format,
         }
@@ -225,6 +230,9 @@ enum Command {
         )]
         admin_address: String,
     },
+    /// Serve the pods/status mutating admission webhook that keeps a gate-off kubelet from
+    /// erasing the resize fields (HTTPS, see deploy/webhook/).
+    Webhook(resizelet::webhook::Options),
     /// Print the version.
     Version,
 }
@@ -365,6 +373,10 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Webhook(o) => {
+            resizelet::webhook::serve(o).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("resizelet {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
@@ -438,6 +450,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     // from the kubelet's file, in run_agent
                     kubelet_resize_gate: Default::default(),
                     in_progress_threshold: s.in_progress_threshold,
+                    pod_selector: s.pod_selector.clone(),
                     crash_after_step: args.crash_after_step,
                 },
                 &s,

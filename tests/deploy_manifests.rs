@@ -52,8 +52,13 @@ fn strip_nulls(v: Value) -> Value {
 }
 
 fn manifests() -> Vec<(String, Value)> {
+    manifests_in(&deploy_dir())
+}
+
+/// The manifests directly in `dir` (not its subdirectories), by file name.
+fn manifests_in(dir: &Path) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(deploy_dir()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
@@ -593,4 +598,356 @@ fn systemd_unit_verifies() {
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{stderr}"
     );
+}
+
+// ---- the pods/status webhook (deploy/webhook/) ----
+
+fn webhook_dir() -> PathBuf {
+    deploy_dir().join("webhook")
+}
+
+fn webhook_manifests() -> Vec<(String, Value)> {
+    manifests_in(&webhook_dir())
+}
+
+fn webhook_find(kind: &str) -> Value {
+    webhook_manifests()
+        .into_iter()
+        .find(|(_, v)| v["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in deploy/webhook/"))
+        .1
+}
+
+#[test]
+fn webhook_manifests_are_their_types_and_all_listed() {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let mut kinds = BTreeSet::new();
+    for (file, v) in webhook_manifests() {
+        let kind = v["kind"].as_str().unwrap().to_string();
+        match kind.as_str() {
+            "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &v)),
+            "Deployment" => drop(typed::<Deployment>(&file, &v)),
+            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(&file, &v)),
+            "Service" => drop(typed::<Service>(&file, &v)),
+            "MutatingWebhookConfiguration" => {
+                drop(typed::<MutatingWebhookConfiguration>(&file, &v))
+            }
+            other => panic!("{file}: unexpected kind {other}"),
+        }
+        assert!(kinds.insert(kind), "{file}: a second one");
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    let k = yaml(&webhook_dir().join("kustomization.yaml"));
+    let listed: BTreeSet<String> = k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    let present: BTreeSet<String> = webhook_manifests().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(listed, present);
+    // the cert-manager variant: the base plus the component, which issues the Secret the
+    // Deployment mounts and injects the CA of the Certificate into the configuration
+    let with = yaml(&webhook_dir().join("with-cert-manager/kustomization.yaml"));
+    assert_eq!(with["resources"], json!(["../"]));
+    assert_eq!(with["components"], json!(["../cert-manager"]));
+    let component = yaml(&webhook_dir().join("cert-manager/kustomization.yaml"));
+    assert_eq!(component["kind"], "Component");
+    let cert = yaml(&webhook_dir().join("cert-manager/certificate.yaml"));
+    let deployment = webhook_find("Deployment");
+    let secret = &deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"];
+    assert_eq!(&cert["spec"]["secretName"], secret);
+    let inject = format!(
+        "{}/{}",
+        cert["metadata"]["namespace"].as_str().unwrap(),
+        cert["metadata"]["name"].as_str().unwrap()
+    );
+    assert!(
+        component["patches"][0]["patch"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("cert-manager.io/inject-ca-from: {inject}")),
+        "{component:?}"
+    );
+    let service = webhook_find("Service");
+    let sans: Vec<String> = cert["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let host = format!(
+        "{}.{}.svc",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["metadata"]["namespace"].as_str().unwrap()
+    );
+    assert!(sans.contains(&host), "{sans:?} lacks {host}");
+}
+
+#[test]
+fn webhook_deployment_is_highly_available_and_least_privilege() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let d: Deployment = serde_json::from_value(webhook_find("Deployment")).unwrap();
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let labels = spec.selector.match_labels.clone().unwrap();
+    let pod = spec.template.spec.unwrap();
+    let anti = pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .expect("pod anti-affinity");
+    assert_eq!(
+        anti[0].pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        anti[0]
+            .pod_affinity_term
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref(),
+        Some(&labels)
+    );
+    let pdb: PodDisruptionBudget =
+        serde_json::from_value(webhook_find("PodDisruptionBudget")).unwrap();
+    let pdb = pdb.spec.unwrap();
+    assert_eq!(pdb.selector.unwrap().match_labels, Some(labels));
+    assert!(pdb.min_available.is_some() || pdb.max_unavailable.is_some());
+    // no API access: no token, a ServiceAccount nothing binds
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let sa: ServiceAccount = serde_json::from_value(webhook_find("ServiceAccount")).unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        sa.metadata.name.as_deref()
+    );
+    for (file, v) in manifests().into_iter().chain(webhook_manifests()) {
+        if v["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("RoleBinding"))
+        {
+            assert!(
+                !v.to_string().contains("resizelet-webhook"),
+                "{file} binds a role to the webhook"
+            );
+        }
+    }
+    assert!(!pod.host_network.unwrap_or(false));
+    let psc = pod.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let c = &pod.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    let args = c.args.clone().unwrap();
+    assert_eq!(args[0], "webhook");
+    // the probes hit the plain-HTTP metrics port the binary serves them on
+    for p in [&c.readiness_probe, &c.liveness_probe] {
+        let get = p.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert!(
+            matches!(&get.port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) if s == "metrics")
+        );
+    }
+    assert!(args.contains(&"--metrics-address=0.0.0.0:8080".to_string()));
+    assert!(args.contains(&"--address=0.0.0.0:8443".to_string()));
+    let mount = &c.volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.read_only, Some(true));
+    assert!(args.contains(&format!("--tls-cert-file={}/tls.crt", mount.mount_path)));
+    assert!(args.contains(&format!(
+        "--tls-private-key-file={}/tls.key",
+        mount.mount_path
+    )));
+}
+
+#[test]
+fn webhook_configuration_is_safe_when_down_and_points_at_the_service() {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let c: MutatingWebhookConfiguration =
+        serde_json::from_value(webhook_find("MutatingWebhookConfiguration")).unwrap();
+    let hooks = c.webhooks.unwrap();
+    assert_eq!(hooks.len(), 1);
+    let h = &hooks[0];
+    assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(h.side_effects, "None");
+    assert_eq!(h.reinvocation_policy.as_deref(), Some("Never"));
+    assert!(h.timeout_seconds.is_some_and(|t| (1..=5).contains(&t)));
+    assert_eq!(h.admission_review_versions, ["v1"]);
+    let rules = h.rules.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].operations.as_deref(),
+        Some(&["UPDATE".to_string()][..])
+    );
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["pods/status".to_string()][..])
+    );
+    let svc = h.client_config.service.as_ref().unwrap();
+    let service = webhook_find("Service");
+    assert_eq!(svc.name, service["metadata"]["name"].as_str().unwrap());
+    assert_eq!(
+        svc.namespace,
+        service["metadata"]["namespace"].as_str().unwrap()
+    );
+    assert_eq!(svc.path.as_deref(), Some("/mutate"));
+    assert_eq!(
+        svc.port,
+        service["spec"]["ports"][0]["port"]
+            .as_i64()
+            .map(|p| p as i32)
+    );
+    assert!(h.client_config.url.is_none());
+}
+
+/// The webhook configuration's matchConditions, compiled.
+fn webhook_conditions() -> Vec<cel::Program> {
+    let v = webhook_find("MutatingWebhookConfiguration");
+    v["webhooks"][0]["matchConditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let e = c["expression"].as_str().unwrap();
+            cel::Program::compile(e).unwrap_or_else(|err| panic!("{e}: {err}"))
+        })
+        .collect()
+}
+
+/// True when every match condition holds (the API server calls the webhook).
+fn webhook_called(user: &str, old_statuses: Value, new_statuses: Value) -> bool {
+    let mut ctx = cel::Context::default();
+    let pod = |cs: Value| json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running", "containerStatuses": cs}});
+    ctx.add_variable(
+        "request",
+        json!({"userInfo": {"username": user}, "operation": "UPDATE", "subResource": "status"}),
+    )
+    .unwrap();
+    ctx.add_variable("object", pod(new_statuses)).unwrap();
+    ctx.add_variable("oldObject", pod(old_statuses)).unwrap();
+    webhook_conditions().iter().all(|p| match p.execute(&ctx) {
+        Ok(cel::Value::Bool(b)) => b,
+        other => panic!("match condition: {other:?}"),
+    })
+}
+
+#[test]
+fn webhook_is_called_only_for_nodes_dropping_the_fields() {
+    let with = |id: &str| {
+        json!([{"name": "app", "containerID": id, "resources": {"requests": {"cpu": "1"}},
+                "allocatedResources": {"cpu": "1"}}])
+    };
+    let without = |id: &str| json!([{"name": "app", "containerID": id}]);
+    let node = "system:node:n1";
+    // the gate-off kubelet's write erases both fields: called
+    assert!(webhook_called(
+        node,
+        with("containerd://a"),
+        without("containerd://a")
+    ));
+    // one field dropped is enough
+    let mut half = with("containerd://a");
+    half[0]
+        .as_object_mut()
+        .unwrap()
+        .remove("allocatedResources");
+    assert!(webhook_called(node, with("containerd://a"), half));
+    // nothing dropped, nothing there to drop, a restarted container: not called
+    assert!(!webhook_called(
+        node,
+        with("containerd://a"),
+        with("containerd://a")
+    ));
+    assert!(!webhook_called(
+        node,
+        without("containerd://a"),
+        without("containerd://a")
+    ));
+    assert!(!webhook_called(
+        node,
+        with("containerd://a"),
+        without("containerd://b")
+    ));
+    // anyone but a node (the agent, an admin): not called
+    for user in [
+        "system:serviceaccount:resizelet:resizelet",
+        "kubernetes-admin",
+        "system:nodes",
+    ] {
+        assert!(
+            !webhook_called(user, with("containerd://a"), without("containerd://a")),
+            "{user}"
+        );
+    }
+    // a sidecar's status too
+    let mut ctx = cel::Context::default();
+    let pod = |cs: Value| json!({"status": {"initContainerStatuses": cs}});
+    ctx.add_variable("request", json!({"userInfo": {"username": node}}))
+        .unwrap();
+    ctx.add_variable("object", pod(without("containerd://s")))
+        .unwrap();
+    ctx.add_variable("oldObject", pod(with("containerd://s")))
+        .unwrap();
+    assert!(webhook_conditions()
+        .iter()
+        .all(|p| matches!(p.execute(&ctx), Ok(cel::Value::Bool(true)))));
+}
+
+#[test]
+fn mutating_admission_policy_matches_like_the_webhook() {
+    let dir = webhook_dir().join("mutating-admission-policy");
+    let policy = yaml(&dir.join("mutatingadmissionpolicy.yaml"));
+    let binding = yaml(&dir.join("mutatingadmissionpolicybinding.yaml"));
+    let k = yaml(&dir.join("kustomization.yaml"));
+    assert_eq!(
+        k["resources"],
+        json!([
+            "mutatingadmissionpolicy.yaml",
+            "mutatingadmissionpolicybinding.yaml"
+        ])
+    );
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    let hook = webhook_find("MutatingWebhookConfiguration");
+    assert_eq!(
+        policy["spec"]["matchConditions"],
+        hook["webhooks"][0]["matchConditions"]
+    );
+    assert_eq!(policy["spec"]["failurePolicy"], "Ignore");
+    assert_eq!(policy["spec"]["reinvocationPolicy"], "Never");
+    assert_eq!(
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"],
+        json!(["pods/status"])
+    );
+    // one JSON patch per list and field
+    let m = policy["spec"]["mutations"].as_array().unwrap();
+    assert_eq!(m.len(), 4);
+    for (mutation, (list, field)) in m.iter().zip([
+        ("containerStatuses", "resources"),
+        ("containerStatuses", "allocatedResources"),
+        ("initContainerStatuses", "resources"),
+        ("initContainerStatuses", "allocatedResources"),
+    ]) {
+        assert_eq!(mutation["patchType"], "JSONPatch");
+        let e = mutation["jsonPatch"]["expression"].as_str().unwrap();
+        assert!(
+            e.contains(&format!("\"/status/{list}/\"")) && e.contains(&format!("\"/{field}\"")),
+            "{e}"
+        );
+        assert!(e.contains("o.containerID == n.containerID"), "{e}");
+    }
 }

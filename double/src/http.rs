@@ -111,6 +111,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
@@ -162,7 +167,21 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
             Err(e) => error_response(&e),
         };
     }
-    match route(&inner, &method, &segs, &query, &ctype, &body) {
+    // pods/status writes go through the configured mutating webhooks first (admission.rs)
+    let result = match crate::admission::http_status_write(
+        &inner,
+        &method,
+        &segs,
+        &ctype,
+        &body,
+        authorization.as_deref(),
+    )
+    .await
+    {
+        Some(r) => r.map(|v| Reply::Json(200, v)),
+        None => route(&inner, &method, &segs, &query, &ctype, &body),
+    };
+    match result {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Watch(w)) => start_watch(inner, w),
         Err(e) => {
@@ -193,12 +212,12 @@ fn q<'a>(query: &'a [(String, String)], k: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn patch_kind(ctype: &str) -> Result<PatchKind, ApiError> {
+pub(crate) fn patch_kind(ctype: &str) -> Result<PatchKind, ApiError> {
     let base = ctype.split(';').next().unwrap_or("").trim();
     match base {
         "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),

@@ -12,6 +12,7 @@
 //!
 //! See the crate README for what is faithful and what is simplified.
 
+mod admission;
 mod discovery;
 mod events;
 mod http;
@@ -22,7 +23,8 @@ mod store;
 mod util;
 pub mod validation;
 
-pub use kubelet::KubeletActorHandle;
+pub use admission::{AdmissionStats, FailurePolicy, MutatingWebhook, UserInfo};
+pub use kubelet::{KubeletActorHandle, KubeletStats};
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -262,6 +264,7 @@ pub struct WatchEvent {
 
 pub(crate) struct Inner {
     pub store: Store,
+    pub admission: admission::Admission,
     pub addr: SocketAddr,
 }
 
@@ -291,7 +294,11 @@ impl ApiServer {
             st.minor_version = options.version.minor();
             st.write_latency = options.write_latency;
         }
-        let inner = Arc::new(Inner { store, addr });
+        let inner = Arc::new(Inner {
+            store,
+            admission: Default::default(),
+            addr,
+        });
         tokio::spawn(http::serve(listener, inner.clone()));
         ApiServer { inner }
     }
@@ -446,6 +453,37 @@ impl ApiServer {
     /// applies to watches opened afterwards.
     pub fn set_bookmark_interval(&self, d: std::time::Duration) {
         self.store().lock().bookmark_interval = d;
+    }
+
+    /// Registers (or with `None` removes) the mutating webhook called for
+    /// `pods/status` writes; errors name a bad CEL expression or CA bundle.
+    pub fn set_mutating_webhook(&self, hook: Option<MutatingWebhook>) -> Result<(), String> {
+        self.inner.admission.configure(hook)
+    }
+
+    /// What admission did so far.
+    pub fn admission_stats(&self) -> AdmissionStats {
+        self.inner.admission.stats()
+    }
+
+    /// A `pods/status` patch by `user`, through admission like an HTTP one.
+    pub async fn patch_pod_status_as(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+    ) -> Result<Value, ApiError> {
+        admission::write_pod_status(
+            &self.inner,
+            user,
+            ns,
+            name,
+            admission::StatusWrite::Patch(kind, patch),
+            store::StatusWriter::Patch,
+        )
+        .await
     }
 
     /// Starts an actor that behaves like a v1.32 kubelet with the

@@ -512,6 +512,19 @@ impl Store {
         pk: PatchKind,
         p: &Value,
     ) -> Result<Value, ApiError> {
+        self.patch_status_as(kind, ns, name, pk, p, StatusWriter::Patch)
+    }
+
+    /// [`Store::patch_status`] counted as `writer`'s.
+    pub fn patch_status_as(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        pk: PatchKind,
+        p: &Value,
+        writer: StatusWriter,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
         let cur = st
@@ -520,7 +533,33 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
         let patched = apply_patch(pk, &cur, p)?;
-        self.write_status(&mut st, kind, k, cur, &patched, StatusWriter::Patch)
+        self.write_status(&mut st, kind, k, cur, &patched, writer)
+    }
+
+    /// Stores an admitted status write (`update`, see [`Store::write_status`])
+    /// if the object is still at `expected_rv`, the version admission saw;
+    /// `None` when it has moved on (the caller admits again).
+    pub fn write_status_if_current(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        expected_rv: &str,
+        update: &Value,
+        writer: StatusWriter,
+    ) -> Result<Option<Value>, ApiError> {
+        let mut st = self.lock();
+        let k = key(ns, name);
+        let cur = st
+            .map(kind)
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        if rv_of(&cur) != Some(expected_rv) {
+            return Ok(None);
+        }
+        self.write_status(&mut st, kind, k, cur, update, writer)
+            .map(Some)
     }
 
     pub fn replace_status(
@@ -541,29 +580,6 @@ impl Store {
             return Err(ApiError::bad_request("object is not a JSON object"));
         }
         self.write_status(&mut st, kind, k, cur, body, StatusWriter::Put)
-    }
-
-    /// Rewrites the status of every pod bound to `node` with `f`, writing
-    /// only pods whose status changes. Returns the number of writes.
-    pub fn kubelet_rewrite(&self, node: &str, f: impl Fn(&mut Value)) -> usize {
-        let mut st = self.lock();
-        let pods: Vec<(Key, Value)> = st
-            .pods
-            .iter()
-            .filter(|(_, p)| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut writes = 0;
-        for (k, cur) in pods {
-            let mut update = cur.clone();
-            f(&mut update);
-            if update != cur {
-                let _ =
-                    self.write_status(&mut st, Kind::Pod, k, cur, &update, StatusWriter::Kubelet);
-                writes += 1;
-            }
-        }
-        writes
     }
 
     /// The `resize` subresource: only container resources may change.

@@ -485,9 +485,13 @@ async fn gate_off_kubelet_erases_resize_fields_within_a_period() {
         .get("allocatedResources")
         .is_none());
     assert!(st.get("resize").is_none());
+    // v1.32 does not own the resize conditions: mergePodStatus keeps them
     assert_eq!(
         st["conditions"],
-        json!([{"type": "Ready", "status": "True"}])
+        json!([
+            {"type": "PodResizeInProgress", "status": "True"},
+            {"type": "Ready", "status": "True"}
+        ])
     );
     // pods on other nodes untouched, and no further writes when nothing changes
     assert!(

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use futures::FutureExt;
 use kube::runtime::watcher;
 use tracing::{debug, info, warn};
 
@@ -11,7 +12,8 @@ use crate::core::queue::Trigger;
 use crate::k8s::convert::{node_view, pod_view, PodView};
 use crate::k8s::Input;
 
-use super::*;
+use super::standdown::kubelet_minor;
+use super::{Controller, TaskDone};
 
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {

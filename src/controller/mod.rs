@@ -44,12 +44,10 @@ use crate::k8s::{Input, KubeWriter};
 use crate::metrics::Phase;
 
 use inputs::strip_runtime;
-use pass::{api_containers, now_rfc3339, run_pass, FullInput, LastPass, PassOutput, Retry, Work};
-use standdown::kubelet_minor;
-use status_write::{queue_events, write_events, write_status, Outgoing};
-
-use report::{AdmissionLine, ConditionReport, ContainerReport, ControllerStats, PodReport};
+use pass::{api_containers, run_pass, FullInput, LastPass, PassOutput, Retry, Work};
+use report::ControllerStats;
 use scheduler::{Finished, Scheduler};
+use status_write::{write_events, Outgoing};
 
 /// Retry of a failed enactment: 10 s plus up to 5 s of jitter (spec §7.4).
 pub const ERROR_RETRY: Duration = Duration::from_secs(10);
@@ -77,6 +75,8 @@ pub struct ControllerOptions {
     pub in_progress_threshold: Duration,
     /// Test hook: abort the process right after plan step N of an enactment was applied.
     pub crash_after_step: Option<usize>,
+    /// Only pods it selects get status writes (`--pod-selector`; default every pod).
+    pub pod_selector: crate::k8s::selector::LabelSelector,
 }
 
 impl ControllerOptions {
@@ -88,6 +88,7 @@ impl ControllerOptions {
             kubelet_resize_gate: Default::default(),
             in_progress_threshold: DEFAULT_IN_PROGRESS_THRESHOLD,
             crash_after_step: None,
+            pod_selector: Default::default(),
         }
     }
 }

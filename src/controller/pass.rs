@@ -18,7 +18,10 @@ use crate::engine::{Engine, EngineError};
 use crate::k8s::convert::{ApiContainerStatus, ContainerStatusResources, PodView};
 use crate::metrics::Phase;
 
-use super::*;
+use super::inputs::strip_runtime;
+use super::report::{AdmissionLine, ConditionReport, ContainerReport, PodReport};
+use super::status_write::{queue_events, write_status};
+use super::{Shared, ERROR_RETRY};
 
 /// The inputs of a full pass that come from the API, and the container statuses it computed.
 #[derive(Clone)]

@@ -4,7 +4,7 @@ use tracing::warn;
 
 use crate::k8s::convert::PodView;
 
-use super::*;
+use super::Controller;
 
 /// `v1.35.2` → 35.
 pub(super) fn kubelet_minor(version: &str) -> Option<u32> {

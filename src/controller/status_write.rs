@@ -13,7 +13,10 @@ use crate::k8s::convert::{pod_view, ContainerStatusResources, PodView, StatusInt
 use crate::k8s::WriteError;
 use crate::metrics::Phase;
 
-use super::*;
+use std::sync::Arc;
+
+use super::pass::{now_rfc3339, Retry};
+use super::{Shared, CONFLICT_RETRIES, EVENT_WRITERS};
 
 /// An event a pass produced, about the pod as that pass last saw it.
 pub(super) struct Outgoing {
@@ -96,6 +99,11 @@ pub(super) async fn write_status(
         ok: false,
         retry: Retry::Keep,
     };
+    if !shared.opts.pod_selector.matches(&view.labels) {
+        // never written: its status keeps no resize fields, so the API server refuses resizes
+        result.ok = true;
+        return result;
+    }
     for attempt in 0..=CONFLICT_RETRIES {
         let intent = StatusIntent {
             containers,

@@ -69,6 +69,8 @@ pub struct PodView {
     pub kubelet_resize_conditions: Vec<String>,
     pub container_statuses: Vec<ApiContainerStatus>,
     pub init_container_statuses: Vec<ApiContainerStatus>,
+    /// `metadata.labels` (for `--pod-selector`).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl PodView {
@@ -274,6 +276,7 @@ pub fn pod_view(pod: &Pod) -> Result<PodView, ConvertError> {
         kubelet_resize_conditions: kubelet_resize_conditions(meta),
         container_statuses: statuses(status.container_statuses.as_ref()),
         init_container_statuses: statuses(status.init_container_statuses.as_ref()),
+        labels: meta.labels.clone().unwrap_or_default(),
     })
 }
 
@@ -569,6 +572,7 @@ pub fn unusable_pod(pod: &Pod, error: &ConvertError) -> Option<UnusablePod> {
             kubelet_resize_conditions: Vec::new(),
             container_statuses: Vec::new(),
             init_container_statuses: Vec::new(),
+            labels: meta.labels.clone().unwrap_or_default(),
         },
         reason: error.to_string(),
         infeasible_since,

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod events;
 #[cfg(test)]
 pub mod memory;
+pub mod selector;
 pub mod unusable;
 
 use async_trait::async_trait;

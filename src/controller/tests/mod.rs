@@ -99,6 +99,21 @@ impl World {
         serde_json::to_value(self.writer.pod("ns", name).unwrap()).unwrap()
     }
 
+    /// One pod `web` (500m, 256Mi) started and synced by a new controller (with decision 5's
+    /// threshold, if given); returns it and the number of status writes so far.
+    async fn web(&self, in_progress_threshold: Option<Duration>) -> (Controller, usize) {
+        let pod = self.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
+        let mut c = self.controller();
+        if let Some(t) = in_progress_threshold {
+            Arc::get_mut(&mut c.shared)
+                .unwrap()
+                .opts
+                .in_progress_threshold = t;
+        }
+        sync_all(&mut c, vec![pod]).await;
+        (c, self.writer.status_patches().len())
+    }
+
     /// The API server applied a `/resize`: new resources, generation + 1.
     fn resize(&self, name: &str, cpu: &str, mem: &str) -> Pod {
         let mut v = self.pod(name);
@@ -124,6 +139,31 @@ fn reasons(w: &MemoryWriter) -> Vec<String> {
         .iter()
         .map(|e| e.reason.clone().unwrap())
         .collect()
+}
+
+#[tokio::test]
+async fn pods_outside_the_pod_selector_are_never_written() {
+    let w = World::new();
+    let mut selected = api_pod("web", "u1", 1, "500m", "256Mi");
+    selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+    let selected = w.start(&selected);
+    let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
+    let engine = Engine::open(
+        w.runtime.clone(),
+        w.cgroups.clone(),
+        Arc::new(MemoryCheckpointStore::new()),
+        w.config.clone(),
+    )
+    .unwrap();
+    let mut opts = ControllerOptions::new("n1");
+    opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+    let mut c = Controller::new(engine, w.writer.clone(), opts);
+    sync_all(&mut c, vec![selected, other]).await;
+    assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
+    assert!(w.pod("other")["status"]["containerStatuses"][0]
+        .get("resources")
+        .is_none());
+    assert_eq!(w.writer.status_patches().len(), 1);
 }
 
 #[tokio::test]
@@ -406,14 +446,7 @@ async fn resizes_of_different_pods_are_enacted_concurrently() {
 #[tokio::test]
 async fn a_slow_enactment_writes_in_progress_first() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    Arc::get_mut(&mut c.shared)
-        .unwrap()
-        .opts
-        .in_progress_threshold = Duration::from_millis(5);
-    sync_all(&mut c, vec![pod]).await;
-    let writes = w.writer.status_patches().len();
+    let (mut c, writes) = w.web(Some(Duration::from_millis(5))).await;
     w.runtime.hold_updates();
     let resized = w.resize("web", "1", "256Mi");
     c.handle(Input::Pod(watcher::Event::Apply(resized)));

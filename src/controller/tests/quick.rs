@@ -9,14 +9,7 @@ use super::*;
 /// written. Once idle, allocated, actuated and the status must show the last resize.
 async fn quick_resizes(later: &[&str], after: &[&str]) {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    Arc::get_mut(&mut c.shared)
-        .unwrap()
-        .opts
-        .in_progress_threshold = Duration::from_millis(1);
-    sync_all(&mut c, vec![pod]).await;
-    let writes = w.writer.status_patches().len();
+    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
     w.runtime.hold_updates();
     let first = w.resize("web", "500m", "300Mi");
     c.handle(Input::Pod(watcher::Event::Apply(first)));
@@ -111,10 +104,7 @@ async fn a_resize_after_the_in_progress_write_is_enacted() {
 #[tokio::test]
 async fn a_conflict_does_not_claim_the_newer_generation() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![pod]).await;
-    let writes = w.writer.status_patches().len();
+    let (mut c, writes) = w.web(None).await;
     let first = w.resize("web", "500m", "300Mi");
     c.handle(Input::Pod(watcher::Event::Apply(first)));
     c.dispatch();
@@ -155,10 +145,7 @@ async fn a_conflict_does_not_claim_the_newer_generation() {
 #[tokio::test]
 async fn events_do_not_hold_up_the_pods_next_pass() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![pod]).await;
-    let writes = w.writer.status_patches().len();
+    let (mut c, writes) = w.web(None).await;
     w.writer.hold_events();
     let first = w.resize("web", "500m", "300Mi");
     c.handle(Input::Pod(watcher::Event::Apply(first)));
@@ -215,14 +202,7 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
 #[tokio::test]
 async fn the_final_write_does_not_wait_for_the_in_progress_events() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    Arc::get_mut(&mut c.shared)
-        .unwrap()
-        .opts
-        .in_progress_threshold = Duration::from_millis(1);
-    sync_all(&mut c, vec![pod]).await;
-    let writes = w.writer.status_patches().len();
+    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
     w.runtime.hold_updates();
     w.writer.hold_events();
     let resized = w.resize("web", "1", "256Mi");
