@@ -108,6 +108,9 @@ rm -rf "$ird"
 
 # The job share: the guest's PID 1 script, the units, the command and its environment.
 cp "$repo/vm/guest-v2.sh" "$repo/vm/guest-systemd.sh" "$job/"
+# The guests mount a tmpfs on /tmp: a checkout under /tmp (CI's clones may be) would vanish, so the
+# initramfs binds the checkout aside and the guest binds it back after its own mounts.
+echo "$repo" >"$job/repo"
 mkdir -p "$job/units"
 cp "$repo"/vm/units/* "$job/units/" 2>/dev/null || true
 {

@@ -12,6 +12,11 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+# The checkout, bound aside by the initramfs (a tmpfs on /tmp would hide one under /tmp).
+repo="$(cat /vmjob/repo 2>/dev/null)"
+if [[ -n $repo ]] && mountpoint -q /vmrepo && [[ ! -e $repo/Cargo.toml ]]; then
+  mkdir -p "$repo" && mount --bind /vmrepo "$repo"
+fi
 ip link set lo up 2>/dev/null || busybox ip link set lo up
 hostname resizelet-vm
 controllers="$(cat /sys/fs/cgroup/cgroup.controllers)"
