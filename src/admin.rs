@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1 as client_http1;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
@@ -212,14 +212,15 @@ async fn readiness(state: &AdminState) -> Vec<String> {
     problems
 }
 
-/// `GET path` from the agent's admin endpoint; returns the body of a 200.
+/// `GET path` from the agent's admin endpoint (hyper's HTTP/1.1 client over one connection);
+/// returns the status code and the body.
 pub async fn get(address: &str, path: &str) -> Result<(u16, String), AdminError> {
     let response_err = |detail: String| AdminError::Response {
         address: address.to_string(),
         path: path.to_string(),
         detail,
     };
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(address))
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(address))
         .await
         .map_err(|_| AdminError::Connect {
             address: address.to_string(),
@@ -229,50 +230,23 @@ pub async fn get(address: &str, path: &str) -> Result<(u16, String), AdminError>
             address: address.to_string(),
             source,
         })?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    let mut raw = Vec::new();
+    let request = Request::get(path)
+        .header(hyper::header::HOST, address)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| response_err(format!("invalid request: {e}")))?;
     let exchange = async {
-        stream.write_all(request.as_bytes()).await?;
-        stream.read_to_end(&mut raw).await
+        let (mut sender, connection) = client_http1::handshake(TokioIo::new(stream)).await?;
+        // The connection task ends when `sender` is dropped (or the agent closes).
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await?;
+        let code = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((code, String::from_utf8_lossy(&body).into_owned()))
     };
     tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .map_err(|_| response_err("timed out".into()))?
-        .map_err(|e| response_err(e.to_string()))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| response_err("malformed HTTP response".into()))?;
-    let code: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| response_err(format!("malformed status line {:?}", head.lines().next())))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((code, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+        .map_err(|e| response_err(e.to_string()))
 }
 
 /// The agent's pod reports (for `resizelet status`).
@@ -438,16 +412,67 @@ pub fn render_explain(p: &PodReport) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn chunked_bodies_are_joined() {
+    use crate::cri::{CallCode, CallStatus};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One connection answered with `answer`, whatever was asked; returns the address.
+    async fn answer_once(answer: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request ended early");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(answer.as_bytes()).await.unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_are_joined() {
+        let addr = answer_once(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        .await;
         assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
+            get(&addr, "/x").await.unwrap(),
+            (200, "hello world".to_string())
         );
     }
 
+    #[tokio::test]
+    async fn a_garbled_answer_is_a_response_error() {
+        let addr = answer_once("SMTP ready\r\n\r\n").await;
+        let e = get(&addr, "/debug/pods").await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("reading /debug/pods from the agent at {addr}: ")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_reads_the_served_endpoint() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = AdminState {
+            stats: Arc::new(ControllerStats::default()),
+            runtime: Arc::new(crate::cri::fake::FakeRuntime::new()),
+            cgroup_hierarchies: vec![],
+        };
+        tokio::spawn(serve(listener, state));
+        assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
+        assert!(fetch_pods(&addr).await.unwrap().is_empty());
+        let e = fetch_pod(&addr, "ns", "nope").await.unwrap_err();
+        assert!(matches!(e, AdminError::UnknownPod { .. }), "{e}");
+    }
+
     async fn body(r: Response<Full<Bytes>>) -> (u16, String) {
-        use http_body_util::BodyExt;
         let code = r.status().as_u16();
         let bytes = r.into_body().collect().await.unwrap().to_bytes();
         (code, String::from_utf8_lossy(&bytes).into_owned())
@@ -475,7 +500,10 @@ mod tests {
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(get("/readyz").await, (200, "ok\n".to_string()));
-        runtime.fail_next(CallKind::Version, tonic::Status::unavailable("socket gone"));
+        runtime.fail_next(
+            CallKind::Version,
+            CallStatus::new(CallCode::Unavailable, "socket gone"),
+        );
         let (code, text) = get("/readyz").await;
         assert_eq!(code, 503);
         assert!(text.contains("container runtime unreachable"), "{text}");

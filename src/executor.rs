@@ -9,7 +9,7 @@ use crate::core::plan::{record_actuated, ContainerLimitCheck, Plan, PodCgroupWri
 use crate::core::state::{CheckpointData, CheckpointKind};
 use std::sync::Mutex;
 
-use crate::cri::{CriError, Runtime};
+use crate::cri::{CallCode, CriError, Runtime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -170,7 +170,7 @@ impl Executor<'_> {
     fn runtime_error(&self, name: &str, id: &str, call: &'static str, e: CriError) -> ExecError {
         let gone = match &e {
             CriError::NotFound { .. } => true,
-            CriError::Call { status, .. } => status.code() == tonic::Code::NotFound,
+            CriError::Call { status, .. } => status.code == CallCode::NotFound,
             _ => false,
         };
         if gone {
@@ -261,6 +261,7 @@ mod tests {
     use crate::core::resources::{PodSpec, QosClass};
     use crate::core::runtime::{ContainerState, LinuxResources, RuntimeContainer};
     use crate::cri::fake::{CallKind, FakeRuntime};
+    use crate::cri::CallStatus;
     use std::collections::BTreeMap;
 
     struct World {
@@ -467,7 +468,7 @@ mod tests {
             if i == 1 {
                 w.runtime.fail_next(
                     CallKind::UpdateContainerResources,
-                    tonic::Status::unavailable("runtime restarting"),
+                    CallStatus::new(CallCode::Unavailable, "runtime restarting"),
                 );
             }
         };

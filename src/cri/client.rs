@@ -12,7 +12,7 @@ use super::convert;
 use super::proto;
 use super::proto::image_service_client::ImageServiceClient;
 use super::proto::runtime_service_client::RuntimeServiceClient;
-use super::{CriError, Runtime, RuntimeVersion};
+use super::{CallCode, CriError, Runtime, RuntimeVersion};
 use crate::core::runtime::{LinuxResources, RuntimeContainer, RuntimeContainerStatus};
 
 /// Deadline of one CRI call unless configured otherwise.
@@ -185,7 +185,10 @@ impl CriClient {
     {
         match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
-            Ok(Err(status)) => Err(CriError::Call { call, status }),
+            Ok(Err(status)) => Err(CriError::Call {
+                call,
+                status: convert::call_status(&status),
+            }),
             Err(_) => Err(CriError::Timeout {
                 call,
                 timeout_ms: millis(timeout),
@@ -209,7 +212,7 @@ fn millis(d: Duration) -> u64 {
 /// fake so both report a vanished container the same way).
 pub(crate) fn not_found_as(id: &str, err: CriError) -> CriError {
     match err {
-        CriError::Call { status, .. } if status.code() == tonic::Code::NotFound => {
+        CriError::Call { status, .. } if status.code == CallCode::NotFound => {
             CriError::NotFound { id: id.to_string() }
         }
         other => other,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::proto;
-use super::{CriError, RuntimeVersion};
+use super::{CallCode, CallStatus, CriError, RuntimeVersion};
 use crate::core::runtime::{
     ContainerState, LinuxResources, RuntimeContainer, RuntimeContainerStatus,
 };
@@ -13,6 +13,31 @@ pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+
+/// A failed call's `tonic::Status` as resizelet's [`CallStatus`] (an `Ok` code on an error, which
+/// tonic never produces, reads as `Unknown`).
+pub fn call_status(status: &tonic::Status) -> CallStatus {
+    use tonic::Code;
+    let code = match status.code() {
+        Code::Cancelled => CallCode::Cancelled,
+        Code::InvalidArgument => CallCode::InvalidArgument,
+        Code::DeadlineExceeded => CallCode::DeadlineExceeded,
+        Code::NotFound => CallCode::NotFound,
+        Code::AlreadyExists => CallCode::AlreadyExists,
+        Code::PermissionDenied => CallCode::PermissionDenied,
+        Code::ResourceExhausted => CallCode::ResourceExhausted,
+        Code::FailedPrecondition => CallCode::FailedPrecondition,
+        Code::Aborted => CallCode::Aborted,
+        Code::OutOfRange => CallCode::OutOfRange,
+        Code::Unimplemented => CallCode::Unimplemented,
+        Code::Internal => CallCode::Internal,
+        Code::Unavailable => CallCode::Unavailable,
+        Code::DataLoss => CallCode::DataLoss,
+        Code::Unauthenticated => CallCode::Unauthenticated,
+        Code::Ok | Code::Unknown => CallCode::Unknown,
+    };
+    CallStatus::new(code, status.message())
+}
 
 pub fn container_state(state: i32) -> ContainerState {
     match proto::ContainerState::try_from(state) {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::client::not_found_as;
-use super::{CriError, Runtime, RuntimeVersion};
+use super::{CallCode, CallStatus, CriError, Runtime, RuntimeVersion};
 use crate::core::runtime::{
     ContainerState, LinuxResources, RuntimeContainer, RuntimeContainerStatus,
 };
@@ -81,7 +81,7 @@ struct State {
     version: RuntimeVersion,
     /// Listing order = insertion order.
     containers: Vec<FakeContainer>,
-    faults: HashMap<CallKind, VecDeque<tonic::Status>>,
+    faults: HashMap<CallKind, VecDeque<CallStatus>>,
     calls: Vec<Call>,
     report_resources: bool,
 }
@@ -268,7 +268,7 @@ impl FakeRuntime {
     /// Fails the next call of `kind` with `status` (queued: several faults fail several calls).
     /// A `NotFound` status on a per-container call surfaces as [`CriError::NotFound`], as with
     /// the real client.
-    pub fn fail_next(&self, kind: CallKind, status: tonic::Status) {
+    pub fn fail_next(&self, kind: CallKind, status: CallStatus) {
         self.lock()
             .faults
             .entry(kind)
@@ -427,9 +427,10 @@ impl Runtime for FakeRuntime {
             }
             state => Err(CriError::Call {
                 call: "UpdateContainerResources",
-                status: tonic::Status::failed_precondition(format!(
-                    "container {id} is in {state:?} state"
-                )),
+                status: CallStatus::new(
+                    CallCode::FailedPrecondition,
+                    format!("container {id} is in {state:?} state"),
+                ),
             }),
         }
     }
@@ -498,7 +499,7 @@ mod tests {
         rt.add_running("u1", "a", "c1", res(2, 0, 0));
         rt.fail_next(
             CallKind::UpdateContainerResources,
-            tonic::Status::unavailable("boom"),
+            CallStatus::new(CallCode::Unavailable, "boom"),
         );
         // other kinds are unaffected
         rt.container_status("c1").await.unwrap();
@@ -509,7 +510,7 @@ mod tests {
         match &err {
             CriError::Call { call, status } => {
                 assert_eq!(*call, "UpdateContainerResources");
-                assert_eq!(status.code(), tonic::Code::Unavailable);
+                assert_eq!(status.code, CallCode::Unavailable);
             }
             other => panic!("unexpected {other}"),
         }
@@ -529,7 +530,10 @@ mod tests {
     async fn injected_not_found_maps_like_the_real_client() {
         let rt = FakeRuntime::new();
         rt.add_running("u1", "a", "c1", res(2, 0, 0));
-        rt.fail_next(CallKind::ContainerStatus, tonic::Status::not_found("gone"));
+        rt.fail_next(
+            CallKind::ContainerStatus,
+            CallStatus::new(CallCode::NotFound, "gone"),
+        );
         let err = rt.container_status("c1").await.unwrap_err();
         assert!(
             matches!(err, CriError::NotFound { ref id } if id == "c1"),
@@ -568,7 +572,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, CriError::Call { status, .. } if status.code() == tonic::Code::FailedPrecondition),
+            matches!(&err, CriError::Call { status, .. } if status.code == CallCode::FailedPrecondition),
             "{err}"
         );
     }

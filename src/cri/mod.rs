@@ -36,8 +36,7 @@ pub enum CriError {
     #[error("cri {call} failed: {status}")]
     Call {
         call: &'static str,
-        #[source]
-        status: tonic::Status,
+        status: CallStatus,
     },
     #[error("container {id} not found")]
     NotFound { id: String },
@@ -45,6 +44,51 @@ pub enum CriError {
     Timeout { call: &'static str, timeout_ms: u64 },
     #[error("malformed cri response to {call}: {reason}")]
     Malformed { call: &'static str, reason: String },
+}
+
+/// A failed CRI call's gRPC status, resizelet's own (mapped from `tonic::Status` in
+/// [`convert::call_status`]), so no caller matches on a transport type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStatus {
+    pub code: CallCode,
+    pub message: String,
+}
+
+impl CallStatus {
+    pub fn new(code: CallCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// The gRPC status codes a failed call can carry (`OK` is not a failure). Names as in
+/// `google.golang.org/grpc/codes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallCode {
+    Cancelled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
 }
 
 /// The CRI calls resizelet makes. Real: `client::CriClient`; in memory: `fake::FakeRuntime`.
