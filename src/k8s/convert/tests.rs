@@ -1,0 +1,263 @@
+use super::*;
+use crate::core::resources::testing::{list, reqs};
+
+fn api_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 3,
+                     "resourceVersion": "42"},
+        "spec": {
+            "nodeName": "n1", "priority": 5,
+            "containers": [{"name": "app", "image": "busybox",
+                "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
+                              "limits": {"cpu": "1", "memory": "256Mi"}},
+                "resizePolicy": [{"resourceName": "memory", "restartPolicy": "RestartContainer"}]}],
+            "initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]
+        },
+        "status": {
+            "phase": "Running", "qosClass": "Burstable", "observedGeneration": 2,
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "PodResizePending", "status": "True", "reason": "Deferred",
+                 "message": "Node didn't have enough resource: cpu", "observedGeneration": 3,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
+            ],
+            "containerStatuses": [{"name": "app", "image": "busybox", "imageID": "sha256:1",
+                "ready": true, "restartCount": 0, "containerID": "containerd://abc",
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}],
+            "initContainerStatuses": [{"name": "side", "image": "busybox", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]
+        }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn pod_view_maps_spec_and_status() {
+    let v = pod_view(&api_pod()).unwrap();
+    assert_eq!(v.key(), "ns/web");
+    assert_eq!(v.spec.generation, 3);
+    assert_eq!(v.spec.priority, 5);
+    assert_eq!(
+        v.spec.containers[0].resources,
+        reqs("cpu=500m,memory=128Mi", "cpu=1,memory=256Mi")
+    );
+    assert_eq!(
+        v.spec.containers[0].resize_policy.memory,
+        ResizeRestartPolicy::RestartContainer
+    );
+    assert!(v.spec.init_containers[0].sidecar);
+    assert_eq!(v.spec.qos_class, Some(QosClass::Burstable));
+    assert_eq!(v.conditions.pending.as_ref().unwrap().reason, "Deferred");
+    assert_eq!(v.conditions.in_progress, None);
+    assert_eq!(v.observed_generation, Some(2));
+    assert_eq!(
+        v.container_statuses[0].container_id.as_deref(),
+        Some("containerd://abc")
+    );
+    assert!(v.container_statuses[0].running);
+    assert!(!v.init_container_statuses[0].running);
+    assert_eq!(v.node_name.as_deref(), Some("n1"));
+}
+
+#[test]
+fn pod_level_resources_json_numbers_and_criticality() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "pl", "namespace": "ns", "uid": "u2"},
+        "spec": {
+            "priorityClassName": "system-cluster-critical", "priority": 2_000_000_000,
+            "resources": {"requests": {"cpu": " 1", "memory": 1_073_741_824_i64},
+                          "limits": {"cpu": 2, "memory": "2Gi", "hugepages-2Mi": "4Mi"}},
+            "containers": [{"name": "app", "image": "busybox",
+                "resources": {"requests": {"cpu": "500m "}}}]
+        }
+    }))
+    .unwrap();
+    let v = pod_view(&pod).unwrap();
+    assert_eq!(
+        v.spec.pod_resources,
+        Some(reqs(
+            "cpu=1,memory=1Gi",
+            "cpu=2,memory=2Gi,hugepages-2Mi=4Mi"
+        ))
+    );
+    assert_eq!(v.spec.containers[0].resources, reqs("cpu=500m", ""));
+    assert!(v.spec.critical && !v.spec.node_critical);
+    let mut node_critical = pod.clone();
+    node_critical.spec.as_mut().unwrap().priority_class_name = Some("system-node-critical".into());
+    node_critical.spec.as_mut().unwrap().priority = Some(2_000_001_000);
+    let v = pod_view(&node_critical).unwrap();
+    assert!(v.spec.critical && v.spec.node_critical);
+    // The class name alone does not make a pod critical (IsCriticalPod needs the priority).
+    let mut low = node_critical.clone();
+    low.spec.as_mut().unwrap().priority = Some(0);
+    assert!(!pod_view(&low).unwrap().spec.node_critical);
+}
+
+#[test]
+fn malformed_quantity_is_a_clear_error() {
+    let mut pod = api_pod();
+    pod.spec.as_mut().unwrap().containers[0]
+        .resources
+        .as_mut()
+        .unwrap()
+        .limits
+        .as_mut()
+        .unwrap()
+        .insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1 core".into()),
+        );
+    let err = pod_view(&pod).unwrap_err().to_string();
+    assert!(
+        err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn negative_quantity_is_refused_at_the_edge() {
+    let mut pod = api_pod();
+    pod.spec.as_mut().unwrap().containers[0]
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests
+        .as_mut()
+        .unwrap()
+        .insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("-1".into()),
+        );
+    let err = pod_view(&pod).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "pod ns/web: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+    );
+}
+
+#[test]
+fn status_patch_writes_the_full_atomic_list_and_keyed_conditions() {
+    let v = pod_view(&api_pod()).unwrap();
+    let containers = BTreeMap::from([(
+        "app".to_string(),
+        ContainerStatusResources {
+            allocated: list("cpu=500m,memory=128Mi"),
+            resources: reqs("cpu=500m,memory=128Mi", "cpu=1,memory=256Mi"),
+        },
+    )]);
+    let conditions = ResizeConditions {
+        pending: None,
+        in_progress: Some(ResizeCondition {
+            reason: String::new(),
+            message: String::new(),
+            observed_generation: 3,
+        }),
+    };
+    let intent = StatusIntent {
+        containers: &containers,
+        conditions: &conditions,
+        observed_generation: Some(3),
+        legacy_resize: true,
+        now: "2026-11-25T10:00:00Z",
+    };
+    let patch = status_patch(&v, &intent).unwrap();
+    assert_eq!(patch["metadata"]["resourceVersion"], "42");
+    let s = &patch["status"];
+    let app = &s["containerStatuses"][0];
+    assert_eq!(app["imageID"], "sha256:1", "the whole entry is kept");
+    assert_eq!(
+        app["allocatedResources"],
+        json!({"cpu": "500m", "memory": "128Mi"})
+    );
+    assert_eq!(
+        app["resources"],
+        json!({"limits": {"cpu": "1", "memory": "256Mi"},
+               "requests": {"cpu": "500m", "memory": "128Mi"}})
+    );
+    assert!(
+        s.get("initContainerStatuses").is_none(),
+        "no runtime status, untouched"
+    );
+    assert_eq!(
+        s["conditions"],
+        json!([
+            {"type": "PodResizePending", "$patch": "delete"},
+            {"type": "PodResizeInProgress", "status": "True", "observedGeneration": 3,
+             "lastProbeTime": "2026-11-25T10:00:00Z",
+             "lastTransitionTime": "2026-11-25T10:00:00Z"}
+        ])
+    );
+    assert_eq!(s["observedGeneration"], 3);
+    assert_eq!(s["resize"], "InProgress");
+
+    // once the API says all that, there is nothing to write
+    let mut pod = api_pod();
+    let st = pod.status.as_mut().unwrap();
+    st.container_statuses = serde_json::from_value(s["containerStatuses"].clone()).unwrap();
+    st.conditions = Some(vec![serde_json::from_value(json!({
+        "type": "PodResizeInProgress", "status": "True", "observedGeneration": 3
+    }))
+    .unwrap()]);
+    st.observed_generation = Some(3);
+    st.resize = Some("InProgress".into());
+    assert_eq!(status_patch(&pod_view(&pod).unwrap(), &intent), None);
+}
+
+#[test]
+fn semantically_equal_quantities_are_not_rewritten() {
+    let mut pod = api_pod();
+    let st = pod.status.as_mut().unwrap();
+    st.container_statuses.as_mut().unwrap()[0].allocated_resources = Some(BTreeMap::from([(
+        "cpu".to_string(),
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("0.5".into()),
+    )]));
+    let v = pod_view(&pod).unwrap();
+    let containers = BTreeMap::from([(
+        "app".to_string(),
+        ContainerStatusResources {
+            allocated: list("cpu=500m"),
+            resources: ResourceRequirements::default(),
+        },
+    )]);
+    let conditions = v.conditions.clone();
+    let patch = status_patch(
+        &v,
+        &StatusIntent {
+            containers: &containers,
+            conditions: &conditions,
+            observed_generation: None,
+            legacy_resize: false,
+            now: "t",
+        },
+    )
+    .unwrap();
+    let app = &patch["status"]["containerStatuses"][0];
+    assert_eq!(
+        app["allocatedResources"],
+        json!({"cpu": "0.5"}),
+        "kept as written"
+    );
+    assert_eq!(app["resources"], json!({}), "running: {{}} never nil");
+}
+
+#[test]
+fn a_1_32_pod_without_generation_gets_no_observed_generation() {
+    // API server 1.32: no metadata.generation, and observedGeneration would be dropped
+    let mut pod = api_pod();
+    pod.metadata.generation = None;
+    let st = pod.status.as_mut().unwrap();
+    st.observed_generation = None;
+    st.conditions = None;
+    let v = pod_view(&pod).unwrap();
+    let containers = BTreeMap::new();
+    let conditions = ResizeConditions::default();
+    let intent = StatusIntent {
+        containers: &containers,
+        conditions: &conditions,
+        observed_generation: Some(v.spec.generation),
+        legacy_resize: false,
+        now: "t",
+    };
+    assert_eq!(status_patch(&v, &intent), None);
+}
