@@ -295,6 +295,30 @@ mod tests {
         d
     }
 
+    /// `p` resized to `requests`/`limits`, admitted on `n` with no other pods.
+    fn admit_alone(
+        p: &PodSpec,
+        requests: &str,
+        limits: &str,
+        n: &NodeConfig,
+        pressure: NodePressure,
+    ) -> Decision {
+        admit(
+            &resized(p, requests, limits),
+            &p.resource_state(),
+            &[],
+            n,
+            pressure,
+        )
+    }
+
+    fn infeasible(message: impl Into<String>, reason_detail: &'static str) -> Decision {
+        Decision::Infeasible {
+            message: message.into(),
+            reason_detail,
+        }
+    }
+
     #[test]
     fn unchanged_is_semantic() {
         let p = pod("u", vec![container("c", "cpu=1,memory=1Gi", "")]);
@@ -361,38 +385,25 @@ mod tests {
     fn over_allocatable_is_infeasible_memory_reported_first() {
         let p = pod("u", vec![container("c", "cpu=1,memory=1Gi", "")]);
         let n = node("4", "8Gi");
-        let d = admit(
-            &resized(&p, "cpu=5,memory=9Gi", ""),
-            &p.resource_state(),
-            &[],
-            &n,
-            NodePressure::default(),
-        );
+        let d = admit_alone(&p, "cpu=5,memory=9Gi", "", &n, NodePressure::default());
         assert_eq!(
             d,
-            Decision::Infeasible {
-                message: format!(
+            infeasible(
+                format!(
                     "Node didn't have enough capacity: memory, requested: {}, capacity: {}",
                     9u64 << 30,
                     8u64 << 30
                 ),
-                reason_detail: "insufficient_node_allocatable"
-            }
+                "insufficient_node_allocatable"
+            )
         );
-        let d = admit(
-            &resized(&p, "cpu=5,memory=1Gi", ""),
-            &p.resource_state(),
-            &[],
-            &n,
-            NodePressure::default(),
-        );
+        let d = admit_alone(&p, "cpu=5,memory=1Gi", "", &n, NodePressure::default());
         assert_eq!(
             d,
-            Decision::Infeasible {
-                message: "Node didn't have enough capacity: cpu, requested: 5000, capacity: 4000"
-                    .into(),
-                reason_detail: "insufficient_node_allocatable"
-            }
+            infeasible(
+                "Node didn't have enough capacity: cpu, requested: 5000, capacity: 4000",
+                "insufficient_node_allocatable"
+            )
         );
     }
 
@@ -404,37 +415,33 @@ mod tests {
         );
         let mut n = node("4", "8Gi");
         n.cpu_manager_policy = CpuManagerPolicy::Static;
-        let d = admit(
-            &resized(&p, "cpu=2,memory=1Gi", "cpu=2,memory=1Gi"),
-            &p.resource_state(),
-            &[],
+        let d = admit_alone(
+            &p,
+            "cpu=2,memory=1Gi",
+            "cpu=2,memory=1Gi",
             &n,
             NodePressure::default(),
         );
         assert_eq!(
             d,
-            Decision::Infeasible {
-                message: "Resize is infeasible for Guaranteed Pods alongside CPU Manager policy \"static\"".into(),
-                reason_detail: "guaranteed_pod_cpu_manager_static_policy"
-            }
+            infeasible(
+                "Resize is infeasible for Guaranteed Pods alongside CPU Manager policy \"static\"",
+                "guaranteed_pod_cpu_manager_static_policy"
+            )
         );
-        // memory-only resize is fine under the CPU manager
-        let d = admit(
-            &resized(&p, "cpu=1,memory=2Gi", "cpu=1,memory=2Gi"),
-            &p.resource_state(),
-            &[],
-            &n,
-            NodePressure::default(),
-        );
-        assert_eq!(d, Decision::Accepted);
+        // memory-only resize is fine under the CPU manager, not under the memory manager
+        let memory_resize = |n: &NodeConfig| {
+            admit_alone(
+                &p,
+                "cpu=1,memory=2Gi",
+                "cpu=1,memory=2Gi",
+                n,
+                NodePressure::default(),
+            )
+        };
+        assert_eq!(memory_resize(&n), Decision::Accepted);
         n.memory_manager_policy = MemoryManagerPolicy::Static;
-        let d = admit(
-            &resized(&p, "cpu=1,memory=2Gi", "cpu=1,memory=2Gi"),
-            &p.resource_state(),
-            &[],
-            &n,
-            NodePressure::default(),
-        );
+        let d = memory_resize(&n);
         assert!(matches!(
             d,
             Decision::Infeasible {
@@ -451,10 +458,10 @@ mod tests {
         n.swap_behavior = NodeSwapBehavior::LimitedSwap;
         n.swap_available = true;
         n.cgroup_version = crate::core::node::CgroupVersion::V2;
-        let d = admit(
-            &resized(&p, "memory=1500Mi", "memory=2Gi"),
-            &p.resource_state(),
-            &[],
+        let d = admit_alone(
+            &p,
+            "memory=1500Mi",
+            "memory=2Gi",
             &n,
             NodePressure::default(),
         );
@@ -474,10 +481,10 @@ mod tests {
             memory: ResizeRestartPolicy::RestartContainer,
             ..ResizePolicy::default()
         };
-        let d = admit(
-            &resized(&p2, "memory=1500Mi", "memory=2Gi"),
-            &p2.resource_state(),
-            &[],
+        let d = admit_alone(
+            &p2,
+            "memory=1500Mi",
+            "memory=2Gi",
             &n,
             NodePressure::default(),
         );
@@ -515,13 +522,7 @@ mod tests {
             disk: true,
             ..NodePressure::default()
         };
-        let d = admit(
-            &resized(&p, "cpu=500m", ""),
-            &p.resource_state(),
-            &[],
-            &node("4", "8Gi"),
-            pressure,
-        );
+        let d = admit_alone(&p, "cpu=500m", "", &node("4", "8Gi"), pressure);
         assert_eq!(
             d,
             Decision::Deferred {
@@ -531,25 +532,13 @@ mod tests {
         );
         let mut critical = p.clone();
         critical.critical = true;
-        let d = admit(
-            &resized(&critical, "cpu=500m", ""),
-            &critical.resource_state(),
-            &[],
-            &node("4", "8Gi"),
-            pressure,
-        );
+        let d = admit_alone(&critical, "cpu=500m", "", &node("4", "8Gi"), pressure);
         assert_eq!(d, Decision::Accepted);
         let memory_only = NodePressure {
             memory: true,
             ..NodePressure::default()
         };
-        let d = admit(
-            &resized(&p, "cpu=500m", ""),
-            &p.resource_state(),
-            &[],
-            &node("4", "8Gi"),
-            memory_only,
-        );
+        let d = admit_alone(&p, "cpu=500m", "", &node("4", "8Gi"), memory_only);
         assert_eq!(d, Decision::Accepted);
     }
 }

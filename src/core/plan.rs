@@ -163,30 +163,33 @@ pub fn plan_pod_resize(input: &PlanInput) -> Plan {
             desired,
             current,
         };
-        if memory_changed {
-            let decrease = if desired.memory_limit != current.memory_limit {
-                desired.memory_limit < current.memory_limit
-            } else {
-                desired.memory_request < current.memory_request
-            };
-            let u = update(desired);
-            if decrease {
-                memory_updates.insert(0, u);
-            } else {
-                memory_updates.push(u);
+        // Decreases go first: a limit change decides the direction, else the request's.
+        let memory = (
+            memory_changed,
+            &mut memory_updates,
+            (desired.memory_limit, current.memory_limit),
+            (desired.memory_request, current.memory_request),
+        );
+        let cpu = (
+            cpu_changed,
+            &mut cpu_updates,
+            (desired.cpu_limit, current.cpu_limit),
+            (desired.cpu_request, current.cpu_request),
+        );
+        for (changed, updates, (limit, current_limit), (request, current_request)) in [memory, cpu]
+        {
+            if !changed {
+                continue;
             }
-        }
-        if cpu_changed {
-            let decrease = if desired.cpu_limit != current.cpu_limit {
-                desired.cpu_limit < current.cpu_limit
+            let decrease = if limit != current_limit {
+                limit < current_limit
             } else {
-                desired.cpu_request < current.cpu_request
+                request < current_request
             };
-            let u = update(desired);
             if decrease {
-                cpu_updates.insert(0, u);
+                updates.insert(0, update(desired));
             } else {
-                cpu_updates.push(u);
+                updates.push(update(desired));
             }
         }
     }

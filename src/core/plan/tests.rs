@@ -66,6 +66,23 @@ fn apply(plan: &Plan, actuated: &mut PodResourceState, cgroup: &mut PodCgroupVal
     }
 }
 
+/// The plan for `pod` from `actuated` on [`node`], no shares written before.
+fn plan_with(
+    pod: &PodSpec,
+    actuated: &PodResourceState,
+    running: &BTreeMap<String, String>,
+    pod_cgroup: Option<PodCgroupValues>,
+) -> Plan {
+    plan_pod_resize(&PlanInput {
+        pod,
+        actuated,
+        running,
+        pod_cgroup,
+        last_written_shares: None,
+        node: &node(),
+    })
+}
+
 struct Case {
     before: PodSpec,
     after: PodSpec,
@@ -73,18 +90,19 @@ struct Case {
 }
 
 impl Case {
+    /// One running container `c` resized from `before` to `after` (each `(requests, limits)`).
+    fn one(before: (&str, &str), after: (&str, &str)) -> Self {
+        Case {
+            before: pod("u", vec![container("c", before.0, before.1)]),
+            after: pod("u", vec![container("c", after.0, after.1)]),
+            running: running(&["c"]),
+        }
+    }
+
     fn plan(&self) -> (Plan, PodResourceState, PodCgroupValues) {
         let actuated = self.before.resource_state();
         let cgroup = pod_cgroup_values(&self.before, &node());
-        let n = node();
-        let plan = plan_pod_resize(&PlanInput {
-            pod: &self.after,
-            actuated: &actuated,
-            running: &self.running,
-            pod_cgroup: Some(cgroup),
-            last_written_shares: None,
-            node: &n,
-        });
+        let plan = plan_with(&self.after, &actuated, &self.running, Some(cgroup));
         (plan, actuated, cgroup)
     }
 
@@ -92,15 +110,7 @@ impl Case {
     fn converges(&self) -> Vec<String> {
         let (plan, mut actuated, mut cgroup) = self.plan();
         apply(&plan, &mut actuated, &mut cgroup);
-        let n = node();
-        let again = plan_pod_resize(&PlanInput {
-            pod: &self.after,
-            actuated: &actuated,
-            running: &self.running,
-            pod_cgroup: Some(cgroup),
-            last_written_shares: None,
-            node: &n,
-        });
+        let again = plan_with(&self.after, &actuated, &self.running, Some(cgroup));
         assert!(again.is_empty(), "not converged: {:?}", describe(&again));
         assert!(!is_in_progress(&self.after, &actuated, &self.running));
         describe(&plan)
@@ -109,25 +119,10 @@ impl Case {
 
 #[test]
 fn burstable_increase_grows_pod_first_memory_then_cpu() {
-    let case = Case {
-        before: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=100m,memory=64Mi",
-                "cpu=200m,memory=128Mi",
-            )],
-        ),
-        after: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=300m,memory=64Mi",
-                "cpu=400m,memory=256Mi",
-            )],
-        ),
-        running: running(&["c"]),
-    };
+    let case = Case::one(
+        ("cpu=100m,memory=64Mi", "cpu=200m,memory=128Mi"),
+        ("cpu=300m,memory=64Mi", "cpu=400m,memory=256Mi"),
+    );
     assert_eq!(
         case.converges(),
         [
@@ -172,25 +167,10 @@ fn spec_example_net_memory_increase_with_c3_shrinking() {
 
 #[test]
 fn decreases_shrink_pod_last_and_are_checked_first() {
-    let case = Case {
-        before: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=500m,memory=256Mi",
-                "cpu=500m,memory=256Mi",
-            )],
-        ),
-        after: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=250m,memory=128Mi",
-                "cpu=250m,memory=128Mi",
-            )],
-        ),
-        running: running(&["c"]),
-    };
+    let case = Case::one(
+        ("cpu=500m,memory=256Mi", "cpu=500m,memory=256Mi"),
+        ("cpu=250m,memory=128Mi", "cpu=250m,memory=128Mi"),
+    );
     assert_eq!(case.before.effective_qos(), QosClass::Guaranteed);
     assert_eq!(
         case.converges(),
@@ -225,15 +205,12 @@ fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
         memory_limit: Some(Limit::Max),
         ..pod_cgroup_values(&before, &node())
     };
-    let n = node();
-    let plan = plan_pod_resize(&PlanInput {
-        pod: &after,
-        actuated: &before.resource_state(),
-        running: &running(&["c"]),
-        pod_cgroup: Some(cgroup),
-        last_written_shares: None,
-        node: &n,
-    });
+    let plan = plan_with(
+        &after,
+        &before.resource_state(),
+        &running(&["c"]),
+        Some(cgroup),
+    );
     assert_eq!(
         describe(&plan),
         [
@@ -246,25 +223,10 @@ fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
 
 #[test]
 fn memory_and_cpu_updates_carry_the_right_halves() {
-    let case = Case {
-        before: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=100m,memory=64Mi",
-                "cpu=200m,memory=128Mi",
-            )],
-        ),
-        after: pod(
-            "u",
-            vec![container(
-                "c",
-                "cpu=300m,memory=64Mi",
-                "cpu=400m,memory=256Mi",
-            )],
-        ),
-        running: running(&["c"]),
-    };
+    let case = Case::one(
+        ("cpu=100m,memory=64Mi", "cpu=200m,memory=128Mi"),
+        ("cpu=300m,memory=64Mi", "cpu=400m,memory=256Mi"),
+    );
     let (plan, _, _) = case.plan();
     let updates: Vec<&LinuxResources> = plan
         .steps
@@ -324,24 +286,10 @@ fn nothing_to_do_is_an_empty_plan_and_no_pod_cgroups_means_container_steps_only(
     let p = pod("u", vec![container("c", "cpu=100m", "cpu=200m")]);
     let n = node();
     let r = running(&["c"]);
-    let empty = plan_pod_resize(&PlanInput {
-        pod: &p,
-        actuated: &p.resource_state(),
-        running: &r,
-        pod_cgroup: Some(pod_cgroup_values(&p, &n)),
-        last_written_shares: None,
-        node: &n,
-    });
+    let empty = plan_with(&p, &p.resource_state(), &r, Some(pod_cgroup_values(&p, &n)));
     assert!(empty.is_empty(), "{:?}", describe(&empty));
     let after = pod("u", vec![container("c", "cpu=300m", "cpu=400m")]);
-    let plan = plan_pod_resize(&PlanInput {
-        pod: &after,
-        actuated: &p.resource_state(),
-        running: &r,
-        pod_cgroup: None,
-        last_written_shares: None,
-        node: &n,
-    });
+    let plan = plan_with(&after, &p.resource_state(), &r, None);
     assert_eq!(describe(&plan), ["c cpu"]);
 }
 
@@ -390,25 +338,11 @@ fn a_page_rounded_pod_memory_limit_is_already_in_place() {
     let mut cgroup = pod_cgroup_values(&p, &n);
     assert_eq!(cgroup.memory_limit, Some(Limit::Value(100_000_000)));
     cgroup.memory_limit = Some(Limit::Value(99_999_744));
-    let plan = plan_pod_resize(&PlanInput {
-        pod: &p,
-        actuated: &p.resource_state(),
-        running: &r,
-        pod_cgroup: Some(cgroup),
-        last_written_shares: None,
-        node: &n,
-    });
+    let plan = plan_with(&p, &p.resource_state(), &r, Some(cgroup));
     assert!(plan.is_empty(), "{:?}", describe(&plan));
     // a limit one page lower still differs
     cgroup.memory_limit = Some(Limit::Value(99_999_744 - 4096));
-    let plan = plan_pod_resize(&PlanInput {
-        pod: &p,
-        actuated: &p.resource_state(),
-        running: &r,
-        pod_cgroup: Some(cgroup),
-        last_written_shares: None,
-        node: &n,
-    });
+    let plan = plan_with(&p, &p.resource_state(), &r, Some(cgroup));
     assert_eq!(describe(&plan), ["pod memory 100000000"]);
 }
 
@@ -435,14 +369,7 @@ fn crash_before_the_pod_shrink_converges_on_the_next_pass() {
     // the container update was recorded, the pod shrink was not
     let actuated = after.resource_state();
     let cgroup = pod_cgroup_values(&before, &n);
-    let plan = plan_pod_resize(&PlanInput {
-        pod: &after,
-        actuated: &actuated,
-        running: &r,
-        pod_cgroup: Some(cgroup),
-        last_written_shares: None,
-        node: &n,
-    });
+    let plan = plan_with(&after, &actuated, &r, Some(cgroup));
     assert_eq!(
         describe(&plan),
         ["check pod=Some(134217728) []", "pod memory 134217728"]
