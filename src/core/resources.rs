@@ -62,8 +62,9 @@ pub struct Container {
     pub sidecar: bool,
 }
 
-/// The parts of a pod spec (plus identity) that resizing depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The parts of a pod spec (plus identity) that resizing depends on. `Default`: no containers, no
+/// overhead, priority 0, nothing critical (builders fill in the identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodSpec {
     pub uid: String,
     pub namespace: String,
@@ -415,16 +416,8 @@ pub(crate) mod testing {
             namespace: "default".to_string(),
             name: format!("pod-{uid}"),
             generation: 1,
-            priority: 0,
             containers,
-            init_containers: Vec::new(),
-            overhead: ResourceList::new(),
-            pod_resources: None,
-            qos_class: None,
-            termination_grace_period_seconds: None,
-            deletion_grace_period_seconds: None,
-            critical: false,
-            node_critical: false,
+            ..PodSpec::default()
         }
     }
 }

@@ -99,16 +99,7 @@ pub fn seed_pod(
 mod tests {
     use super::*;
     use crate::core::resources::testing::reqs;
-
-    fn linux(shares: i64, quota: i64, memory: i64) -> LinuxResources {
-        LinuxResources {
-            cpu_period: 100_000,
-            cpu_quota: quota,
-            cpu_shares: shares,
-            memory_limit_in_bytes: memory,
-            ..LinuxResources::default()
-        }
-    }
+    use crate::core::runtime::testing::linux;
 
     #[test]
     fn matching_runtime_keeps_desired_verbatim() {

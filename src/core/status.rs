@@ -85,34 +85,36 @@ pub fn container_resources_status(
     };
 
     let mut out = allocated.clone();
-    if !allocated.limits.is_empty() {
-        let alloc_cpu = allocated.limits.get(CPU).map_or(0, Quantity::milli_value);
-        match cpu_limit.or_else(|| prev(|p| &p.limits, CPU)) {
-            Some(q)
-                if q.milli_value() <= MIN_REPORTED_CPU_LIMIT_MILLI
-                    && alloc_cpu <= MIN_REPORTED_CPU_LIMIT_MILLI => {}
+    type Half = fn(&mut ResourceRequirements) -> &mut ResourceList;
+    let halves: [(Half, _, _, _); 2] = [
+        (
+            |r| &mut r.limits,
+            (cpu_limit, MIN_REPORTED_CPU_LIMIT_MILLI),
+            memory_limit,
+            (|p| &p.limits) as fn(&ResourceRequirements) -> &ResourceList,
+        ),
+        (
+            |r| &mut r.requests,
+            (cpu_request, MIN_REPORTED_CPU_REQUEST_MILLI),
+            memory_request,
+            |p| &p.requests,
+        ),
+    ];
+    for (half, (cpu, floor), memory, previous_half) in halves {
+        let out = half(&mut out);
+        if out.is_empty() {
+            continue;
+        }
+        let alloc_cpu = out.get(CPU).map_or(0, Quantity::milli_value);
+        match cpu.or_else(|| prev(previous_half, CPU)) {
+            Some(q) if q.milli_value() <= floor && alloc_cpu <= floor => {}
             Some(q) => {
-                out.limits.insert(CPU.into(), q);
+                out.insert(CPU.into(), q);
             }
             None => {}
         }
-        if let Some(q) = memory_limit.or_else(|| prev(|p| &p.limits, MEMORY)) {
-            out.limits.insert(MEMORY.into(), q);
-        }
-    }
-    if !allocated.requests.is_empty() {
-        let alloc_cpu = allocated.requests.get(CPU).map_or(0, Quantity::milli_value);
-        match cpu_request.or_else(|| prev(|p| &p.requests, CPU)) {
-            Some(q)
-                if q.milli_value() <= MIN_REPORTED_CPU_REQUEST_MILLI
-                    && alloc_cpu <= MIN_REPORTED_CPU_REQUEST_MILLI => {}
-            Some(q) => {
-                out.requests.insert(CPU.into(), q);
-            }
-            None => {}
-        }
-        if let Some(q) = memory_request.or_else(|| prev(|p| &p.requests, MEMORY)) {
-            out.requests.insert(MEMORY.into(), q);
+        if let Some(q) = memory.or_else(|| prev(previous_half, MEMORY)) {
+            out.insert(MEMORY.into(), q);
         }
     }
     out
@@ -127,16 +129,7 @@ pub fn allocated_resources_status(allocated: &ResourceRequirements) -> ResourceL
 mod tests {
     use super::*;
     use crate::core::resources::testing::reqs;
-
-    fn linux(shares: i64, quota: i64, memory: i64) -> LinuxResources {
-        LinuxResources {
-            cpu_period: 100_000,
-            cpu_quota: quota,
-            cpu_shares: shares,
-            memory_limit_in_bytes: memory,
-            ..LinuxResources::default()
-        }
-    }
+    use crate::core::runtime::testing::linux;
 
     #[test]
     fn not_running_reports_allocated() {

@@ -536,16 +536,7 @@ pub fn unusable_pod(pod: &Pod, error: &ConvertError) -> Option<UnusablePod> {
         namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
         name: meta.name.clone()?,
         generation: meta.generation.unwrap_or(0),
-        priority: 0,
-        containers: Vec::new(),
-        init_containers: Vec::new(),
-        overhead: ResourceList::new(),
-        pod_resources: None,
-        qos_class: None,
-        termination_grace_period_seconds: None,
-        deletion_grace_period_seconds: None,
-        critical: false,
-        node_critical: false,
+        ..PodSpec::default()
     };
     let infeasible_since = status
         .and_then(|s| s.conditions.as_ref())
