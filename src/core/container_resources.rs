@@ -237,14 +237,8 @@ pub fn container_linux_resources(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::node::testing::node;
     use crate::core::resources::testing::*;
-
-    fn node() -> NodeConfig {
-        NodeConfig {
-            machine_memory_bytes: 8 << 30,
-            ..NodeConfig::default()
-        }
-    }
 
     #[test]
     fn container_values() {

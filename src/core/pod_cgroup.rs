@@ -114,14 +114,8 @@ pub fn pod_cgroup_values(pod: &PodSpec, node: &NodeConfig) -> PodCgroupValues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::node::testing::node;
     use crate::core::resources::testing::*;
-
-    fn node() -> NodeConfig {
-        NodeConfig {
-            machine_memory_bytes: 8 << 30,
-            ..NodeConfig::default()
-        }
-    }
 
     #[test]
     fn guaranteed_pod_values() {

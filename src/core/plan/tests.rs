@@ -1,13 +1,7 @@
 use super::*;
+use crate::core::node::testing::node;
 use crate::core::resources::testing::*;
 use crate::core::resources::{QosClass, ResizePolicy};
-
-fn node() -> NodeConfig {
-    NodeConfig {
-        machine_memory_bytes: 8 << 30,
-        ..NodeConfig::default()
-    }
-}
 
 fn running(names: &[&str]) -> BTreeMap<String, String> {
     names
