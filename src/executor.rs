@@ -446,19 +446,20 @@ mod tests {
         );
     }
 
+    /// Pod `u` with containers `a` and `b` requesting the given cpu.
+    fn two_cpu(a: &str, b: &str) -> PodSpec {
+        pod(
+            "u",
+            vec![
+                container("a", &format!("cpu={a}"), ""),
+                container("b", &format!("cpu={b}"), ""),
+            ],
+        )
+    }
+
     #[tokio::test]
     async fn first_error_aborts_and_a_rerun_converges() {
-        let mk = |a: &str, b: &str| {
-            pod(
-                "u",
-                vec![
-                    container("a", &format!("cpu={a}"), ""),
-                    container("b", &format!("cpu={b}"), ""),
-                ],
-            )
-        };
-        let before = mk("100m", "100m");
-        let after = mk("200m", "300m");
+        let (before, after) = (two_cpu("100m", "100m"), two_cpu("200m", "300m"));
         assert_eq!(after.effective_qos(), QosClass::Burstable);
         let w = world(&before);
         let mut actuated = actuated_of(&before);
@@ -499,17 +500,7 @@ mod tests {
 
     #[tokio::test]
     async fn vanished_container_is_a_clear_error_and_stops_the_plan() {
-        let mk = |a: &str, b: &str| {
-            pod(
-                "u",
-                vec![
-                    container("a", &format!("cpu={a}"), ""),
-                    container("b", &format!("cpu={b}"), ""),
-                ],
-            )
-        };
-        let before = mk("100m", "100m");
-        let after = mk("200m", "300m");
+        let (before, after) = (two_cpu("100m", "100m"), two_cpu("200m", "300m"));
         let w = world(&before);
         let mut actuated = actuated_of(&before);
         let plan = w.plan(&after, &actuated);

@@ -9,6 +9,15 @@ fn pod() -> PodCgroupId {
     }
 }
 
+/// Writes `w` to the test pod's cgroup, which must succeed.
+fn write(cg: &RealCgroupFs, w: PodCgroupWrite) {
+    cg.write_pod(&pod(), &w).unwrap();
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
 fn touch(dir: &Path, files: &[(&str, &str)]) {
     fs::create_dir_all(dir).unwrap();
     for (f, v) in files {
@@ -38,47 +47,33 @@ fn v2_systemd_files_exact_contents() {
     assert_eq!(before.memory_limit, Some(Limit::Max));
     assert_eq!(before.cpu_shares, Some(weight_to_shares(39)));
 
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::CpuLimit {
+    write(
+        &cg,
+        PodCgroupWrite::CpuLimit {
             quota: Limit::Value(2500),
             period: 100_000,
         },
-    )
-    .unwrap();
-    cg.write_pod(&pod(), &PodCgroupWrite::CpuRequest { shares: 1024 })
-        .unwrap();
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::MemoryLimit {
+    );
+    write(&cg, PodCgroupWrite::CpuRequest { shares: 1024 });
+    write(
+        &cg,
+        PodCgroupWrite::MemoryLimit {
             bytes: Limit::Value(256 << 20),
         },
-    )
-    .unwrap();
-    assert_eq!(
-        fs::read_to_string(dir.join("cpu.max")).unwrap(),
-        "2500 100000"
     );
-    assert_eq!(fs::read_to_string(dir.join("cpu.weight")).unwrap(), "39");
-    assert_eq!(
-        fs::read_to_string(dir.join("memory.max")).unwrap(),
-        "268435456"
-    );
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::CpuLimit {
+    assert_eq!(read(dir.join("cpu.max")), "2500 100000");
+    assert_eq!(read(dir.join("cpu.weight")), "39");
+    assert_eq!(read(dir.join("memory.max")), "268435456");
+    write(
+        &cg,
+        PodCgroupWrite::CpuLimit {
             quota: Limit::Max,
             period: 100_000,
         },
-    )
-    .unwrap();
-    cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: Limit::Max })
-        .unwrap();
-    assert_eq!(
-        fs::read_to_string(dir.join("cpu.max")).unwrap(),
-        "max 100000"
     );
-    assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "max");
+    write(&cg, PodCgroupWrite::MemoryLimit { bytes: Limit::Max });
+    assert_eq!(read(dir.join("cpu.max")), "max 100000");
+    assert_eq!(read(dir.join("memory.max")), "max");
     assert_eq!(cg.pod_memory_usage(&pod()).unwrap(), 4096);
     // no file was created besides the ones that existed
     let mut names: Vec<_> = fs::read_dir(&dir)
@@ -137,29 +132,22 @@ fn v1_cgroupfs_files_and_container_usage() {
         (before.cpu_quota, before.memory_limit),
         (Some(Limit::Max), Some(Limit::Max))
     );
-    cg.write_pod(&pod(), &PodCgroupWrite::MemoryLimit { bytes: Limit::Max })
-        .unwrap();
-    assert_eq!(
-        fs::read_to_string(pod_mem.join("memory.limit_in_bytes")).unwrap(),
-        "-1"
-    );
-    cg.write_pod(&pod(), &PodCgroupWrite::CpuRequest { shares: 307 })
-        .unwrap();
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::CpuLimit {
+    write(&cg, PodCgroupWrite::MemoryLimit { bytes: Limit::Max });
+    assert_eq!(read(pod_mem.join("memory.limit_in_bytes")), "-1");
+    write(&cg, PodCgroupWrite::CpuRequest { shares: 307 });
+    write(
+        &cg,
+        PodCgroupWrite::CpuLimit {
             quota: Limit::Value(40_000),
             period: 100_000,
         },
-    )
-    .unwrap();
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::MemoryLimit {
+    );
+    write(
+        &cg,
+        PodCgroupWrite::MemoryLimit {
             bytes: Limit::Value(1 << 30),
         },
-    )
-    .unwrap();
+    );
     let v = cg.read_pod(&pod()).unwrap();
     assert_eq!(
         v,
@@ -185,14 +173,15 @@ fn v1_cgroupfs_files_and_container_usage() {
 fn missing_pod_cgroup_is_an_error_and_nothing_is_created() {
     let root = tempfile::tempdir().unwrap();
     let cg = RealCgroupFs::v2(root.path(), CgroupDriver::Cgroupfs);
-    let err = cg
-        .write_pod(
+    let write_one_byte_limit = || {
+        cg.write_pod(
             &pod(),
             &PodCgroupWrite::MemoryLimit {
                 bytes: Limit::Value(1),
             },
         )
-        .unwrap_err();
+    };
+    let err = write_one_byte_limit().unwrap_err();
     assert!(matches!(err, CgroupError::Missing { .. }), "{err}");
     assert!(
         err.to_string().contains("kubepods/burstable/pod1234-5678"),
@@ -202,14 +191,7 @@ fn missing_pod_cgroup_is_an_error_and_nothing_is_created() {
     // a pod dir without the file: still not created
     let dir = root.path().join("kubepods/burstable/pod1234-5678");
     fs::create_dir_all(&dir).unwrap();
-    let err = cg
-        .write_pod(
-            &pod(),
-            &PodCgroupWrite::MemoryLimit {
-                bytes: Limit::Value(1),
-            },
-        )
-        .unwrap_err();
+    let err = write_one_byte_limit().unwrap_err();
     assert!(err.to_string().contains("memory.max"), "{err}");
     assert!(!dir.join("memory.max").exists());
 }
@@ -270,27 +252,19 @@ fn a_symlinked_pod_or_container_cgroup_is_refused_and_its_target_untouched() {
         Err(CgroupError::Symlink { .. })
     ));
     for (f, v) in files {
-        assert_eq!(
-            fs::read_to_string(target.join(f)).unwrap(),
-            v,
-            "{f} written"
-        );
+        assert_eq!(read(target.join(f)), v, "{f} written");
     }
     // the mount point itself may be a link (the operator's --cgroup-root)
     let link = root.path().join("mount-link");
     std::os::unix::fs::symlink(&mount, &link).unwrap();
     let cg = RealCgroupFs::v2(&link, CgroupDriver::Cgroupfs);
-    cg.write_pod(
-        &pod(),
-        &PodCgroupWrite::MemoryLimit {
+    write(
+        &cg,
+        PodCgroupWrite::MemoryLimit {
             bytes: Limit::Value(1 << 20),
         },
-    )
-    .unwrap();
-    assert_eq!(
-        fs::read_to_string(pod_dir.join("memory.max")).unwrap(),
-        "1048576"
     );
+    assert_eq!(read(pod_dir.join("memory.max")), "1048576");
 }
 
 #[test]
