@@ -65,25 +65,30 @@ pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input
     let nodes: Api<Node> = Api::all(client);
     let pod_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let pods = relist_gone_at_once(watcher(pods, pod_config)).filter_map(|e| async move {
-        match e {
-            Ok(e) => Some(Input::Pod(e)),
-            Err(err) => {
-                warn!(error = %err, "pod watch failed; retrying with backoff");
-                None
-            }
-        }
-    });
-    let nodes = relist_gone_at_once(watcher(nodes, node_config)).filter_map(|e| async move {
-        match e {
-            Ok(e) => Some(Input::Node(e)),
-            Err(err) => {
-                warn!(error = %err, "node watch failed; retrying with backoff");
-                None
-            }
-        }
-    });
+    let pods = watched(watcher(pods, pod_config), Input::Pod, "pod");
+    let nodes = watched(watcher(nodes, node_config), Input::Node, "node");
     futures::stream::select(pods, nodes)
+}
+
+/// One watcher's events as [`Input`]s (`wrap`), its errors logged (they are retried with backoff).
+fn watched<K, S>(
+    stream: S,
+    wrap: fn(watcher::Event<K>) -> Input,
+    what: &'static str,
+) -> impl Stream<Item = Input> + Send
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    relist_gone_at_once(stream).filter_map(move |e| async move {
+        match e {
+            Ok(e) => Some(wrap(e)),
+            Err(err) => {
+                warn!(error = %err, "{what} watch failed; retrying with backoff");
+                None
+            }
+        }
+    })
 }
 
 /// `410 Gone`: the watch's resourceVersion is too old; the watcher relists.
