@@ -320,6 +320,16 @@ mod tests {
             })
         }
 
+        /// Executes `plan` for `pod` without a step hook.
+        async fn execute(
+            &self,
+            pod: &PodSpec,
+            plan: &Plan,
+            actuated: &mut CheckpointData,
+        ) -> Result<ExecutionReport, ExecError> {
+            self.executor(pod, None).execute(plan, actuated).await
+        }
+
         fn executor<'a>(&'a self, pod: &PodSpec, hook: Option<StepHook<'a>>) -> Executor<'a> {
             Executor {
                 runtime: &self.runtime,
@@ -362,11 +372,7 @@ mod tests {
         let w = world(&before);
         let mut actuated = actuated_of(&before);
         let plan = w.plan(&after, &actuated);
-        let report = w
-            .executor(&after, None)
-            .execute(&plan, &mut actuated)
-            .await
-            .unwrap();
+        let report = w.execute(&after, &plan, &mut actuated).await.unwrap();
         assert_eq!(report.applied, plan.steps.len());
         assert_eq!(report.last_written_shares, Some(307));
         assert_eq!(
@@ -406,11 +412,7 @@ mod tests {
         w.cgroups.set_container_usage("id-c", 99 << 20);
         let mut actuated = actuated_of(&before);
         let plan = w.plan(&after, &actuated);
-        let err = w
-            .executor(&after, None)
-            .execute(&plan, &mut actuated)
-            .await
-            .unwrap_err();
+        let err = w.execute(&after, &plan, &mut actuated).await.unwrap_err();
         let msg = err.to_string();
         assert_eq!(
             msg,
@@ -431,11 +433,7 @@ mod tests {
         assert_eq!(actuated, actuated_of(&before));
         // only the container over its new limit: no brackets
         w.cgroups.set_pod_usage("u", 10 << 20);
-        let err = w
-            .executor(&after, None)
-            .execute(&plan, &mut actuated)
-            .await
-            .unwrap_err();
+        let err = w.execute(&after, &plan, &mut actuated).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -488,10 +486,7 @@ mod tests {
         // the re-plan holds only what is left
         let rest = w.plan(&after, &actuated);
         assert_eq!(rest.steps.len(), 1, "{rest:?}");
-        w.executor(&after, None)
-            .execute(&rest, &mut actuated)
-            .await
-            .unwrap();
+        w.execute(&after, &rest, &mut actuated).await.unwrap();
         assert!(w.plan(&after, &actuated).is_empty());
         assert_eq!(w.runtime.resources("id-a").unwrap().cpu_shares, 204);
         assert_eq!(w.runtime.resources("id-b").unwrap().cpu_shares, 307);
@@ -505,11 +500,7 @@ mod tests {
         let mut actuated = actuated_of(&before);
         let plan = w.plan(&after, &actuated);
         assert!(w.runtime.remove_container("id-a"));
-        let err = w
-            .executor(&after, None)
-            .execute(&plan, &mut actuated)
-            .await
-            .unwrap_err();
+        let err = w.execute(&after, &plan, &mut actuated).await.unwrap_err();
         assert!(matches!(err, ExecError::ContainerGone { .. }), "{err}");
         assert!(err.to_string().contains("container \"a\""), "{err}");
         // b was not touched

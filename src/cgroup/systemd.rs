@@ -377,99 +377,66 @@ mod tests {
     }
 
     #[test]
-    fn v2_properties_follow_libcontainer() {
-        let (p, w) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::CpuRequest { shares: 1024 },
-        );
-        assert_eq!(names(&p), [("CPUWeight", 39)]);
-        assert_eq!(w, PodCgroupWrite::CpuRequest { shares: 1024 });
-        // 250m: 25000/100000 → 250 ms per second, already whole 10 ms.
-        let (p, w) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::CpuLimit {
-                quota: Limit::Value(25_000),
-                period: 100_000,
-            },
-        );
-        assert_eq!(
-            names(&p),
-            [
+    fn properties_follow_libcontainer() {
+        use CgroupVersion::{V1, V2};
+        let cpu = |quota, period| PodCgroupWrite::CpuLimit { quota, period };
+        let memory = |bytes| PodCgroupWrite::MemoryLimit { bytes };
+        let shares = |shares| PodCgroupWrite::CpuRequest { shares };
+        let quota_props = |per_sec| {
+            vec![
                 ("CPUQuotaPeriodUSec", 100_000),
-                ("CPUQuotaPerSecUSec", 250_000)
+                ("CPUQuotaPerSecUSec", per_sec),
             ]
-        );
-        assert_eq!(
-            w,
-            PodCgroupWrite::CpuLimit {
-                quota: Limit::Value(25_000),
-                period: 100_000
-            }
-        );
-        // 25m: 2500 → 25 ms/s → rounded up to 30 ms/s; the file gets the rounded 3000 too.
-        let (p, w) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::CpuLimit {
-                quota: Limit::Value(2500),
-                period: 100_000,
-            },
-        );
-        assert_eq!(
-            names(&p),
-            [
-                ("CPUQuotaPeriodUSec", 100_000),
-                ("CPUQuotaPerSecUSec", 30_000)
-            ]
-        );
-        assert_eq!(
-            w,
-            PodCgroupWrite::CpuLimit {
-                quota: Limit::Value(3000),
-                period: 100_000
-            }
-        );
-        let (p, _) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::CpuLimit {
-                quota: Limit::Max,
-                period: 100_000,
-            },
-        );
-        assert_eq!(
-            names(&p),
-            [
-                ("CPUQuotaPeriodUSec", 100_000),
-                ("CPUQuotaPerSecUSec", INFINITY)
-            ]
-        );
-        let (p, _) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::MemoryLimit {
-                bytes: Limit::Value(256 << 20),
-            },
-        );
-        assert_eq!(names(&p), [("MemoryMax", 256 << 20)]);
-        let (p, _) = unit_properties(
-            CgroupVersion::V2,
-            &PodCgroupWrite::MemoryLimit { bytes: Limit::Max },
-        );
-        assert_eq!(names(&p), [("MemoryMax", INFINITY)]);
-    }
-
-    #[test]
-    fn v1_properties_use_the_v1_names() {
-        let (p, _) = unit_properties(
-            CgroupVersion::V1,
-            &PodCgroupWrite::CpuRequest { shares: 307 },
-        );
-        assert_eq!(names(&p), [("CPUShares", 307)]);
-        let (p, _) = unit_properties(
-            CgroupVersion::V1,
-            &PodCgroupWrite::MemoryLimit {
-                bytes: Limit::Value(1 << 30),
-            },
-        );
-        assert_eq!(names(&p), [("MemoryLimit", 1 << 30)]);
+        };
+        // (version, write, properties, the write as the files then get it)
+        let cases = [
+            (V2, shares(1024), vec![("CPUWeight", 39)], shares(1024)),
+            // 250m: 25000/100000 → 250 ms per second, already whole 10 ms.
+            (
+                V2,
+                cpu(Limit::Value(25_000), 100_000),
+                quota_props(250_000),
+                cpu(Limit::Value(25_000), 100_000),
+            ),
+            // 25m: 2500 → 25 ms/s → rounded up to 30 ms/s; the file gets the rounded 3000 too.
+            (
+                V2,
+                cpu(Limit::Value(2500), 100_000),
+                quota_props(30_000),
+                cpu(Limit::Value(3000), 100_000),
+            ),
+            (
+                V2,
+                cpu(Limit::Max, 100_000),
+                quota_props(INFINITY),
+                cpu(Limit::Max, 100_000),
+            ),
+            (
+                V2,
+                memory(Limit::Value(256 << 20)),
+                vec![("MemoryMax", 256 << 20)],
+                memory(Limit::Value(256 << 20)),
+            ),
+            (
+                V2,
+                memory(Limit::Max),
+                vec![("MemoryMax", INFINITY)],
+                memory(Limit::Max),
+            ),
+            // v1 uses the v1 names
+            (V1, shares(307), vec![("CPUShares", 307)], shares(307)),
+            (
+                V1,
+                memory(Limit::Value(1 << 30)),
+                vec![("MemoryLimit", 1 << 30)],
+                memory(Limit::Value(1 << 30)),
+            ),
+        ];
+        for (version, write, props, written) in cases {
+            let (p, w) = unit_properties(version, &write);
+            assert_eq!(names(&p), props, "{version:?} {write:?}");
+            assert_eq!(w, written, "{version:?} {write:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,20 @@ fn sample(cpu: &str) -> CheckpointData {
     data
 }
 
+/// A store in a fresh temporary directory (kept alive by the returned guard).
+fn empty_store() -> (tempfile::TempDir, FileCheckpointStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileCheckpointStore::new(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// [`empty_store`] holding `sample("100m")` as `kind`.
+fn store_holding(kind: CheckpointKind) -> (tempfile::TempDir, FileCheckpointStore) {
+    let (dir, store) = empty_store();
+    save_all(&store, kind, &sample("100m")).unwrap();
+    (dir, store)
+}
+
 #[test]
 fn missing_file_is_empty_state_and_save_round_trips() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,9 +71,7 @@ fn missing_file_is_empty_state_and_save_round_trips() {
 
 #[test]
 fn leftover_temp_file_from_a_crash_is_ignored_and_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
-    save_all(&store, CheckpointKind::Actuated, &sample("100m")).unwrap();
+    let (dir, store) = store_holding(CheckpointKind::Actuated);
     // a crash after writing the temp file but before the rename
     fs::write(
         store.dir(CheckpointKind::Actuated).join(".uid-1.tmp"),
@@ -80,9 +92,7 @@ fn leftover_temp_file_from_a_crash_is_ignored_and_replaced() {
 
 #[test]
 fn corrupt_file_is_quarantined_with_its_bytes_and_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
-    save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
+    let (dir, store) = store_holding(CheckpointKind::Allocated);
     let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
     let tampered = fs::read_to_string(&path).unwrap().replace("100m", "999m");
     fs::write(&path, &tampered).unwrap();
@@ -109,9 +119,7 @@ fn corrupt_file_is_quarantined_with_its_bytes_and_refused() {
 
 #[test]
 fn unchanged_content_is_not_rewritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
-    save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
+    let (_dir, store) = store_holding(CheckpointKind::Allocated);
     let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
     // Replace the file behind the store's back: an unchanged save must not touch it.
     fs::write(&path, b"sentinel").unwrap();
@@ -121,8 +129,7 @@ fn unchanged_content_is_not_rewritten() {
 
 #[test]
 fn a_pod_save_writes_only_that_pods_file_and_none_forgets_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
+    let (dir, store) = empty_store();
     let mut two = sample("100m");
     two.entries
         .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
@@ -155,8 +162,7 @@ fn a_pod_save_writes_only_that_pods_file_and_none_forgets_it() {
 
 #[test]
 fn the_single_file_layout_is_migrated_on_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
+    let (dir, store) = empty_store();
     let legacy = store.legacy_path(CheckpointKind::Actuated);
     fs::write(&legacy, encode(&sample("100m"))).unwrap();
     assert_eq!(
@@ -247,8 +253,7 @@ fn writable_state_dirs_are_fixed_and_symlinked_or_foreign_ones_refused() {
 
 #[test]
 fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
+    let (dir, store) = empty_store();
     let adir = store.dir(CheckpointKind::Allocated);
     let big = adir.join("uid-big");
     let f = File::create(&big).unwrap();
@@ -313,9 +318,7 @@ fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
 #[test]
 fn names_that_are_not_pod_uids_are_skipped() {
     use std::os::unix::ffi::OsStrExt;
-    let dir = tempfile::tempdir().unwrap();
-    let store = FileCheckpointStore::new(dir.path()).unwrap();
-    save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
+    let (_dir, store) = store_holding(CheckpointKind::Allocated);
     let adir = store.dir(CheckpointKind::Allocated);
     fs::write(adir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"x").unwrap();
     fs::write(adir.join("not a uid"), b"x").unwrap();

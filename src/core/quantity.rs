@@ -259,20 +259,18 @@ impl Quantity {
 
     /// Exact sum keeping `self`'s format; a zero `self` takes `other`'s (apimachinery `Add`).
     pub fn add(&self, other: &Quantity) -> Quantity {
-        Quantity {
-            nanos: self.nanos.saturating_add(other.nanos),
-            format: if self.is_zero() {
-                other.format
-            } else {
-                self.format
-            },
-        }
+        self.combined(other, self.nanos.saturating_add(other.nanos))
     }
 
     /// Exact difference keeping `self`'s format; a zero `self` takes `other`'s (apimachinery `Sub`).
     pub fn sub(&self, other: &Quantity) -> Quantity {
+        self.combined(other, self.nanos.saturating_sub(other.nanos))
+    }
+
+    /// `nanos` in `self`'s format, or `other`'s when `self` is zero (apimachinery's `Add`/`Sub`).
+    fn combined(&self, other: &Quantity, nanos: i128) -> Quantity {
         Quantity {
-            nanos: self.nanos.saturating_sub(other.nanos),
+            nanos,
             format: if self.is_zero() {
                 other.format
             } else {

@@ -101,32 +101,25 @@ mod tests {
     use crate::core::resources::testing::reqs;
     use crate::core::runtime::testing::linux;
 
+    fn seed(desired: &ResourceRequirements, runtime: &LinuxResources) -> ResourceRequirements {
+        seed_container(desired, runtime, &NodeConfig::default())
+    }
+
     #[test]
     fn matching_runtime_keeps_desired_verbatim() {
         let desired = reqs("cpu=100m,memory=64Mi", "cpu=200m,memory=128Mi");
-        let seeded = seed_container(
-            &desired,
-            &linux(102, 20_000, 128 << 20),
-            &NodeConfig::default(),
-        );
+        let seeded = seed(&desired, &linux(102, 20_000, 128 << 20));
         assert_eq!(seeded, desired);
         // 1m requests read back as 2 shares, which is what 1m converts to: still a match.
         let tiny = reqs("cpu=1m", "");
-        assert_eq!(
-            seed_container(&tiny, &linux(2, -1, 0), &NodeConfig::default()),
-            tiny
-        );
+        assert_eq!(seed(&tiny, &linux(2, -1, 0)), tiny);
     }
 
     #[test]
     fn differing_runtime_values_replace_desired() {
         // The user asked for more while resizelet was not running; the runtime still has the old values.
         let desired = reqs("cpu=500m,memory=64Mi", "cpu=1,memory=256Mi");
-        let seeded = seed_container(
-            &desired,
-            &linux(102, 20_000, 128 << 20),
-            &NodeConfig::default(),
-        );
+        let seeded = seed(&desired, &linux(102, 20_000, 128 << 20));
         assert_eq!(
             seeded,
             reqs("cpu=100m,memory=64Mi", "cpu=200m,memory=128Mi")
@@ -136,7 +129,7 @@ mod tests {
     #[test]
     fn runtime_without_limits_drops_them() {
         let desired = reqs("cpu=100m", "cpu=1,memory=1Gi");
-        let seeded = seed_container(&desired, &linux(102, -1, 0), &NodeConfig::default());
+        let seeded = seed(&desired, &linux(102, -1, 0));
         assert_eq!(seeded, reqs("cpu=100m", ""));
     }
 }

@@ -154,23 +154,19 @@ mod tests {
     #[test]
     fn tiny_cpu_values_report_allocated() {
         // 1m ≡ 2m requests and 5m ≡ 10m limits
+        // running at 2 shares and a 1 ms quota, actuated = allocated
+        let status = |allocated: &ResourceRequirements| {
+            container_resources_status(
+                allocated,
+                Some(allocated),
+                Some(&linux(2, 1000, 0)),
+                true,
+                None,
+            )
+        };
         let allocated = reqs("cpu=1m", "cpu=5m");
-        let got = container_resources_status(
-            &allocated,
-            Some(&allocated),
-            Some(&linux(2, 1000, 0)),
-            true,
-            None,
-        );
-        assert_eq!(got, allocated);
-        let bigger = reqs("cpu=1m", "cpu=50m");
-        let got = container_resources_status(
-            &bigger,
-            Some(&bigger),
-            Some(&linux(2, 1000, 0)),
-            true,
-            None,
-        );
+        assert_eq!(status(&allocated), allocated);
+        let got = status(&reqs("cpu=1m", "cpu=50m"));
         assert_eq!(got.limits["cpu"], Quantity::from_milli(10));
     }
 

@@ -170,6 +170,20 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    #[test]
+    fn call_status_keeps_the_code_and_the_message() {
+        let s = call_status(&tonic::Status::not_found("container \"x\" not found"));
+        assert_eq!(
+            s,
+            CallStatus::new(CallCode::NotFound, "container \"x\" not found")
+        );
+        assert_eq!(s.to_string(), "NotFound: container \"x\" not found");
+        let s = call_status(&tonic::Status::unavailable("socket gone"));
+        assert_eq!(s.code, CallCode::Unavailable);
+        // tonic never fails a call with Ok; if it did, it is not mistaken for success
+        assert_eq!(call_status(&tonic::Status::ok("")).code, CallCode::Unknown);
+    }
+
     fn sample_resources() -> LinuxResources {
         LinuxResources {
             cpu_period: 100_000,

@@ -94,20 +94,30 @@ fn pod_level_resources_json_numbers_and_criticality() {
     assert!(!pod_view(&low).unwrap().spec.node_critical);
 }
 
-#[test]
-fn malformed_quantity_is_a_clear_error() {
+/// [`api_pod`] with container `app`'s `cpu` in the chosen half set to `value`, verbatim.
+fn with_app_quantity(
+    half: fn(
+        &mut k8s_openapi::api::core::v1::ResourceRequirements,
+    ) -> &mut Option<
+        BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+    value: &str,
+) -> Pod {
     let mut pod = api_pod();
-    pod.spec.as_mut().unwrap().containers[0]
+    let resources = pod.spec.as_mut().unwrap().containers[0]
         .resources
         .as_mut()
-        .unwrap()
-        .limits
-        .as_mut()
-        .unwrap()
-        .insert(
-            "cpu".into(),
-            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1 core".into()),
-        );
+        .unwrap();
+    half(resources).as_mut().unwrap().insert(
+        "cpu".into(),
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity(value.into()),
+    );
+    pod
+}
+
+#[test]
+fn malformed_quantity_is_a_clear_error() {
+    let pod = with_app_quantity(|r| &mut r.limits, "1 core");
     let err = pod_view(&pod).unwrap_err().to_string();
     assert!(
         err.starts_with("pod ns/web: container app: limits cpu=\"1 core\""),
@@ -117,18 +127,7 @@ fn malformed_quantity_is_a_clear_error() {
 
 #[test]
 fn negative_quantity_is_refused_at_the_edge() {
-    let mut pod = api_pod();
-    pod.spec.as_mut().unwrap().containers[0]
-        .resources
-        .as_mut()
-        .unwrap()
-        .requests
-        .as_mut()
-        .unwrap()
-        .insert(
-            "cpu".into(),
-            k8s_openapi::apimachinery::pkg::api::resource::Quantity("-1".into()),
-        );
+    let pod = with_app_quantity(|r| &mut r.requests, "-1");
     let err = pod_view(&pod).unwrap_err().to_string();
     assert_eq!(
         err,
