@@ -1,0 +1,273 @@
+use super::*;
+
+fn file(text: &str) -> Layer {
+    parse(Path::new("/etc/resizelet/config.toml"), text).unwrap()
+}
+
+#[test]
+fn the_default_file_parses_back_to_the_defaults() {
+    let layer = file(&default_toml());
+    assert_eq!(
+        layer.clone().over(defaults()),
+        defaults(),
+        "config default must say the defaults"
+    );
+    let mut with_node = layer;
+    with_node.node_name = Some("worker-1".into());
+    let s = resolve(with_node).unwrap();
+    assert_eq!(s.kube_api_qps, 50.0);
+    assert_eq!(s.in_progress_threshold, Duration::from_millis(100));
+    assert_eq!(s.admin_address.to_string(), "127.0.0.1:10258");
+}
+
+#[test]
+fn flag_beats_env_beats_file_beats_default() {
+    let flags = Layer {
+        kube_api_qps: Some(5.0),
+        ..Layer::default()
+    };
+    let env = Layer {
+        kube_api_qps: Some(6.0),
+        kube_api_burst: Some(7),
+        node_name: Some("from-env".into()),
+        ..Layer::default()
+    };
+    let f = file("kube-api-qps = 8.0\nkube-api-burst = 9\ncri-timeout-ms = 10\nnode-name = \"from-file\"\n");
+    let s = resolve(flags.over(env).over(f)).unwrap();
+    assert_eq!(s.kube_api_qps, 5.0);
+    assert_eq!(s.kube_api_burst, 7);
+    assert_eq!(s.cri_timeout, Duration::from_millis(10));
+    assert_eq!(s.node_name, "from-env");
+    assert_eq!(s.root_dir, PathBuf::from("/var/lib/resizelet"));
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_key_and_file() {
+    let e = parse(Path::new("/etc/r.toml"), "kube-api-qsp = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("config file /etc/r.toml:"), "{e}");
+    assert!(e.contains("kube-api-qsp"), "{e}");
+    assert!(e.contains("kube-api-qps"), "lists the valid keys: {e}");
+    let e = parse(Path::new("/etc/r.toml"), "kube-api-burst = \"many\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kube-api-burst"), "{e}");
+    let e = parse(Path::new("/etc/r.toml"), "cgroup-driver = \"systemD\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cgroupfs") && e.contains("systemd"), "{e}");
+}
+
+#[test]
+fn values_are_validated() {
+    let base = || Layer {
+        node_name: Some("worker-1".into()),
+        ..Layer::default()
+    };
+    let cases: Vec<(Layer, &str)> = vec![
+        (
+            Layer {
+                kube_api_qps: Some(0.0),
+                ..base()
+            },
+            "kube-api-qps = \"0.0\": must be a number from 0.01 to 1000000",
+        ),
+        (
+            Layer {
+                kube_api_qps: Some(f64::NAN),
+                ..base()
+            },
+            "kube-api-qps",
+        ),
+        (
+            Layer {
+                kube_api_burst: Some(0),
+                ..base()
+            },
+            "kube-api-burst = \"0\": must be from 1 to 1000000",
+        ),
+        (
+            Layer {
+                cri_timeout_ms: Some(0),
+                ..base()
+            },
+            "cri-timeout-ms",
+        ),
+        (
+            Layer {
+                kube_api_qps: Some(1e-300),
+                ..base()
+            },
+            "kube-api-qps = \"1e-300\": must be a number from 0.01",
+        ),
+        (
+            Layer {
+                kube_api_qps: Some(f64::INFINITY),
+                ..base()
+            },
+            "kube-api-qps",
+        ),
+        (
+            Layer {
+                cri_timeout_ms: Some(1_000_000_000_000_000_000),
+                ..base()
+            },
+            "cri-timeout-ms = \"1000000000000000000\": must be from 1 to 600000",
+        ),
+        (
+            Layer {
+                in_progress_threshold_ms: Some(u64::MAX),
+                ..base()
+            },
+            "in-progress-threshold-ms",
+        ),
+        (
+            Layer {
+                admin_address: Some("localhost".into()),
+                ..base()
+            },
+            "admin-address = \"localhost\": must be ip:port",
+        ),
+        (
+            Layer {
+                container_runtime_endpoint: Some("/run/containerd/containerd.sock".into()),
+                ..base()
+            },
+            "must be unix://",
+        ),
+        (
+            Layer {
+                node_name: Some("Worker_1".into()),
+                ..Layer::default()
+            },
+            "not a valid node name",
+        ),
+        (
+            Layer::default(),
+            "node-name is required (flag --node-name, environment NODE_NAME",
+        ),
+        (
+            Layer {
+                log_level: Some("resizelet=loud".into()),
+                ..base()
+            },
+            "log-level",
+        ),
+    ];
+    for (layer, want) in cases {
+        let e = resolve(layer).unwrap_err().to_string();
+        assert!(e.contains(want), "{e} does not contain {want}");
+    }
+}
+
+#[test]
+fn legacy_resize_status_is_auto_true_or_false() {
+    assert_eq!(
+        file("legacy-resize-status = true\n").legacy_resize_status,
+        Some(LegacyMode::On)
+    );
+    assert_eq!(
+        file("legacy-resize-status = \"auto\"\n").legacy_resize_status,
+        Some(LegacyMode::Auto)
+    );
+    let e = parse(Path::new("/r.toml"), "legacy-resize-status = \"yes\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not one of auto, true, false"), "{e}");
+    let v = |minor: &str, git: &str| ServerVersion {
+        major: "1".into(),
+        minor: minor.into(),
+        git_version: git.into(),
+    };
+    assert!(decide_legacy(LegacyMode::Auto, Ok(&v("32", "v1.32.6"))).on);
+    assert!(decide_legacy(LegacyMode::Auto, Ok(&v("32+", "v1.32.6-eks-1"))).on);
+    let d = decide_legacy(LegacyMode::Auto, Ok(&v("33", "v1.33.0")));
+    assert!(!d.on && d.reason.contains("v1.33.0"), "{d:?}");
+    assert!(decide_legacy(LegacyMode::Auto, Ok(&v("", "v1.31.2"))).on);
+    assert!(decide_legacy(LegacyMode::Auto, Err("timed out")).on);
+    assert!(!decide_legacy(LegacyMode::Off, Ok(&v("32", "v1.32.6"))).on);
+    assert!(decide_legacy(LegacyMode::On, Ok(&v("34", "v1.34.0"))).on);
+}
+
+#[test]
+fn cgroup_root_is_the_deprecated_name_of_cgroup_mount() {
+    let base = || Layer {
+        node_name: Some("worker-1".into()),
+        ..Layer::default()
+    };
+    let s = resolve(base()).unwrap();
+    assert_eq!(s.cgroup_mount, PathBuf::from("/sys/fs/cgroup"));
+    assert!(s.deprecations.is_empty());
+    assert_eq!(s.cgroup_driver, None, "from the kubelet's file unless set");
+    assert_eq!(s.kubelet_config, KubeletConfigPath::Discover);
+    let s = resolve(Layer {
+        cgroup_root: Some("/host/cgroup".into()),
+        ..base()
+    })
+    .unwrap();
+    assert_eq!(s.cgroup_mount, PathBuf::from("/host/cgroup"));
+    assert!(
+        s.deprecations[0].contains("cgroup-root"),
+        "{:?}",
+        s.deprecations
+    );
+    let s = resolve(Layer {
+        cgroup_root: Some("/old".into()),
+        cgroup_mount: Some("/new".into()),
+        ..base()
+    })
+    .unwrap();
+    assert_eq!(s.cgroup_mount, PathBuf::from("/new"));
+    assert!(
+        s.deprecations[0].contains("ignored"),
+        "{:?}",
+        s.deprecations
+    );
+    let e = resolve(Layer {
+        kubelet_cgroup_root: Some("/a/../b".into()),
+        ..base()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("kubelet-cgroup-root"), "{e}");
+    let s = resolve(Layer {
+        kubelet_config: Some("".into()),
+        ..base()
+    })
+    .unwrap();
+    assert_eq!(s.kubelet_config, KubeletConfigPath::Off);
+}
+
+#[test]
+fn node_names() {
+    assert!(is_dns_subdomain("ip-10-0-0-1.ec2.internal"));
+    assert!(!is_dns_subdomain("-a"));
+    assert!(!is_dns_subdomain("a..b"));
+    assert!(!is_dns_subdomain(""));
+}
+
+#[test]
+fn admin_address_takes_ip_port_or_an_ip_alone() {
+    for (text, want) in [
+        ("127.0.0.1:10258", "127.0.0.1:10258"),
+        ("10.0.0.7", "10.0.0.7:10258"),
+        ("[fd00::7]:9000", "[fd00::7]:9000"),
+        ("fd00::7", "[fd00::7]:10258"),
+    ] {
+        assert_eq!(
+            parse_admin_address(text).map(|a| a.to_string()).as_deref(),
+            Some(want),
+            "{text}"
+        );
+    }
+    for bad in [
+        "",
+        "localhost:10258",
+        "10.0.0.7:",
+        "10.0.0.7:99999",
+        "fd00::7:10258:1",
+    ] {
+        assert_eq!(parse_admin_address(bad), None, "{bad}");
+    }
+}
