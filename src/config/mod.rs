@@ -6,6 +6,8 @@
 
 mod legacy;
 pub mod registry;
+#[cfg(test)]
+mod tests;
 
 pub use legacy::{decide_legacy, LegacyDecision, LegacyMode, ServerVersion};
 pub use registry::{default_toml, defaults, docs_table, Layer};

@@ -61,7 +61,7 @@ impl Setting {
                 _ => v,
             },
             Builtin::Unset { shown, .. } => shown,
-            Builtin::Required { .. } => "none (required)",
+            Builtin::Required { .. } => "none: required",
         }
     }
 
@@ -143,7 +143,7 @@ macro_rules! settings {
 
 settings! {
     /// Name of this node; pods are watched with `spec.nodeName=<node-name>`. Usually from
-    /// NODE_NAME.
+    /// `NODE_NAME`.
     node_name: String {
         key: "node-name",
         env: "NODE_NAME",
@@ -152,7 +152,7 @@ settings! {
         help: "Name of this node (pods are watched with spec.nodeName=<node-name>)",
     }
     /// kubeconfig file; when absent, the in-cluster configuration (service account) is used
-    /// (`check`: to ask the API server's version for legacy-resize-status = auto).
+    /// (`check`: to ask the API server's version for `legacy-resize-status = auto`).
     kubeconfig: PathBuf {
         key: "kubeconfig",
         env: "KUBECONFIG",
@@ -177,7 +177,7 @@ settings! {
         help: "Deprecated name of --cgroup-mount (the kubelet's --cgroup-root is --kubelet-cgroup-root)",
     }
     /// Mount point of the cgroup filesystem (v1, v2 or hybrid are detected). Formerly
-    /// cgroup-root (deprecated: that name means the kubelet's cgroupRoot to the kubelet).
+    /// `cgroup-root` (deprecated: that name means the kubelet's `cgroupRoot` to the kubelet).
     cgroup_mount: PathBuf {
         key: "cgroup-mount",
         env: "RESIZELET_CGROUP_MOUNT",
@@ -185,10 +185,10 @@ settings! {
         default: Builtin::Value("\"/sys/fs/cgroup\""),
         help: "Mount point of the cgroup filesystem",
     }
-    /// The kubelet's configuration file (its --config). Node facts resizelet must agree with
-    /// come from it: cgroupDriver, cgroupRoot, cpuCFSQuota, cpuCFSQuotaPeriod,
-    /// memorySwap.swapBehavior, failSwapOn, reserved resources, singleProcessOOMKill, feature
-    /// gates. Unset: the file at /var/lib/kubelet/config.yaml if there is one; "" reads none (the
+    /// The kubelet's configuration file (its `--config`). Node facts resizelet must agree with
+    /// come from it: `cgroupDriver`, `cgroupRoot`, `cpuCFSQuota`, `cpuCFSQuotaPeriod`,
+    /// `memorySwap.swapBehavior`, `failSwapOn`, reserved resources, `singleProcessOOMKill`,
+    /// feature gates. Unset: `/var/lib/kubelet/config.yaml` if there is one; `""` reads none (the
     /// kubelet's defaults apply).
     kubelet_config: PathBuf {
         key: "kubelet-config",
@@ -201,7 +201,7 @@ settings! {
         help: "The kubelet's configuration file (its --config); \"\" reads none",
         arg: |a: clap::Arg| a.value_parser(any_path),
     }
-    /// Override of the kubelet's cgroupDriver ("cgroupfs" or "systemd"); a value that
+    /// Override of the kubelet's `cgroupDriver` (`cgroupfs` or `systemd`); a value that
     /// contradicts the kubelet's file is a warning at start-up.
     cgroup_driver: DriverName {
         key: "cgroup-driver",
@@ -210,7 +210,7 @@ settings! {
         default: Builtin::Unset { shown: "the kubelet config's (cgroupfs)", example: "\"systemd\"" },
         help: "The kubelet's cgroup driver",
     }
-    /// Override of the kubelet's cgroupRoot (the parent of kubepods).
+    /// Override of the kubelet's `cgroupRoot` (the parent of `kubepods`).
     kubelet_cgroup_root: String {
         key: "kubelet-cgroup-root",
         env: "RESIZELET_KUBELET_CGROUP_ROOT",
@@ -218,8 +218,8 @@ settings! {
         default: Builtin::Unset { shown: "the kubelet config's (/)", example: "\"/\"" },
         help: "The kubelet's cgroupRoot, parent of kubepods",
     }
-    /// Override of the kubelet's memorySwap.swapBehavior ("NoSwap" or "LimitedSwap"; cgroup
-    /// v2: each Burstable container keeps memory.swap.max = its memory request's share of the
+    /// Override of the kubelet's `memorySwap.swapBehavior` (`NoSwap` or `LimitedSwap`; cgroup
+    /// v2: each Burstable container keeps `memory.swap.max` = its memory request's share of the
     /// node's swap).
     swap_behavior: SwapBehaviorName {
         key: "swap-behavior",
@@ -246,9 +246,9 @@ settings! {
         default: Builtin::Value("\"/var/lib/resizelet\""),
         help: "Directory for resizelet's allocated/actuated checkpoints",
     }
-    /// Admin endpoint: /metrics, /healthz, /readyz, /debug/pods; ip:port, [v6]:port or an IP
-    /// alone (port 10258). Loopback unless you need it remote (a non-loopback address logs a
-    /// warning). `status` and `explain` connect to it.
+    /// Admin endpoint (`/metrics`, `/healthz`, `/readyz`, `/debug/pods`): `ip:port`,
+    /// `[v6]:port` or an IP alone (port 10258). Loopback unless you need it remote (a
+    /// non-loopback address logs a warning). `status` and `explain` connect to it.
     admin_address: String {
         key: "admin-address",
         env: "RESIZELET_ADMIN_ADDRESS",
@@ -272,8 +272,8 @@ settings! {
         default: Builtin::Value("100"),
         help: "Burst of the client-side rate limit",
     }
-    /// Also write the deprecated status.resize field: "auto" does when the API server is 1.32
-    /// or older (it sets status.resize = Proposed on every resize); true or false force it.
+    /// Also write the deprecated `status.resize` field: `auto` does when the API server is 1.32
+    /// or older (it sets `status.resize = Proposed` on every resize); `true` or `false` force it.
     legacy_resize_status: LegacyMode {
         key: "legacy-resize-status",
         env: "RESIZELET_LEGACY_RESIZE_STATUS",
@@ -283,7 +283,7 @@ settings! {
         arg: |a: clap::Arg| a.num_args(0..=1).default_missing_value("true"),
     }
     /// An enactment still running after this many milliseconds (0 to 600000) gets an
-    /// intermediate PodResizeInProgress status write before the final one.
+    /// intermediate `PodResizeInProgress` status write before the final one.
     in_progress_threshold_ms: u64 {
         key: "in-progress-threshold-ms",
         env: "RESIZELET_IN_PROGRESS_THRESHOLD_MS",
@@ -292,10 +292,10 @@ settings! {
         help: "Write PodResizeInProgress first when an enactment takes longer, ms",
     }
     /// Label selector of the pods resizelet writes status for (e.g.
-    /// "app=web,tier in (a,b),!legacy"); "" = every pod on the node. Pods outside it are never
-    /// written, so their statuses never carry resources and the API server refuses every
-    /// /resize of them (Pod running on node without support for resize); they still count in
-    /// admission.
+    /// `app=web,tier in (a,b),!legacy`); `""` = every pod on the node. Pods outside it are never
+    /// written, so their statuses never carry `resources` and the API server refuses every
+    /// `/resize` of them (`Pod running on node without support for resize`); they still count
+    /// in admission.
     pod_selector: String {
         key: "pod-selector",
         env: "RESIZELET_POD_SELECTOR",
@@ -303,7 +303,7 @@ settings! {
         default: Builtin::Value("\"\""),
         help: "Label selector of the pods whose status resizelet writes; others cannot be resized",
     }
-    /// Log filter (tracing EnvFilter syntax, e.g. "info" or "resizelet=debug,info").
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `resizelet=debug,info`).
     log_level: String {
         key: "log-level",
         env: "RESIZELET_LOG",
@@ -311,7 +311,7 @@ settings! {
         default: Builtin::Value("\"info\""),
         help: "Log filter, e.g. `info` or `resizelet=debug,info`",
     }
-    /// Log format: "text" or "json".
+    /// Log format: `text` or `json`.
     log_format: LogFormat {
         key: "log-format",
         env: "RESIZELET_LOG_FORMAT",
@@ -392,11 +392,14 @@ pub fn docs_table() -> String {
     let mut out =
         String::from("| Key / flag | Environment | Default | Meaning |\n|---|---|---|---|\n");
     for s in SETTINGS.iter().filter(|s| s.commands & UNLISTED == 0) {
+        let default = match s.default {
+            Builtin::Value(_) => format!("`{}`", s.shown_default()),
+            _ => s.shown_default().to_string(),
+        };
         out += &format!(
-            "| `{}` | `{}` | `{}` | {} |\n",
+            "| `{}` | `{}` | {default} | {} |\n",
             s.key,
             s.env,
-            s.shown_default(),
             s.doc_text().replace('|', "\\|")
         );
     }

@@ -32,7 +32,9 @@ fn flag_beats_env_beats_file_beats_default() {
         node_name: Some("from-env".into()),
         ..Layer::default()
     };
-    let f = file("kube-api-qps = 8.0\nkube-api-burst = 9\ncri-timeout-ms = 10\nnode-name = \"from-file\"\n");
+    let f = file(
+        "kube-api-qps = 8.0\nkube-api-burst = 9\ncri-timeout-ms = 10\nnode-name = \"from-file\"\n",
+    );
     let s = resolve(flags.over(env).over(f)).unwrap();
     assert_eq!(s.kube_api_qps, 5.0);
     assert_eq!(s.kube_api_burst, 7);
@@ -270,4 +272,68 @@ fn admin_address_takes_ip_port_or_an_ip_alone() {
     ] {
         assert_eq!(parse_admin_address(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn every_setting_is_a_flag_with_its_env_and_a_file_key_of_the_same_value() {
+    use clap::{Args as _, FromArgMatches as _};
+    use registry::{Args, Builtin, RUN, SETTINGS};
+    let cmd = Args::<RUN>::augment_args(clap::Command::new("run").no_binary_name(true));
+    for s in SETTINGS {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(s.key))
+            .unwrap_or_else(|| panic!("--{} is not a flag of run", s.key));
+        assert_eq!(
+            arg.get_env(),
+            Some(std::ffi::OsStr::new(s.env)),
+            "{}",
+            s.key
+        );
+        assert_eq!(
+            SETTINGS
+                .iter()
+                .filter(|o| o.key == s.key || o.env == s.env)
+                .count(),
+            1,
+            "{} is declared once",
+            s.key
+        );
+    }
+    // the test's own environment must not set anything
+    let cmd = cmd.mut_args(|a| a.env(None));
+    for s in SETTINGS {
+        let value = match s.default {
+            Builtin::Value(v) => v,
+            Builtin::Unset { example, .. } | Builtin::Required { example } => example,
+        };
+        let from_file = file(&format!("{} = {value}\n", s.key));
+        assert_ne!(from_file, Layer::default(), "{} sets nothing", s.key);
+        let flag = format!("--{}={}", s.key, value.trim_matches('"'));
+        let m = cmd.clone().try_get_matches_from([&flag]).unwrap();
+        let from_flag = Args::<RUN>::from_arg_matches(&m).unwrap().layer;
+        assert_eq!(from_flag, from_file, "{flag}");
+    }
+}
+
+#[test]
+fn defaults_are_the_documented_values() {
+    let d = defaults();
+    assert_eq!(d.kube_api_qps, Some(50.0));
+    assert_eq!(d.kube_api_burst, Some(100));
+    assert_eq!(d.cri_timeout_ms, Some(2000));
+    assert_eq!(d.admin_address.as_deref(), Some("127.0.0.1:10258"));
+    assert_eq!(d.legacy_resize_status, Some(LegacyMode::Auto));
+    assert_eq!(d.log_format, Some(LogFormat::Text));
+    assert_eq!(d.node_name, None);
+    assert_eq!(d.cgroup_driver, None, "from the kubelet's file unless set");
+    let table = docs_table();
+    assert!(
+        table.contains("| `kube-api-qps` | `RESIZELET_KUBE_API_QPS` | `50.0` |"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("| `cgroup-root` |"),
+        "the deprecated name is not listed"
+    );
 }

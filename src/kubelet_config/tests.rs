@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::node::CgroupVersion;
 
 const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
