@@ -44,6 +44,13 @@ fn check_file(name: &str, extra: &[&str]) -> (String, String) {
     (check(&args), p)
 }
 
+/// Each of `facts` is a line of `text`, from `source`.
+fn assert_facts(text: &str, source: &str, facts: &[&str]) {
+    for fact in facts {
+        assert_has(text, &format!("{fact} ({source})"));
+    }
+}
+
 fn assert_has(text: &str, line: &str) {
     assert!(
         text.lines().any(|l| l.trim() == line),
@@ -56,21 +63,21 @@ fn check_prints_every_node_fact_and_its_source() {
     let (out, p) = check_file("cgroupfs.yaml", &[]);
     let file = format!("kubelet config {p}");
     let default = format!("kubelet default, absent from {p}");
-    assert_has(&out, &format!("cgroupDriver: cgroupfs ({file})"));
-    assert_has(&out, &format!("cgroupRoot: / ({default})"));
-    assert_has(&out, &format!("cgroupsPerQOS: true ({default})"));
-    assert_has(&out, &format!("cpuCFSQuota: true ({default})"));
-    assert_has(&out, &format!("cpuCFSQuotaPeriod: 100ms ({default})"));
-    assert_has(
+    assert_facts(&out, &file, &["cgroupDriver: cgroupfs"]);
+    assert_facts(
         &out,
-        &format!("memorySwap.swapBehavior: NoSwap ({default})"),
-    );
-    assert_has(&out, &format!("failSwapOn: true ({default})"));
-    assert_has(&out, &format!("systemReserved: none ({default})"));
-    assert_has(&out, &format!("kubeReserved: none ({default})"));
-    assert_has(
-        &out,
-        &format!("evictionHard memory.available: 100Mi ({default})"),
+        &default,
+        &[
+            "cgroupRoot: /",
+            "cgroupsPerQOS: true",
+            "cpuCFSQuota: true",
+            "cpuCFSQuotaPeriod: 100ms",
+            "memorySwap.swapBehavior: NoSwap",
+            "failSwapOn: true",
+            "systemReserved: none",
+            "kubeReserved: none",
+            "evictionHard memory.available: 100Mi",
+        ],
     );
     assert!(out.contains("singleProcessOOMKill: "), "{out}");
     assert!(
@@ -87,18 +94,15 @@ fn check_prints_every_node_fact_and_its_source() {
 fn systemd_fixture() {
     let (out, p) = check_file("systemd.yaml", &[]);
     let file = format!("kubelet config {p}");
-    assert_has(&out, &format!("cgroupDriver: systemd ({file})"));
-    assert_has(
+    assert_facts(
         &out,
-        &format!("systemReserved: cpu=500m,memory=1Gi ({file})"),
-    );
-    assert_has(
-        &out,
-        &format!("kubeReserved: cpu=250m,memory=512Mi ({file})"),
-    );
-    assert_has(
-        &out,
-        &format!("featureGates.InPlacePodVerticalScaling: false ({file})"),
+        &file,
+        &[
+            "cgroupDriver: systemd",
+            "systemReserved: cpu=500m,memory=1Gi",
+            "kubeReserved: cpu=250m,memory=512Mi",
+            "featureGates.InPlacePodVerticalScaling: false",
+        ],
     );
     // the systemd pod cgroup names: kubepods.slice under the cgroup mount
     assert!(
@@ -124,11 +128,11 @@ fn custom_cgroup_root_fixture() {
 fn limited_swap_fixture() {
     let (out, p) = check_file("limited-swap.yaml", &[]);
     let file = format!("kubelet config {p}");
-    assert_has(
+    assert_facts(
         &out,
-        &format!("memorySwap.swapBehavior: LimitedSwap ({file})"),
+        &file,
+        &["memorySwap.swapBehavior: LimitedSwap", "failSwapOn: false"],
     );
-    assert_has(&out, &format!("failSwapOn: false ({file})"));
 }
 
 #[test]

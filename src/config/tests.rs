@@ -63,104 +63,55 @@ fn unknown_keys_and_wrong_types_name_key_and_file() {
 
 #[test]
 fn values_are_validated() {
-    let base = || Layer {
+    let node = Layer {
         node_name: Some("worker-1".into()),
         ..Layer::default()
     };
-    let cases: Vec<(Layer, &str)> = vec![
+    for (text, want) in [
         (
-            Layer {
-                kube_api_qps: Some(0.0),
-                ..base()
-            },
+            "kube-api-qps = 0.0",
             "kube-api-qps = \"0.0\": must be a number from 0.01 to 1000000",
         ),
+        ("kube-api-qps = nan", "kube-api-qps"),
         (
-            Layer {
-                kube_api_qps: Some(f64::NAN),
-                ..base()
-            },
-            "kube-api-qps",
-        ),
-        (
-            Layer {
-                kube_api_burst: Some(0),
-                ..base()
-            },
+            "kube-api-burst = 0",
             "kube-api-burst = \"0\": must be from 1 to 1000000",
         ),
+        ("cri-timeout-ms = 0", "cri-timeout-ms"),
         (
-            Layer {
-                cri_timeout_ms: Some(0),
-                ..base()
-            },
-            "cri-timeout-ms",
-        ),
-        (
-            Layer {
-                kube_api_qps: Some(1e-300),
-                ..base()
-            },
+            "kube-api-qps = 1e-300",
             "kube-api-qps = \"1e-300\": must be a number from 0.01",
         ),
+        ("kube-api-qps = inf", "kube-api-qps"),
         (
-            Layer {
-                kube_api_qps: Some(f64::INFINITY),
-                ..base()
-            },
-            "kube-api-qps",
-        ),
-        (
-            Layer {
-                cri_timeout_ms: Some(1_000_000_000_000_000_000),
-                ..base()
-            },
+            "cri-timeout-ms = 1000000000000000000",
             "cri-timeout-ms = \"1000000000000000000\": must be from 1 to 600000",
         ),
         (
-            Layer {
-                in_progress_threshold_ms: Some(u64::MAX),
-                ..base()
-            },
+            "in-progress-threshold-ms = 9223372036854775807",
             "in-progress-threshold-ms",
         ),
         (
-            Layer {
-                admin_address: Some("localhost".into()),
-                ..base()
-            },
+            "admin-address = \"localhost\"",
             "admin-address = \"localhost\": must be ip:port",
         ),
         (
-            Layer {
-                container_runtime_endpoint: Some("/run/containerd/containerd.sock".into()),
-                ..base()
-            },
+            "container-runtime-endpoint = \"/run/containerd/containerd.sock\"",
             "must be unix://",
         ),
-        (
-            Layer {
-                node_name: Some("Worker_1".into()),
-                ..Layer::default()
-            },
-            "not a valid node name",
-        ),
-        (
-            Layer::default(),
-            "node-name is required (flag --node-name, environment NODE_NAME",
-        ),
-        (
-            Layer {
-                log_level: Some("resizelet=loud".into()),
-                ..base()
-            },
-            "log-level",
-        ),
-    ];
-    for (layer, want) in cases {
-        let e = resolve(layer).unwrap_err().to_string();
-        assert!(e.contains(want), "{e} does not contain {want}");
+        ("node-name = \"Worker_1\"", "not a valid node name"),
+        ("log-level = \"resizelet=loud\"", "log-level"),
+    ] {
+        let e = resolve(file(text).over(node.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{text}: {e} does not contain {want}");
     }
+    let e = resolve(Layer::default()).unwrap_err().to_string();
+    assert!(
+        e.contains("node-name is required (flag --node-name, environment NODE_NAME"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -265,74 +265,43 @@ pub fn allocatable(capacity: &ResourceList, facts: &NodeFacts) -> ResourceList {
 
 /// One `name: value (source)` line per fact (`resizelet check`, the start-up log).
 pub fn describe(f: &NodeFacts) -> Vec<String> {
-    let line = |name: &str, value: String, source: &Source| format!("{name}: {value} ({source})");
+    fn line<T>(name: &str, fact: &Fact<T>, show: impl FnOnce(&T) -> String) -> String {
+        format!("{name}: {} ({})", show(&fact.value), fact.source)
+    }
+    let gate = |g: &Option<bool>| match g {
+        Some(v) => v.to_string(),
+        None => "unset (the kubelet version's default: off before 1.33, on from 1.33)".into(),
+    };
     vec![
-        line(
-            "cgroupDriver",
-            DriverName::from(f.cgroup_driver.value).to_string(),
-            &f.cgroup_driver.source,
-        ),
-        line(
-            "cgroupRoot",
-            f.cgroup_root.value.clone(),
-            &f.cgroup_root.source,
-        ),
-        line(
-            "cgroupsPerQOS",
-            f.cgroups_per_qos.value.to_string(),
-            &f.cgroups_per_qos.source,
-        ),
-        line(
-            "cpuCFSQuota",
-            f.cpu_cfs_quota.value.to_string(),
-            &f.cpu_cfs_quota.source,
-        ),
-        line(
-            "cpuCFSQuotaPeriod",
-            format_go_duration(f.cpu_cfs_quota_period.value),
-            &f.cpu_cfs_quota_period.source,
-        ),
-        line(
-            "memorySwap.swapBehavior",
-            SwapBehaviorName::from(f.swap_behavior.value).to_string(),
-            &f.swap_behavior.source,
-        ),
-        line(
-            "failSwapOn",
-            f.fail_swap_on.value.to_string(),
-            &f.fail_swap_on.source,
-        ),
-        line(
-            "systemReserved",
-            format_list(&f.system_reserved.value),
-            &f.system_reserved.source,
-        ),
-        line(
-            "kubeReserved",
-            format_list(&f.kube_reserved.value),
-            &f.kube_reserved.source,
-        ),
+        line("cgroupDriver", &f.cgroup_driver, |d| {
+            DriverName::from(*d).to_string()
+        }),
+        line("cgroupRoot", &f.cgroup_root, String::clone),
+        line("cgroupsPerQOS", &f.cgroups_per_qos, bool::to_string),
+        line("cpuCFSQuota", &f.cpu_cfs_quota, bool::to_string),
+        line("cpuCFSQuotaPeriod", &f.cpu_cfs_quota_period, |d| {
+            format_go_duration(*d)
+        }),
+        line("memorySwap.swapBehavior", &f.swap_behavior, |b| {
+            SwapBehaviorName::from(*b).to_string()
+        }),
+        line("failSwapOn", &f.fail_swap_on, bool::to_string),
+        line("systemReserved", &f.system_reserved, format_list),
+        line("kubeReserved", &f.kube_reserved, format_list),
         line(
             "evictionHard memory.available",
-            f.eviction_hard_memory
-                .value
-                .map_or("none".to_string(), |t| t.to_string()),
-            &f.eviction_hard_memory.source,
+            &f.eviction_hard_memory,
+            |t| t.map_or("none".into(), |t| t.to_string()),
         ),
         line(
             "singleProcessOOMKill",
-            f.single_process_oom_kill.value.to_string(),
-            &f.single_process_oom_kill.source,
+            &f.single_process_oom_kill,
+            bool::to_string,
         ),
         line(
             "featureGates.InPlacePodVerticalScaling",
-            match f.in_place_resize_gate.value {
-                Some(v) => v.to_string(),
-                None => {
-                    "unset (the kubelet version's default: off before 1.33, on from 1.33)".into()
-                }
-            },
-            &f.in_place_resize_gate.source,
+            &f.in_place_resize_gate,
+            gate,
         ),
     ]
 }
