@@ -145,50 +145,29 @@ fn legacy_resize_status_is_auto_true_or_false() {
 
 #[test]
 fn cgroup_root_is_the_deprecated_name_of_cgroup_mount() {
-    let base = || Layer {
-        node_name: Some("worker-1".into()),
-        ..Layer::default()
-    };
-    let s = resolve(base()).unwrap();
+    let with = |text: &str| resolve(file(&format!("node-name = \"worker-1\"\n{text}")));
+    let s = with("").unwrap();
     assert_eq!(s.cgroup_mount, PathBuf::from("/sys/fs/cgroup"));
     assert!(s.deprecations.is_empty());
     assert_eq!(s.cgroup_driver, None, "from the kubelet's file unless set");
     assert_eq!(s.kubelet_config, KubeletConfigPath::Discover);
-    let s = resolve(Layer {
-        cgroup_root: Some("/host/cgroup".into()),
-        ..base()
-    })
-    .unwrap();
+    let s = with("cgroup-root = \"/host/cgroup\"").unwrap();
     assert_eq!(s.cgroup_mount, PathBuf::from("/host/cgroup"));
     assert!(
         s.deprecations[0].contains("cgroup-root"),
         "{:?}",
         s.deprecations
     );
-    let s = resolve(Layer {
-        cgroup_root: Some("/old".into()),
-        cgroup_mount: Some("/new".into()),
-        ..base()
-    })
-    .unwrap();
+    let s = with("cgroup-root = \"/old\"\ncgroup-mount = \"/new\"").unwrap();
     assert_eq!(s.cgroup_mount, PathBuf::from("/new"));
     assert!(
         s.deprecations[0].contains("ignored"),
         "{:?}",
         s.deprecations
     );
-    let e = resolve(Layer {
-        kubelet_cgroup_root: Some("/a/../b".into()),
-        ..base()
-    })
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("kubelet-cgroup-root"), "{e}");
-    let s = resolve(Layer {
-        kubelet_config: Some("".into()),
-        ..base()
-    })
-    .unwrap();
+    let e = with("kubelet-cgroup-root = \"/a/../b\"").unwrap_err();
+    assert!(e.to_string().contains("kubelet-cgroup-root"), "{e}");
+    let s = with("kubelet-config = \"\"").unwrap();
     assert_eq!(s.kubelet_config, KubeletConfigPath::Off);
 }
 
