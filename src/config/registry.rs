@@ -336,6 +336,7 @@ fn any_path(s: &str) -> Result<PathBuf, std::convert::Infallible> {
 fn clap_arg(s: &'static Setting, parser: impl Into<clap::builder::ValueParser>) -> clap::Arg {
     clap::Arg::new(s.key)
         .long(s.key)
+        .value_name(s.key.to_uppercase().replace('-', "_"))
         .env(s.env)
         .value_parser(parser)
         .help(format!("{} [default: {}]", s.help, s.shown_default()))
