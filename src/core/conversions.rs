@@ -163,7 +163,14 @@ mod tests {
     #[test]
     fn weights_match_spec_examples() {
         // spec §9: 20m → 20 shares → weight 1 / 6; 100m → 102 → 4 / 17; 1000m → 1024 → 39 / 100.
-        for (shares, linear, quadratic) in [(20, 1, 6), (102, 4, 17), (1024, 39, 100)] {
+        // and the ends of the range: 2 shares → weight 1, 262144 → 10000 (both formulas)
+        for (shares, linear, quadratic) in [
+            (20, 1, 6),
+            (102, 4, 17),
+            (1024, 39, 100),
+            (2, 1, 1),
+            (262_144, 10_000, 10_000),
+        ] {
             assert_eq!(shares_to_weight_linear(shares), linear, "linear {shares}");
             assert_eq!(
                 shares_to_weight_quadratic(shares),
@@ -171,11 +178,7 @@ mod tests {
                 "quadratic {shares}"
             );
         }
-        assert_eq!(shares_to_weight_linear(2), 1);
-        assert_eq!(shares_to_weight_linear(262_144), 10_000);
         assert_eq!(shares_to_weight_quadratic(0), 0);
-        assert_eq!(shares_to_weight_quadratic(2), 1);
-        assert_eq!(shares_to_weight_quadratic(262_144), 10_000);
     }
 
     #[test]

@@ -217,6 +217,11 @@ mod tests {
         p
     }
 
+    /// The conditions and events of a pass over a pod that had no resize conditions.
+    fn from_nothing(pass: &PassResult<'_>) -> (ResizeConditions, Vec<ResizeEvent>) {
+        next_conditions(&ResizeConditions::default(), pass)
+    }
+
     fn pass<'a>(
         decision: &'a Decision,
         desired: &'a PodSpec,
@@ -249,10 +254,7 @@ mod tests {
     #[test]
     fn accepted_and_completed_in_one_pass_writes_no_in_progress_but_both_events() {
         let d = desired(2);
-        let (next, events) = next_conditions(
-            &ResizeConditions::default(),
-            &pass(&Decision::Accepted, &d, false, None),
-        );
+        let (next, events) = from_nothing(&pass(&Decision::Accepted, &d, false, None));
         assert_eq!(next, ResizeConditions::default());
         let reasons: Vec<_> = events.iter().map(|e| e.reason).collect();
         assert_eq!(reasons, ["ResizeStarted", "ResizeCompleted"]);
@@ -263,10 +265,7 @@ mod tests {
     #[test]
     fn accepted_but_unfinished_sets_in_progress_at_the_accepted_generation() {
         let d = desired(4);
-        let (next, events) = next_conditions(
-            &ResizeConditions::default(),
-            &pass(&Decision::Accepted, &d, true, None),
-        );
+        let (next, events) = from_nothing(&pass(&Decision::Accepted, &d, true, None));
         let c = next.in_progress.unwrap();
         assert_eq!((c.reason.as_str(), c.observed_generation), ("", 4));
         assert_eq!(events.len(), 1);
@@ -317,10 +316,7 @@ mod tests {
             reason: "OutOfcpu".into(),
             message: "Node didn't have enough resource: cpu".into(),
         };
-        let (next, events) = next_conditions(
-            &ResizeConditions::default(),
-            &pass(&deferred, &d, false, None),
-        );
+        let (next, events) = from_nothing(&pass(&deferred, &d, false, None));
         assert_eq!(next.pending.as_ref().unwrap().reason, "Deferred");
         assert_eq!(next.legacy_resize(), Some("Deferred"));
         assert!(events[0].message.starts_with("Pod resize OutOfcpu: {"));
@@ -356,10 +352,7 @@ mod tests {
                 .into(),
             reason_detail: "",
         };
-        let (next, events) = next_conditions(
-            &ResizeConditions::default(),
-            &pass(&infeasible, &d, false, None),
-        );
+        let (next, events) = from_nothing(&pass(&infeasible, &d, false, None));
         assert_eq!(next.pending.unwrap().reason, "Infeasible");
         assert_eq!(events[0].reason, "ResizeInfeasible");
         assert!(events[0].message.starts_with("Pod resize Infeasible: {"));

@@ -77,6 +77,11 @@ fn plan_with(
     })
 }
 
+/// Pod `u` with one container `c`.
+fn one_pod(requests: &str, limits: &str) -> PodSpec {
+    pod("u", vec![container("c", requests, limits)])
+}
+
 struct Case {
     before: PodSpec,
     after: PodSpec,
@@ -87,8 +92,8 @@ impl Case {
     /// One running container `c` resized from `before` to `after` (each `(requests, limits)`).
     fn one(before: (&str, &str), after: (&str, &str)) -> Self {
         Case {
-            before: pod("u", vec![container("c", before.0, before.1)]),
-            after: pod("u", vec![container("c", after.0, after.1)]),
+            before: one_pod(before.0, before.1),
+            after: one_pod(after.0, after.1),
             running: running(&["c"]),
         }
     }
@@ -183,18 +188,8 @@ fn decreases_shrink_pod_last_and_are_checked_first() {
 fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
     // The pod cgroup reads back `max` (v2 "max", v1 the page-counter maximum): setting a
     // memory limit on every container lowers it, so it is checked and written last.
-    let before = pod(
-        "u",
-        vec![container("c", "cpu=100m,memory=64Mi", "cpu=200m")],
-    );
-    let after = pod(
-        "u",
-        vec![container(
-            "c",
-            "cpu=100m,memory=64Mi",
-            "cpu=200m,memory=256Mi",
-        )],
-    );
+    let before = one_pod("cpu=100m,memory=64Mi", "cpu=200m");
+    let after = one_pod("cpu=100m,memory=64Mi", "cpu=200m,memory=256Mi");
     let cgroup = PodCgroupValues {
         memory_limit: Some(Limit::Max),
         ..pod_cgroup_values(&before, &node())
@@ -277,22 +272,19 @@ fn containers_that_do_not_run_are_not_planned() {
 
 #[test]
 fn nothing_to_do_is_an_empty_plan_and_no_pod_cgroups_means_container_steps_only() {
-    let p = pod("u", vec![container("c", "cpu=100m", "cpu=200m")]);
+    let p = one_pod("cpu=100m", "cpu=200m");
     let n = node();
     let r = running(&["c"]);
     let empty = plan_with(&p, &p.resource_state(), &r, Some(pod_cgroup_values(&p, &n)));
     assert!(empty.is_empty(), "{:?}", describe(&empty));
-    let after = pod("u", vec![container("c", "cpu=300m", "cpu=400m")]);
+    let after = one_pod("cpu=300m", "cpu=400m");
     let plan = plan_with(&after, &p.resource_state(), &r, None);
     assert_eq!(describe(&plan), ["c cpu"]);
 }
 
 #[test]
 fn restart_container_policy_stops_after_growing_and_never_shrinks_early() {
-    let mut before = pod(
-        "u",
-        vec![container("c", "cpu=100m,memory=64Mi", "memory=128Mi")],
-    );
+    let mut before = one_pod("cpu=100m,memory=64Mi", "memory=128Mi");
     before.containers[0].resize_policy = ResizePolicy {
         cpu: ResizeRestartPolicy::NotRequired,
         memory: ResizeRestartPolicy::RestartContainer,
@@ -319,14 +311,7 @@ fn restart_container_policy_stops_after_growing_and_never_shrinks_early() {
 #[test]
 fn a_page_rounded_pod_memory_limit_is_already_in_place() {
     // "100M" = 100000000 bytes; the kernel shows 99999744 (whole 4 KiB pages)
-    let p = pod(
-        "u",
-        vec![container(
-            "c",
-            "cpu=100m,memory=100M",
-            "cpu=100m,memory=100M",
-        )],
-    );
+    let p = one_pod("cpu=100m,memory=100M", "cpu=100m,memory=100M");
     let n = node();
     let r = running(&["c"]);
     let mut cgroup = pod_cgroup_values(&p, &n);
@@ -342,22 +327,8 @@ fn a_page_rounded_pod_memory_limit_is_already_in_place() {
 
 #[test]
 fn crash_before_the_pod_shrink_converges_on_the_next_pass() {
-    let before = pod(
-        "u",
-        vec![container(
-            "c",
-            "cpu=500m,memory=256Mi",
-            "cpu=500m,memory=256Mi",
-        )],
-    );
-    let after = pod(
-        "u",
-        vec![container(
-            "c",
-            "cpu=500m,memory=128Mi",
-            "cpu=500m,memory=128Mi",
-        )],
-    );
+    let before = one_pod("cpu=500m,memory=256Mi", "cpu=500m,memory=256Mi");
+    let after = one_pod("cpu=500m,memory=128Mi", "cpu=500m,memory=128Mi");
     let n = node();
     let r = running(&["c"]);
     // the container update was recorded, the pod shrink was not
