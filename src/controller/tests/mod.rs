@@ -166,6 +166,46 @@ async fn pods_outside_the_pod_selector_are_never_written() {
     assert_eq!(w.writer.status_patches().len(), 1);
 }
 
+/// An unusable spec (a quantity resizelet refuses) of a pod outside `--pod-selector`: neither
+/// the `PodResizePending{Infeasible}` report nor its event is written (issue 12 item 3); the
+/// same pod inside the selector is reported.
+#[tokio::test]
+async fn unusable_pods_outside_the_pod_selector_are_never_written() {
+    for (labelled, want) in [(false, 0), (true, 1)] {
+        let w = World::new();
+        let mut pod = api_pod("bad", "u3", 2, "99999999999999Ei", "256Mi");
+        if labelled {
+            pod.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+        }
+        let pod = w.writer.put_pod(&pod);
+        let engine = Engine::open(
+            w.runtime.clone(),
+            w.cgroups.clone(),
+            Arc::new(MemoryCheckpointStore::new()),
+            w.config.clone(),
+        )
+        .unwrap();
+        let mut opts = ControllerOptions::new("n1");
+        opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+        let mut c = Controller::new(engine, w.writer.clone(), opts);
+        sync_all(&mut c, vec![pod.clone()]).await;
+        c.step(Input::Pod(watcher::Event::Apply(pod))).await;
+        let mut bumped = w.pod_object("bad");
+        bumped.metadata.generation = Some(3);
+        c.step(Input::Pod(watcher::Event::Apply(w.writer.put_pod(&bumped))))
+            .await;
+        let patches = w.writer.status_patches().len();
+        assert_eq!(
+            patches,
+            want * 2,
+            "labelled {labelled}: status patches {:?}",
+            w.writer.status_patches()
+        );
+        // the second report's event is the first one's, counted again (same reason and message)
+        assert_eq!(w.writer.events().len(), want, "labelled {labelled}");
+    }
+}
+
 #[tokio::test]
 async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let w = World::new();
