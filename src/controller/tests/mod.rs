@@ -81,6 +81,10 @@ impl World {
     }
 
     fn controller(&self) -> Controller {
+        self.controller_with(ControllerOptions::new("n1"))
+    }
+
+    fn controller_with(&self, opts: ControllerOptions) -> Controller {
         let engine = Engine::open(
             self.runtime.clone(),
             self.cgroups.clone(),
@@ -88,7 +92,7 @@ impl World {
             self.config.clone(),
         )
         .unwrap();
-        Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
+        Controller::new(engine, self.writer.clone(), opts)
     }
 
     fn pod_object(&self, name: &str) -> Pod {
@@ -148,16 +152,9 @@ async fn pods_outside_the_pod_selector_are_never_written() {
     selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
     let selected = w.start(&selected);
     let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
-    let engine = Engine::open(
-        w.runtime.clone(),
-        w.cgroups.clone(),
-        Arc::new(MemoryCheckpointStore::new()),
-        w.config.clone(),
-    )
-    .unwrap();
     let mut opts = ControllerOptions::new("n1");
     opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
-    let mut c = Controller::new(engine, w.writer.clone(), opts);
+    let mut c = w.controller_with(opts);
     sync_all(&mut c, vec![selected, other]).await;
     assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
     assert!(w.pod("other")["status"]["containerStatuses"][0]
@@ -178,16 +175,9 @@ async fn unusable_pods_outside_the_pod_selector_are_never_written() {
             pod.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
         }
         let pod = w.writer.put_pod(&pod);
-        let engine = Engine::open(
-            w.runtime.clone(),
-            w.cgroups.clone(),
-            Arc::new(MemoryCheckpointStore::new()),
-            w.config.clone(),
-        )
-        .unwrap();
         let mut opts = ControllerOptions::new("n1");
         opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
-        let mut c = Controller::new(engine, w.writer.clone(), opts);
+        let mut c = w.controller_with(opts);
         sync_all(&mut c, vec![pod.clone()]).await;
         c.step(Input::Pod(watcher::Event::Apply(pod))).await;
         let mut bumped = w.pod_object("bad");
