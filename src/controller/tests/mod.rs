@@ -17,10 +17,7 @@ fn runtime_prefix() {
 }
 
 use super::standdown::kubelet_minor;
-use crate::cgroup::memory::MemoryCgroupFs;
-use crate::checkpoint::MemoryCheckpointStore;
-use crate::core::node::{CgroupVersion, NodeConfig};
-use crate::cri::fake::FakeRuntime;
+use crate::core::node::NodeConfig;
 use crate::k8s::convert::pod_view;
 use crate::k8s::memory::MemoryWriter;
 use crate::k8s::{Input, WriteError};
@@ -29,12 +26,19 @@ use kube::runtime::watcher;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// The kit's in-memory node plus the in-memory API writer (`w.runtime`, `w.cgroups`, … through
+/// `Deref`).
 #[derive(Clone)]
 struct World {
-    runtime: Arc<FakeRuntime>,
-    cgroups: Arc<MemoryCgroupFs>,
+    node: crate::testing::World,
     writer: Arc<MemoryWriter>,
-    config: NodeConfig,
+}
+
+impl std::ops::Deref for World {
+    type Target = crate::testing::World;
+    fn deref(&self) -> &Self::Target {
+        &self.node
+    }
 }
 
 fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
@@ -63,32 +67,27 @@ fn api_node(cpu: &str, mem: &str) -> Node {
 impl World {
     fn new() -> Self {
         World {
-            runtime: Arc::new(FakeRuntime::new()),
-            cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
-            writer: Arc::new(MemoryWriter::new()),
-            config: NodeConfig {
+            node: crate::testing::World::with_config(NodeConfig {
                 machine_memory_bytes: 8 << 30,
                 ..NodeConfig::default()
-            },
+            }),
+            writer: Arc::new(MemoryWriter::new()),
         }
     }
 
     /// The kubelet started the pod: runtime containers, pod cgroup, API object.
     fn start(&self, pod: &Pod) -> Pod {
         let view = pod_view(pod).unwrap();
-        crate::engine::testing::start_pod(&self.runtime, &self.cgroups, &view.spec, &self.config);
+        self.node.start(&view.spec);
         self.writer.put_pod(pod)
     }
 
     fn controller(&self) -> Controller {
-        let engine = Engine::open(
-            self.runtime.clone(),
-            self.cgroups.clone(),
-            Arc::new(MemoryCheckpointStore::new()),
-            self.config.clone(),
+        Controller::new(
+            self.node.engine(),
+            self.writer.clone(),
+            ControllerOptions::new("n1"),
         )
-        .unwrap();
-        Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
     }
 
     fn pod_object(&self, name: &str) -> Pod {
@@ -148,13 +147,7 @@ async fn pods_outside_the_pod_selector_are_never_written() {
     selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
     let selected = w.start(&selected);
     let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
-    let engine = Engine::open(
-        w.runtime.clone(),
-        w.cgroups.clone(),
-        Arc::new(MemoryCheckpointStore::new()),
-        w.config.clone(),
-    )
-    .unwrap();
+    let engine = w.engine();
     let mut opts = ControllerOptions::new("n1");
     opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
     let mut c = Controller::new(engine, w.writer.clone(), opts);
