@@ -180,16 +180,11 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     let b_run = cluster.run_pod(b).await;
     let b = b_run.pod.clone();
     cluster.wait_resize_fields(&b).await;
-    cluster
-        .resize(
-            &b,
-            &[
-                sized("c1", (300, 500), (32, 192)),
-                sized("c2", (100, 200), (64, 128)),
-            ],
-        )
-        .await
-        .expect("resize");
+    let grown = [
+        sized("c1", (300, 500), (32, 192)),
+        sized("c2", (100, 200), (64, 128)),
+    ];
+    cluster.resize(&b, &grown).await.expect("resize");
     done(&cluster, &b).await;
     assert_eq!(
         b_run.container_cgroup_values("c1").cpu_quota,
@@ -236,16 +231,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         "{msg}"
     );
     // revert: pending cleared
-    cluster
-        .resize(
-            &b,
-            &[
-                sized("c1", (300, 500), (32, 192)),
-                sized("c2", (100, 200), (64, 128)),
-            ],
-        )
-        .await
-        .expect("revert");
+    cluster.resize(&b, &grown).await.expect("revert");
     done(&cluster, &b).await;
 
     // 409 on the next status write, then a 410 relist: resizes still complete

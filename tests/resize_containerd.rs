@@ -10,7 +10,7 @@ use resizelet::core::resources::QosClass;
 use resizelet::cri::Runtime;
 use resizelet::executor::ExecError;
 use resizelet::testing::{enact, sync};
-use support::engine::{engine, pod_spec, resized};
+use support::engine::{engine, resized, seed};
 use support::kubelet::{sized, Kubelet, TestPod};
 
 const MIB: i64 = 1 << 20;
@@ -28,8 +28,7 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    let first = sync(&t.engine, &spec).await;
+    let (spec, first) = seed(&t.engine, &pod).await;
     assert!(first.seeded);
     assert_eq!(first.decision, Decision::Unchanged);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
@@ -101,8 +100,7 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t.engine, &spec).await;
+    let (spec, _) = seed(&t.engine, &pod).await;
 
     // c1: memory limit up, cpu down; c2: memory limit down, cpu up.
     let desired = resized(
@@ -153,8 +151,7 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     running.wait_memory_usage("hog", 48 * MIB).await;
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t.engine, &spec).await;
+    let (spec, _) = seed(&t.engine, &pod).await;
     let desired = resized(&spec, &[sized("hog", (100, 200), (16, 32))]);
     let out = sync(&t.engine, &desired).await;
     assert_eq!(out.decision, Decision::Accepted);
@@ -206,8 +203,7 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t.engine, &spec).await;
+    let (spec, _) = seed(&t.engine, &pod).await;
     t.runtime
         .inner
         .stop_container(running.container_id("down"), 0)
@@ -260,8 +256,7 @@ async fn container_vanishing_mid_plan_stops_the_plan_with_a_clear_error() {
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t.engine, &spec).await;
+    let (spec, _) = seed(&t.engine, &pod).await;
     *t.runtime.vanish.lock().unwrap() = Some("first".to_string());
 
     let desired = resized(

@@ -14,65 +14,19 @@ use resizelet::core::node::{CgroupDriver, NodeConfig};
 use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::pod_cgroup::pod_cgroup_values;
 use resizelet::core::quantity::Quantity;
-use resizelet::core::resources::{
-    Container, PodSpec, ResizePolicy, ResourceList, ResourceRequirements,
-};
+use resizelet::core::resources::{Container, PodSpec};
+use resizelet::testing::{self, container, list, reqs, sidecar};
 
-/// `"cpu=100m,memory=100Mi"` → ResourceList (`getResourceList(cpu, memory)`).
-fn list(s: &str) -> ResourceList {
-    s.split(',')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').expect("name=quantity");
-            (k.to_string(), Quantity::parse(v).expect(v))
-        })
-        .collect()
-}
-
-fn res(requests: &str, limits: &str) -> ResourceRequirements {
-    ResourceRequirements {
-        requests: list(requests),
-        limits: list(limits),
-    }
-}
-
-fn ctr(name: &str, requests: &str, limits: &str) -> Container {
-    Container {
-        name: name.to_string(),
-        resources: res(requests, limits),
-        resize_policy: ResizePolicy::default(),
-        sidecar: false,
-    }
-}
-
-fn sidecar(name: &str, requests: &str, limits: &str) -> Container {
-    Container {
-        sidecar: true,
-        ..ctr(name, requests, limits)
-    }
-}
-
+/// The kit's pod (uid `u`, `default/p`) with these containers and init containers.
 fn pod(containers: Vec<Container>, init: Vec<Container>) -> PodSpec {
-    PodSpec {
-        uid: "u".into(),
-        namespace: "default".into(),
-        name: "p".into(),
-        generation: 1,
-        priority: 0,
-        containers,
-        init_containers: init,
-        overhead: ResourceList::new(),
-        pod_resources: None,
-        qos_class: None,
-        termination_grace_period_seconds: None,
-        deletion_grace_period_seconds: None,
-        critical: false,
-        node_critical: false,
-    }
+    let mut p = testing::pod("u", containers);
+    p.name = "p".into();
+    p.init_containers = init;
+    p
 }
 
 fn with_pod_level(mut p: PodSpec, requests: &str, limits: &str) -> PodSpec {
-    p.pod_resources = Some(res(requests, limits));
+    p.pod_resources = Some(reqs(requests, limits));
     p
 }
 
@@ -275,29 +229,37 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
     );
     let burstable = || {
         pod(
-            vec![ctr("c", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi")],
+            vec![container(
+                "c",
+                "cpu=100m,memory=100Mi",
+                "cpu=200m,memory=200Mi",
+            )],
             vec![],
         )
     };
     let partial = || {
         pod(
             vec![
-                ctr("c1", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi"),
-                ctr("c2", "cpu=100m,memory=100Mi", ""),
+                container("c1", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi"),
+                container("c2", "cpu=100m,memory=100Mi", ""),
             ],
             vec![],
         )
     };
     let guaranteed = || {
         pod(
-            vec![ctr("c", "cpu=100m,memory=100Mi", "cpu=100m,memory=100Mi")],
+            vec![container(
+                "c",
+                "cpu=100m,memory=100Mi",
+                "cpu=100m,memory=100Mi",
+            )],
             vec![],
         )
     };
     let mut cases = vec![
         RcCase {
             name: "besteffort",
-            pod: pod(vec![ctr("c", "", "")], vec![]),
+            pod: pod(vec![container("c", "", "")], vec![]),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -308,7 +270,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         },
         RcCase {
             name: "burstable-no-limits",
-            pod: pod(vec![ctr("c", "cpu=100m,memory=100Mi", "")], vec![]),
+            pod: pod(vec![container("c", "cpu=100m,memory=100Mi", "")], vec![]),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -433,12 +395,12 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-partial-limits-with-init-containers",
             pod: pod(
                 vec![
-                    ctr("c1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    ctr("c2", "cpu=100m,memory=100m", ""),
+                    container("c1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
+                    container("c2", "cpu=100m,memory=100m", ""),
                 ],
                 vec![
-                    ctr("i1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    ctr("i2", "cpu=100m,memory=100m", ""),
+                    container("i1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
+                    container("i2", "cpu=100m,memory=100m", ""),
                 ],
             ),
             enforce: true,
@@ -451,7 +413,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         },
         RcCase {
             name: "besteffort-with-pod-level-resources-enabled",
-            pod: with_pod_level(pod(vec![ctr("c", "", "")], vec![]), "", ""),
+            pod: with_pod_level(pod(vec![container("c", "", "")], vec![]), "", ""),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -463,7 +425,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-level-requests",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "",
             ),
@@ -478,7 +440,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-and-container-level-requests",
             pod: with_pod_level(
-                pod(vec![ctr("c", "cpu=10m,memory=50Mi", "")], vec![]),
+                pod(vec![container("c", "cpu=10m,memory=50Mi", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "",
             ),
@@ -493,7 +455,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-level-resources",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "cpu=200m,memory=200Mi",
             ),
@@ -511,7 +473,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-with-pod-and-container-level-resources",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=100Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=10m,memory=50Mi",
+                        "cpu=50m,memory=100Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=100m,memory=100Mi",
@@ -531,7 +497,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-with-partial-pod-level-resources-limits",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=200m,memory=200Mi", "cpu=200m,memory=200Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=200m,memory=200Mi",
+                        "cpu=200m,memory=200Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=200m,memory=300Mi",
@@ -550,7 +520,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "guaranteed-with-pod-level-resources",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "cpu=100m,memory=100Mi",
             ),
@@ -568,7 +538,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "guaranteed-with-pod-and-container-level-resources",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=100Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=10m,memory=50Mi",
+                        "cpu=50m,memory=100Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=100m,memory=100Mi",
@@ -588,8 +562,8 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "guaranteed-pod-level-resources-with-init-containers",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
-                    vec![ctr("i", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
+                    vec![container("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
+                    vec![container("i", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
                 ),
                 "cpu=100m,memory=100Mi",
                 "cpu=100m,memory=100Mi",
@@ -664,8 +638,8 @@ fn upstream_get_container_oom_score_adjust() {
     let pod_lim = q(1000 + STD / 4);
     let mem = |r: &str, l: &str| (format!("memory={r}"), format!("memory={l}"));
     let (mr, ml) = mem(&def_req, &def_lim);
-    let main1 = ctr("main-1", &mr, &ml);
-    let init = ctr("init-container", &mr, &ml);
+    let main1 = container("main-1", &mr, &ml);
+    let init = container("init-container", &mr, &ml);
     let side = sidecar("sidecar-container", &mr, &ml);
     let small_side = sidecar(
         "sidecar-small-container",
@@ -674,7 +648,7 @@ fn upstream_get_container_oom_score_adjust() {
     );
     let big_side = sidecar("sidecar-big-container", &format!("memory={}", STD / 2), &ml);
     let g = |n: &str| {
-        ctr(
+        container(
             n,
             &format!("cpu=5m,memory={def_req}"),
             &format!("cpu=5m,memory={def_req}"),
@@ -682,10 +656,10 @@ fn upstream_get_container_oom_score_adjust() {
     };
     let pl_g = format!("cpu=5m,memory={pod_req}");
     let pl_b_lim = format!("cpu=5m,memory={pod_lim}");
-    let mut critical_cluster = pod(vec![ctr("cluster-critical", "", "")], vec![]);
+    let mut critical_cluster = pod(vec![container("cluster-critical", "", "")], vec![]);
     critical_cluster.priority = 2_000_000_000;
     critical_cluster.critical = true;
-    let mut critical_node = pod(vec![ctr("node-critical", "", "")], vec![]);
+    let mut critical_node = pod(vec![container("node-critical", "", "")], vec![]);
     critical_node.priority = 2_000_001_000;
     critical_node.critical = true;
     critical_node.node_critical = true;
@@ -693,14 +667,14 @@ fn upstream_get_container_oom_score_adjust() {
     let cases: Vec<(&str, PodSpec, i64, Want)> = vec![
         (
             "cpu-limit",
-            pod(vec![ctr("cpu-limit", "", "cpu=10")], vec![]),
+            pod(vec![container("cpu-limit", "", "cpu=10")], vec![]),
             4_000_000_000,
             &[("cpu-limit", 999, 999)],
         ),
         (
             "memory-limit-cpu-request",
             pod(
-                vec![ctr("memory-limit-cpu-request", "cpu=0", "memory=10G")],
+                vec![container("memory-limit-cpu-request", "cpu=0", "memory=10G")],
                 vec![],
             ),
             8_000_000_000,
@@ -708,20 +682,20 @@ fn upstream_get_container_oom_score_adjust() {
         ),
         (
             "zero-memory-limit",
-            pod(vec![ctr("zero-memory-limit", "", "memory=0")], vec![]),
+            pod(vec![container("zero-memory-limit", "", "memory=0")], vec![]),
             7_230_457_451,
             &[("zero-memory-limit", 1000, 1000)],
         ),
         (
             "no-request-limit",
-            pod(vec![ctr("no-request-limit", "", "")], vec![]),
+            pod(vec![container("no-request-limit", "", "")], vec![]),
             4_000_000_000,
             &[("no-request-limit", 1000, 1000)],
         ),
         (
             "equal-request-limit-cpu-memory",
             pod(
-                vec![ctr(
+                vec![container(
                     "equal-request-limit-cpu-memory",
                     "memory=10G,cpu=5m",
                     "cpu=5m,memory=10G",
@@ -734,7 +708,7 @@ fn upstream_get_container_oom_score_adjust() {
         (
             "cpu-unlimited-memory-limited-with-requests",
             pod(
-                vec![ctr(
+                vec![container(
                     "cpu-unlimited-memory-limited-with-requests",
                     &format!("memory={},cpu=5m", STD / 2),
                     "memory=10G",
@@ -747,7 +721,7 @@ fn upstream_get_container_oom_score_adjust() {
         (
             "request-no-limit",
             pod(
-                vec![ctr(
+                vec![container(
                     "request-no-limit",
                     &format!("memory={},cpu=5m", STD - 1),
                     "",
@@ -771,7 +745,10 @@ fn upstream_get_container_oom_score_adjust() {
         ),
         (
             "burstable-unique-container-pod",
-            pod(vec![ctr("burstable-unique-container", &mr, &ml)], vec![]),
+            pod(
+                vec![container("burstable-unique-container", &mr, &ml)],
+                vec![],
+            ),
             STD,
             &[("burstable-unique-container", 875, 880)],
         ),
@@ -816,8 +793,8 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr("no-request-limit-1", "", ""),
-                        ctr("no-request-limit-2", "", ""),
+                        container("no-request-limit-1", "", ""),
+                        container("no-request-limit-2", "", ""),
                     ],
                     vec![],
                 ),
@@ -851,12 +828,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container",
                             &format!("cpu=3m,memory={def_req}"),
                             &format!("cpu=5m,memory={def_lim}"),
                         ),
-                        ctr("best-effort-container", "", ""),
+                        container("best-effort-container", "", ""),
                     ],
                     vec![],
                 ),
@@ -874,8 +851,8 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr("no-request-limit-1", "", ""),
-                        ctr("no-request-limit-2", "", ""),
+                        container("no-request-limit-1", "", ""),
+                        container("no-request-limit-2", "", ""),
                     ],
                     vec![],
                 ),
@@ -909,12 +886,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container",
                             &format!("cpu=3m,memory={def_req}"),
                             &format!("cpu=5m,memory={def_req}"),
                         ),
-                        ctr("best-effort-container", "", ""),
+                        container("best-effort-container", "", ""),
                     ],
                     vec![],
                 ),
@@ -931,7 +908,7 @@ fn upstream_get_container_oom_score_adjust() {
             "burstable-pod-resources-no-container-resources-with-sidecar",
             with_pod_level(
                 pod(
-                    vec![ctr("no-request-limit", "", "")],
+                    vec![container("no-request-limit", "", "")],
                     vec![sidecar("no-request-limit-sidecar", "", "")],
                 ),
                 &pl_g,
@@ -947,7 +924,7 @@ fn upstream_get_container_oom_score_adjust() {
             "burstable-pod-resources-equal-container-requests-with-sidecar",
             with_pod_level(
                 pod(
-                    vec![ctr(
+                    vec![container(
                         "burstable-container",
                         &format!("cpu=5m,memory={def_req}"),
                         &format!("cpu=5m,memory={def_lim}"),
@@ -972,12 +949,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container-1",
                             "cpu=5m,memory=1000000000",
                             &pl_b_lim,
                         ),
-                        ctr(
+                        container(
                             "burstable-container-2",
                             "cpu=5m,memory=500000000",
                             &pl_b_lim,
@@ -1035,7 +1012,8 @@ fn upstream_compute_pod_qos() {
         }
         v.join(",")
     };
-    let nc = |n: &str, rc: &str, rm: &str, lc: &str, lm: &str| ctr(n, &gl(rc, rm), &gl(lc, lm));
+    let nc =
+        |n: &str, rc: &str, rm: &str, lc: &str, lm: &str| container(n, &gl(rc, rm), &gl(lc, lm));
     let pl = |p: PodSpec, rc: &str, rm: &str, lc: &str, lm: &str| {
         with_pod_level(p, &gl(rc, rm), &gl(lc, lm))
     };
@@ -1145,7 +1123,7 @@ fn upstream_compute_pod_qos() {
         (
             "BestEffort Container With HugePages",
             pod(
-                vec![ctr(
+                vec![container(
                     "best-effort",
                     "hugepages-2Mi=1Gi,cpu=0,memory=0",
                     "hugepages-2Mi=1Gi,cpu=0,memory=0",
@@ -1374,7 +1352,11 @@ fn upstream_calculate_linux_resources() {
             format!("cpu={req}")
         };
         let p = pod(
-            vec![ctr("c", &requests, &format!("cpu={lim},memory={mem}"))],
+            vec![container(
+                "c",
+                &requests,
+                &format!("cpu={lim},memory={mem}"),
+            )],
             vec![],
         );
         let node = NodeConfig {
@@ -1469,7 +1451,7 @@ fn upstream_generate_linux_container_resources() {
         ("best-effort qos", "", "", false, true, (2, 0, 1000)),
     ];
     for &(name, limits, requests, single, v2, want) in cases {
-        let p = pod(vec![ctr("c1", requests, limits)], vec![]);
+        let p = pod(vec![container("c1", requests, limits)], vec![]);
         let node = NodeConfig {
             cgroup_version: if v2 {
                 CgroupVersion::V2
@@ -1566,20 +1548,20 @@ fn upstream_generate_linux_container_resources_with_swap() {
     {
         let (c1, c2) = match qos {
             Burstable => (
-                ctr("c1", "memory=1Gi", ""),
+                container("c1", "memory=1Gi", ""),
                 if no_requests {
-                    ctr("c2", "", "")
+                    container("c2", "", "")
                 } else if guaranteed_c2 {
-                    ctr("c2", "memory=2Gi", "memory=2Gi")
+                    container("c2", "memory=2Gi", "memory=2Gi")
                 } else {
-                    ctr("c2", "memory=2Gi", "")
+                    container("c2", "memory=2Gi", "")
                 },
             ),
             Guaranteed => (
-                ctr("c1", "memory=1Gi,cpu=1", "memory=1Gi,cpu=1"),
-                ctr("c2", "memory=2Gi,cpu=1", "memory=2Gi,cpu=1"),
+                container("c1", "memory=1Gi,cpu=1", "memory=1Gi,cpu=1"),
+                container("c2", "memory=2Gi,cpu=1", "memory=2Gi,cpu=1"),
             ),
-            BestEffort => (ctr("c1", "", ""), ctr("c2", "", "")),
+            BestEffort => (container("c1", "", ""), container("c2", "", "")),
         };
         let mut p = pod(vec![c1, c2], vec![]);
         if critical {
@@ -1795,14 +1777,14 @@ fn upstream_pod_level_resource_requests() {
                 if *sc {
                     sidecar(&n, r, "")
                 } else {
-                    ctr(&n, r, "")
+                    container(&n, r, "")
                 }
             })
             .collect();
         let containers = containers
             .iter()
             .enumerate()
-            .map(|(i, r)| ctr(&format!("c{i}"), r, ""))
+            .map(|(i, r)| container(&format!("c{i}"), r, ""))
             .collect();
         let mut p = pod(containers, init);
         if let Some(r) = pod_level {
@@ -1909,7 +1891,7 @@ fn upstream_aggregate_container_requests_and_limits() {
             if sc {
                 sidecar(&n, req, lim)
             } else {
-                ctr(&n, req, lim)
+                container(&n, req, lim)
             }
         };
         let init = init

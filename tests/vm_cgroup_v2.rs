@@ -17,7 +17,7 @@ use resizelet::core::resources::QosClass;
 use resizelet::executor::ExecError;
 use resizelet::testing::{enact, sync};
 use support::cluster::{resize_done, Agent, Cluster, DEADLINE};
-use support::engine::{guest_engine, host_cgroups, node_config, pod_spec, resized, GuestEngine};
+use support::engine::{guest_engine, host_cgroups, node_config, resized, seed, GuestEngine};
 use support::eventually;
 use support::kubelet::{sized, Kubelet, RunningPod, TestContainer, TestPod};
 use support::read_trimmed;
@@ -80,8 +80,7 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     );
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t, &spec).await;
+    let (spec, _) = seed(&t, &pod).await;
     let up = resized(
         &spec,
         &[
@@ -155,8 +154,7 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
     );
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t, &spec).await;
+    let (spec, _) = seed(&t, &pod).await;
     // c1: cpu down, memory limit up; c2: cpu request up.
     let desired = resized(
         &spec,
@@ -210,8 +208,7 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
     let before = (pod_files(&running), container_files(&running, "hog"));
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    sync(&t, &spec).await;
+    let (spec, _) = seed(&t, &pod).await;
     let desired = resized(&spec, &[sized("hog", (100, 200), (8, 16))]);
     let out = sync(&t, &desired).await;
     assert_eq!(out.decision, Decision::Accepted);

@@ -15,8 +15,8 @@ use resizelet::cgroup::systemd::{DbusSystemd, SystemdCgroupFs};
 use resizelet::core::node::{CgroupDriver, CgroupVersion};
 use resizelet::core::resources::{PodSpec, QosClass};
 use resizelet::engine::Engine;
-use resizelet::testing::{enact, sync};
-use support::engine::{guest_engine, pod_spec, resized, GuestEngine};
+use resizelet::testing::enact;
+use support::engine::{guest_engine, resized, seed, GuestEngine};
 use support::kubelet::{guaranteed, Kubelet, RunningPod, TestContainer, TestPod};
 use support::read_trimmed;
 use support::systemd::{daemon_reload, pod_slices, Systemd};
@@ -105,8 +105,7 @@ async fn pod_slice_resize_survives_daemon_reload() {
     )));
 
     let engine = systemd_engine().await;
-    let spec = pod_spec(&pod);
-    sync(&engine, &spec).await;
+    let (spec, _) = seed(&engine, &pod).await;
 
     // increase: 325m → shares 332 → weight 13; 32.5 ms rounds up to 33 ms (systemd keeps whole
     // 10 ms per second, and resizelet writes the rounded quota to the file too); 96 MiB

@@ -256,3 +256,10 @@ pub async fn guest_engine(
     let engine = Engine::open(Arc::new(runtime), cgroups, Arc::new(store), node).expect("engine");
     GuestEngine { engine, state_dir }
 }
+
+/// The core's view of `pod` and `engine`'s first pass over it (which seeds it from the runtime).
+pub async fn seed(engine: &Engine, pod: &TestPod) -> (PodSpec, resizelet::engine::SyncOutcome) {
+    let spec = pod_spec(pod);
+    let first = resizelet::testing::sync(engine, &spec).await;
+    (spec, first)
+}
