@@ -14,11 +14,11 @@ use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::checkpoint::MemoryCheckpointStore;
 use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig, NodeSwapBehavior};
-use resizelet::core::quantity::Quantity;
-use resizelet::core::resources::{QosClass, ResourceList};
+
+use resizelet::core::resources::QosClass;
 use resizelet::cri::fake::{Call, CallKind, FakeRuntime};
 use resizelet::engine::Engine;
-use resizelet::testing::{enact, sync};
+use resizelet::testing::{self, enact, sync};
 use support::engine::{pod_spec, resized, Log, RecordingCgroups};
 use support::kubelet::{sized, TestPod};
 
@@ -69,12 +69,7 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
     let node = NodeConfig {
         cgroup_version: CgroupVersion::V2,
         cgroup_driver: CgroupDriver::Systemd,
-        machine_memory_bytes: 8 << 30,
-        allocatable: ResourceList::from([
-            ("cpu".to_string(), Quantity::parse("4").unwrap()),
-            ("memory".to_string(), Quantity::parse("8Gi").unwrap()),
-        ]),
-        ..NodeConfig::default()
+        ..testing::node("cpu=4,memory=8Gi")
     };
     let runtime = Arc::new(FakeRuntime::new());
     let mut container_dirs: Vec<PathBuf> = Vec::new();
@@ -192,11 +187,7 @@ async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() 
         swap_behavior: NodeSwapBehavior::LimitedSwap,
         swap_available: true,
         swap_capacity_bytes: 5 << 30,
-        allocatable: ResourceList::from([
-            ("cpu".to_string(), Quantity::parse("4").unwrap()),
-            ("memory".to_string(), Quantity::parse("40Gi").unwrap()),
-        ]),
-        ..NodeConfig::default()
+        ..testing::node("cpu=4,memory=40Gi")
     };
     // 1Gi of 40Gi memory with 5Gi of swap
     const SHARE: &str = "134217728";

@@ -3,6 +3,10 @@
 //! (with the search tool's `read_file`); a case resizelet deviates from on purpose is marked
 //! with the spec decision or deviation that explains it, and counted, never silently skipped.
 //!
+//! The scalar tables (CPU conversions, quantities) are data files in `tests/fixtures/upstream/`
+//! (JSON, each table with that provenance), run by one generic runner per table kind; the tables
+//! of pods are still Rust literals below.
+//!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
 use resizelet::core::container_resources::oom_score_adj;
@@ -36,142 +40,98 @@ fn report(table: &str, passed: usize, deviations: usize) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go (v1.36-era copy, the one with
-// TestCPUSharesEqualAfterV2RoundTrip): TestMilliCPUToShares, TestSharesToMilliCPU,
-// TestQuotaToMilliCPU.
+// CPU unit conversions, as data: tests/fixtures/upstream/cpu_conversions.json (each table with
+// its repository, file, version and function): kubernetes/kubernetes pkg/kubelet/cm
+// helpers_linux_test.go TestMilliCPUToShares, TestSharesToMilliCPU, TestQuotaToMilliCPU,
+// TestMilliCPUToQuota; opencontainers/cgroups v0.0.5 and runc's fs2
+// TestConvertCPUSharesToCgroupV2Value (quadratic for containers, linear for pod cgroups, §9).
+
+/// A table of one conversion: rows of (inputs..., expected).
+#[derive(serde::Deserialize)]
+struct ConversionTable {
+    repo: String,
+    function: String,
+    kind: String,
+    cases: Vec<Vec<i64>>,
+    #[serde(default)]
+    deviations: Vec<ConversionDeviation>,
+}
+
+/// An upstream row resizelet answers differently on purpose: what it answers and why.
+#[derive(serde::Deserialize)]
+struct ConversionDeviation {
+    case: Vec<i64>,
+    resizelet: i64,
+    why: String,
+}
+
+fn conversion(kind: &str, args: &[i64]) -> i64 {
+    match kind {
+        "milli_cpu_to_shares" => milli_cpu_to_shares(args[0]) as i64,
+        "shares_to_milli_cpu" => shares_to_milli_cpu(args[0]),
+        "quota_to_milli_cpu" => quota_to_milli_cpu(args[0], args[1]),
+        "milli_cpu_to_quota" => milli_cpu_to_quota(args[0], args[1] as u64),
+        "shares_to_weight_quadratic" => shares_to_weight_quadratic(args[0] as u64) as i64,
+        "shares_to_weight_linear" => shares_to_weight_linear(args[0] as u64) as i64,
+        other => panic!("cpu_conversions.json: unknown kind {other:?}"),
+    }
+}
+
+/// Runs the table of `kind`, asserting every row and that every deviation still deviates.
+fn run_conversions(kind: &str) {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/upstream/cpu_conversions.json"))
+            .expect("cpu_conversions.json");
+    let tables: Vec<ConversionTable> =
+        serde_json::from_value(file["tables"].clone()).expect("cpu_conversions.json tables");
+    let t = tables
+        .into_iter()
+        .find(|t| t.kind == kind)
+        .unwrap_or_else(|| panic!("cpu_conversions.json: no table of kind {kind}"));
+    for row in &t.cases {
+        let (args, want) = row.split_at(row.len() - 1);
+        assert_eq!(
+            conversion(kind, args),
+            want[0],
+            "{} {kind}{args:?}",
+            t.function
+        );
+    }
+    for d in &t.deviations {
+        let args = &d.case[..d.case.len() - 1];
+        assert_eq!(conversion(kind, args), d.resizelet, "deviation: {}", d.why);
+    }
+    report(
+        &format!("{} {}", t.repo, t.function),
+        t.cases.len(),
+        t.deviations.len(),
+    );
+}
 
 #[test]
 fn upstream_milli_cpu_to_shares() {
-    // (input millicores, expected shares)
-    let cases: &[(i64, u64)] = &[
-        (0, 2),
-        (1, 2),
-        (2, 2),
-        (3, 3),
-        (100, 102),
-        (500, 512),
-        (1000, 1024),
-        (255_999, 255_999 * 1024 / 1000),
-        (256_000, 262_144),
-        (256_001, 262_144),
-        (1_000_000, 262_144),
-        (-1, 2),
-        (-1_000_000, 2),
-    ];
-    for &(m, want) in cases {
-        assert_eq!(milli_cpu_to_shares(m), want, "MilliCPUToShares({m})");
-    }
-    report("TestMilliCPUToShares", cases.len(), 0);
+    run_conversions("milli_cpu_to_shares");
 }
 
 #[test]
 fn upstream_shares_to_milli_cpu() {
-    let cases: &[(i64, i64)] = &[
-        (0, 0),
-        (1, 0),
-        (2, 2),
-        (3, 3),
-        (102, 100),
-        (512, 500),
-        (1024, 1000),
-        (262_144, 256_000),
-        (-1, 0),
-    ];
-    for &(s, want) in cases {
-        assert_eq!(shares_to_milli_cpu(s), want, "SharesToMilliCPU({s})");
-    }
-    report("TestSharesToMilliCPU", cases.len(), 0);
+    run_conversions("shares_to_milli_cpu");
 }
 
 #[test]
 fn upstream_quota_to_milli_cpu() {
-    // (quota, period, expected millicores)
-    let cases: &[(i64, i64, i64)] = &[
-        (-1, 100_000, 0),
-        (0, 100_000, 0),
-        (1000, 100_000, 10),
-        (5000, 100_000, 50),
-        (50_000, 100_000, 500),
-        (100_000, 100_000, 1000),
-        (200_000, 100_000, 2000),
-        (5000, 5000, 1000),
-        (1, 100_000, 0),
-        (100, 100_000, 1),
-    ];
-    for &(q, p, want) in cases {
-        assert_eq!(quota_to_milli_cpu(q, p), want, "QuotaToMilliCPU({q}, {p})");
-    }
-    report("TestQuotaToMilliCPU", cases.len(), 0);
+    run_conversions("quota_to_milli_cpu");
 }
 
-// kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go (v1.34–v1.36 copy with
-// TestResourceConfigForPodWithCustomCPUCFSQuotaPeriod): TestMilliCPUToQuota.
 #[test]
 fn upstream_milli_cpu_to_quota() {
-    // (input millicores, period, expected quota)
-    let cases: &[(i64, u64, i64)] = &[
-        (0, 0, 0),
-        (5, 100_000, 1000),
-        (9, 100_000, 1000),
-        (10, 100_000, 1000),
-        (200, 100_000, 20_000),
-        (500, 100_000, 50_000),
-        (1000, 100_000, 100_000),
-        (1500, 100_000, 150_000),
-    ];
-    for &(m, p, want) in cases {
-        assert_eq!(milli_cpu_to_quota(m, p), want, "MilliCPUToQuota({m}, {p})");
-    }
-    report("TestMilliCPUToQuota", cases.len(), 0);
+    run_conversions("milli_cpu_to_quota");
 }
-
-// ---------------------------------------------------------------------------------------------
-// opencontainers/cgroups utils_test.go v0.0.5 TestConvertCPUSharesToCgroupV2Value (quadratic,
-// what newer runc/crun write for containers; as vendored into kubernetes' e2e framework), and
-// opencontainers/runc libcontainer/cgroups fs2 TestConvertCPUSharesToCgroupV2Value (the linear
-// formula the kubelet uses for pod cgroups, §9).
 
 #[test]
 fn upstream_convert_cpu_shares_to_cgroup_v2_value() {
-    let quadratic: &[(u64, u64)] = &[
-        (0, 0),
-        (1, 1),
-        (2, 1),
-        (3, 2),
-        (1024, 100),
-        (262_143, 10_000),
-        (262_144, 10_000),
-        (262_145, 10_000),
-    ];
-    for &(s, want) in quadratic {
-        assert_eq!(shares_to_weight_quadratic(s), want, "quadratic({s})");
-    }
-    report(
-        "cgroups TestConvertCPUSharesToCgroupV2Value",
-        quadratic.len(),
-        0,
-    );
-    // Linear: 0 → 0 in runc ("unset"); resizelet never converts 0 shares (a pod cgroup always
-    // gets ≥ 2), so its linear conversion maps 0 like 2. Deviation: unreachable input.
-    let linear: &[(u64, u64, bool)] = &[(0, 0, true), (2, 1, false), (262_144, 10_000, false)];
-    let mut deviations = 0;
-    for &(s, want, deviation) in linear {
-        if deviation {
-            assert_eq!(
-                shares_to_weight_linear(s),
-                1,
-                "deviation: 0 shares never written"
-            );
-            deviations += 1;
-            continue;
-        }
-        assert_eq!(shares_to_weight_linear(s), want, "linear({s})");
-    }
-    report(
-        "runc fs2 TestConvertCPUSharesToCgroupV2Value",
-        linear.len() - deviations,
-        deviations,
-    );
+    run_conversions("shares_to_weight_quadratic");
+    run_conversions("shares_to_weight_linear");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1916,122 +1876,38 @@ fn upstream_aggregate_container_requests_and_limits() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/api/resource/quantity_test.go
-// (v1.3x copy) TestQuantityParse: the table (value as mantissa·10^exp and format), each also
-// with "-" and "+" prefixed, and the invalid inputs. The value is compared semantically with
-// "<mantissa>e<exp>" (an independent spelling of the same number).
+// Quantities, as data: tests/fixtures/upstream/quantity.json (kubernetes/kubernetes
+// staging/src/k8s.io/apimachinery/pkg/api/resource/quantity_test.go, v1.3x copy):
+// TestQuantityParse, TestQuantityString (string half), TestQuantityParseEmit, TestJSONWhitespace.
+
+fn quantity_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!("fixtures/upstream/quantity.json")).expect("quantity.json")
+}
+
+/// `table.cases` of `quantity.json` as rows of `T`.
+fn quantity_cases<T: serde::de::DeserializeOwned>(table: &str) -> Vec<T> {
+    serde_json::from_value(quantity_tables()[table]["cases"].clone())
+        .unwrap_or_else(|e| panic!("quantity.json {table}: {e}"))
+}
 
 #[test]
 fn upstream_quantity_parse() {
-    use resizelet::core::quantity::Format::{
-        self, BinarySI as B, DecimalExponent as X, DecimalSI as D,
-    };
+    use resizelet::core::quantity::Format;
     const MAX: i64 = i64::MAX;
     // (input, mantissa, exponent, format); exponent i32::MAX = apimachinery's maxAllowed
-    let table: &[(&str, i128, i32, Format)] = &[
-        ("0", 0, 0, D),
-        ("0n", 0, 0, D),
-        ("0u", 0, 0, D),
-        ("0m", 0, 0, D),
-        ("0Ki", 0, 0, B),
-        ("0k", 0, 0, D),
-        ("0Mi", 0, 0, B),
-        ("0M", 0, 0, D),
-        ("0Gi", 0, 0, B),
-        ("0G", 0, 0, D),
-        ("0Ti", 0, 0, B),
-        ("0T", 0, 0, D),
-        ("1", 1, 0, D),
-        ("1Ki", 1024, 0, B),
-        ("8Ki", 8 * 1024, 0, B),
-        ("7Mi", 7 << 20, 0, B),
-        ("6Gi", 6 << 30, 0, B),
-        ("5Ti", 5 << 40, 0, B),
-        ("4Pi", 4 << 50, 0, B),
-        ("3Ei", 3 << 60, 0, B),
-        ("10Ti", 10 << 40, 0, B),
-        ("100Ti", 100 << 40, 0, B),
-        ("5n", 5, -9, D),
-        ("4u", 4, -6, D),
-        ("3m", 3, -3, D),
-        ("9", 9, 0, D),
-        ("8k", 8, 3, D),
-        ("50k", 5, 4, D),
-        ("7M", 7, 6, D),
-        ("6G", 6, 9, D),
-        ("5T", 5, 12, D),
-        ("40T", 4, 13, D),
-        ("300T", 3, 14, D),
-        ("2P", 2, 15, D),
-        ("1E", 1, 18, D),
-        ("1E-3", 1, -3, X),
-        ("1e3", 1, 3, X),
-        ("1E6", 1, 6, X),
-        ("1e9", 1, 9, X),
-        ("1E12", 1, 12, X),
-        ("1e15", 1, 15, X),
-        ("1E18", 1, 18, X),
-        ("1e14", 1, 14, X),
-        ("1e13", 1, 13, X),
-        ("1e3", 1, 3, X),
-        ("100.035k", 100_035, 0, D),
-        ("0.001", 1, -3, D),
-        ("0.0005k", 5, -1, D),
-        ("0.005", 5, -3, D),
-        ("0.05", 5, -2, D),
-        ("0.5", 5, -1, D),
-        ("0.00050k", 5, -1, D),
-        ("0.00500", 5, -3, D),
-        ("0.05000", 5, -2, D),
-        ("0.50000", 5, -1, D),
-        ("0.5e0", 5, -1, X),
-        ("0.5e-1", 5, -2, X),
-        ("0.5e-2", 5, -3, X),
-        ("0.5e0", 5, -1, X),
-        ("10.035M", 10_035, 3, D),
-        ("1.2e3", 12, 2, X),
-        ("1.3E+6", 13, 5, X),
-        ("1.40e9", 14, 8, X),
-        ("1.53E12", 153, 10, X),
-        ("1.6e15", 16, 14, X),
-        ("1.7E18", 17, 17, X),
-        ("9.01", 901, -2, D),
-        ("8.1k", 81, 2, D),
-        ("7.123456M", 7_123_456, 0, D),
-        ("6.987654321G", 6_987_654_321, 0, D),
-        ("5.444T", 5444, 9, D),
-        ("40.1T", 401, 11, D),
-        ("300.2T", 3002, 11, D),
-        ("2.5P", 25, 14, D),
-        ("1.01E", 101, 16, D),
-        ("3.001n", 4, -9, D),
-        ("1.1E-9", 2, -9, X),
-        ("0.0000000001", 1, -9, D),
-        ("0.0000000005", 1, -9, D),
-        ("0.00000000050", 1, -9, D),
-        ("0.5e-9", 1, -9, X),
-        ("0.9n", 1, -9, D),
-        ("0.00000012345", 124, -9, D),
-        ("0.00000012354", 124, -9, D),
-        ("9Ei", MAX as i128, i32::MAX, B),
-        ("9223372036854775807Ki", MAX as i128, i32::MAX, B),
-        ("12E", 12, 18, D),
-        ("100.035Ki", 10_243_584, -2, B),
-        ("0.5Mi", 512 * 1024, 0, B),
-        ("0.05Gi", 536_870_912, -1, B),
-        ("0.025Ti", 274_877_906_944, -1, B),
-        ("0.000000000001Ki", 2, -9, D),
-        (".001", 1, -3, D),
-        (".0001k", 100, -3, D),
-        ("1.", 1, 0, D),
-        ("1.G", 1, 9, D),
-    ];
+    let table: Vec<(String, i128, i32, String)> = quantity_cases("TestQuantityParse");
     let mut checked = 0;
-    for &(input, m, e, format) in table {
+    for (input, m, e, format) in &table {
+        let format = match format.as_str() {
+            "DecimalSI" => Format::DecimalSI,
+            "BinarySI" => Format::BinarySI,
+            "DecimalExponent" => Format::DecimalExponent,
+            other => panic!("quantity.json: {input}: unknown format {other}"),
+        };
         for (sign, prefix) in [(1, ""), (-1, "-"), (1, "+")] {
             let spelled = format!("{prefix}{input}");
             let got = Quantity::parse(&spelled).unwrap_or_else(|err| panic!("{spelled}: {err}"));
-            if e == i32::MAX {
+            if *e == i32::MAX {
                 assert_eq!(got.value(), sign * MAX, "{spelled}: capped at maxAllowed");
             } else {
                 let want = Quantity::parse(&format!("{}e{e}", sign as i128 * m)).unwrap();
@@ -2041,77 +1917,28 @@ fn upstream_quantity_parse() {
             checked += 1;
         }
     }
-    let invalid = [
-        "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", " 1", "1 ",
-        "",
-    ];
-    for bad in invalid {
+    let invalid: Vec<String> =
+        serde_json::from_value(quantity_tables()["TestQuantityParse"]["invalid"].clone())
+            .expect("quantity.json invalid");
+    for bad in &invalid {
         assert!(Quantity::parse(bad).is_err(), "{bad:?} parsed");
     }
     report("TestQuantityParse", checked + invalid.len(), 0);
 }
 
-// Same file: TestQuantityString (its string half: the canonical `expect` re-emits itself and the
-// `alternate` spelling canonicalises to it, also negated; resizelet has no constructor from
-// (mantissa, scale, format), so the `in` column is exercised through `expect`),
-// TestQuantityParseEmit and TestJSONWhitespace.
-
 #[test]
 fn upstream_quantity_string_parse_emit_and_json_whitespace() {
-    let strings: &[(&str, &str)] = &[
-        ("1Gi", "1024Mi"),
-        ("300Mi", "307200Ki"),
-        ("6Ki", ""),
-        ("1001Gi", "1025024Mi"),
-        ("1Ti", "1024Gi"),
-        ("5", "5000m"),
-        ("500m", "0.5"),
-        ("1G", "1000M"),
-        ("1G", "0.001T"),
-        ("1G", ""),
-        ("1G", ""),
-        ("1m", "1000u"),
-        ("80m", ""),
-        ("1080m", "1.08"),
-        ("1080m", "1080000000n"),
-        ("1080m", ""),
-        ("300M", ""),
-        ("1T", ""),
-        ("1234567M", ""),
-        ("1234567m", ""),
-        ("3k", ""),
-        ("1025", ""),
-        ("0", ""),
-        ("0", ""),
-        ("1e9", ".001e12"),
-        ("1e-3", "0.001e0"),
-        ("1e-9", "1000e-12"),
-        ("80e-3", ""),
-        ("300e6", ""),
-        ("1e12", ""),
-        ("1e3", ""),
-        ("3e3", ""),
-        ("3k", ""),
-        ("0", "00"),
-        ("1n", ""),
-        ("80n", ""),
-        ("1080n", ""),
-        ("1080n", ""),
-        ("1080n", ""),
-        ("1u", ""),
-        ("80u", ""),
-        ("1080u", ""),
-    ];
-    for &(expect, alternate) in strings {
+    let strings: Vec<(String, String)> = quantity_cases("TestQuantityString");
+    for (expect, alternate) in &strings {
         assert_eq!(
             Quantity::parse(expect).unwrap().to_string(),
-            expect,
+            *expect,
             "{expect}"
         );
         if !alternate.is_empty() {
             assert_eq!(
                 Quantity::parse(alternate).unwrap().to_string(),
-                expect,
+                *expect,
                 "{alternate}"
             );
         }
@@ -2122,37 +1949,22 @@ fn upstream_quantity_string_parse_emit_and_json_whitespace() {
     }
     report("TestQuantityString (strings)", strings.len(), 0);
 
-    let emit: &[(&str, &str)] = &[
-        ("1Ki", "1Ki"),
-        ("1Mi", "1Mi"),
-        ("1Gi", "1Gi"),
-        ("1024Mi", "1Gi"),
-        ("1000M", "1G"),
-        (".001Ki", "1024m"),
-        (".000001Ki", "1024u"),
-        (".000000001Ki", "1024n"),
-        (".000000000001Ki", "2n"),
-    ];
-    for &(input, want) in emit {
-        assert_eq!(Quantity::parse(input).unwrap().to_string(), want, "{input}");
+    let emit: Vec<(String, String)> = quantity_cases("TestQuantityParseEmit");
+    for (input, want) in &emit {
+        assert_eq!(
+            Quantity::parse(input).unwrap().to_string(),
+            *want,
+            "{input}"
+        );
         let neg = Quantity::parse(&format!("-{input}")).unwrap();
         assert_eq!(neg.to_string(), format!("-{want}"), "-{input}");
     }
     report("TestQuantityParseEmit", emit.len() * 2, 0);
 
-    let json: &[(&str, &str)] = &[
-        ("\" 1\"", "1"),
-        ("\"1 \"", "1"),
-        ("1", "1"),
-        (" 1", "1"),
-        ("1 ", "1"),
-        ("10", "10"),
-        ("-1", "-1"),
-        (" -1", "-1"),
-    ];
-    for &(input, want) in json {
+    let json: Vec<(String, String)> = quantity_cases("TestJSONWhitespace");
+    for (input, want) in &json {
         let q: Quantity = serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-        assert_eq!(q.to_string(), want, "{input}");
+        assert_eq!(q.to_string(), *want, "{input}");
     }
     report("TestJSONWhitespace", json.len(), 0);
 }

@@ -133,6 +133,14 @@ async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
     c.step(Input::Pod(watcher::Event::InitDone)).await;
 }
 
+/// The first container's `allocatedResources` and `resources.limits` in the stored pod `v`.
+fn assert_allocated_and_actual(v: &serde_json::Value, cpu: &str, memory: &str) {
+    let app = &v["status"]["containerStatuses"][0];
+    let want = json!({"cpu": cpu, "memory": memory});
+    assert_eq!(app["allocatedResources"], want, "allocatedResources");
+    assert_eq!(app["resources"]["limits"], want, "resources.limits");
+}
+
 fn reasons(w: &MemoryWriter) -> Vec<String> {
     w.events()
         .iter()
@@ -166,15 +174,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let mut c = w.controller();
     sync_all(&mut c, vec![pod]).await;
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
+    assert_allocated_and_actual(&v, "500m", "256Mi");
     assert_eq!(v["status"]["observedGeneration"], 1);
     assert!(c.stats().ready.load(Ordering::Relaxed));
 
@@ -188,15 +188,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
         "fast path: one patch per completed resize"
     );
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
+    assert_allocated_and_actual(&v, "1", "512Mi");
     assert_eq!(v["status"]["observedGeneration"], 2);
     assert!(v["status"]
         .get("conditions")
