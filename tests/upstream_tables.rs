@@ -5,7 +5,7 @@
 //!
 //! The scalar tables (CPU conversions, quantities) are data files in `tests/fixtures/upstream/`
 //! (JSON, each table with that provenance), run by one generic runner per table kind; the tables
-//! of pods are still Rust literals below.
+//! of pods are still Rust literals below, but for TestComputePodQOS (`compute_pod_qos.json`).
 //!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
@@ -957,225 +957,37 @@ fn upstream_get_container_oom_score_adjust() {
 
 // ---------------------------------------------------------------------------------------------
 // kubernetes/kubernetes pkg/apis/core/v1/helper/qos/qos_test.go (v1.34–v1.36 copy with named
-// cases; it checks pkg/apis/core/helper/qos ComputePodQOS on the same pods) TestComputePodQOS.
+// cases; it checks pkg/apis/core/helper/qos ComputePodQOS on the same pods) TestComputePodQOS, as
+// data: tests/fixtures/upstream/compute_pod_qos.json.
 
 #[test]
 fn upstream_compute_pod_qos() {
-    use resizelet::core::resources::{qos_class, QosClass::*};
-    let gl = |c: &str, m: &str| {
-        let mut v = Vec::new();
-        if !c.is_empty() {
-            v.push(format!("cpu={c}"));
-        }
-        if !m.is_empty() {
-            v.push(format!("memory={m}"));
-        }
-        v.join(",")
-    };
-    let nc =
-        |n: &str, rc: &str, rm: &str, lc: &str, lm: &str| container(n, &gl(rc, rm), &gl(lc, lm));
-    let pl = |p: PodSpec, rc: &str, rm: &str, lc: &str, lm: &str| {
-        with_pod_level(p, &gl(rc, rm), &gl(lc, lm))
-    };
-    let cases = vec![
-        (
-            "Single Guaranteed Container",
-            pod(
-                vec![nc("guaranteed", "100m", "100Mi", "100m", "100Mi")],
-                vec![],
-            ),
-            Guaranteed,
-        ),
-        (
-            "Two Guaranteed Containers",
-            pod(
-                vec![
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Guaranteed,
-        ),
-        (
-            "Two BestEffort Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("best-effort", "", "", "", ""),
-                ],
-                vec![],
-            ),
-            BestEffort,
-        ),
-        (
-            "Single BestEffort Container",
-            pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-            BestEffort,
-        ),
-        (
-            "BestEffort and Burstable Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("burstable", "1", "", "2", ""),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "BestEffort and Guaranteed Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("guaranteed", "10m", "100Mi", "10m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable CPU, Guaranteed Memory",
-            pod(vec![nc("burstable", "", "100Mi", "", "100Mi")], vec![]),
-            Burstable,
-        ),
-        (
-            "Burstable Without Limits",
-            pod(vec![nc("burstable", "100m", "100Mi", "", "")], vec![]),
-            Burstable,
-        ),
-        (
-            "Burstable and Guaranteed Containers",
-            pod(
-                vec![
-                    nc("burstable", "1", "100Mi", "2", "100Mi"),
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Containers With Unbounded But Requests Match Limits",
-            pod(
-                vec![
-                    nc("burstable", "100m", "100Mi", "200m", "200Mi"),
-                    nc("burstable-unbounded", "100m", "100Mi", "", ""),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Container 1",
-            pod(
-                vec![nc("burstable", "10m", "100Mi", "100m", "200Mi")],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Container 2",
-            pod(vec![nc("burstable", "0", "0", "100m", "200Mi")], vec![]),
-            Burstable,
-        ),
-        (
-            "BestEffort Container With HugePages",
-            pod(
-                vec![container(
-                    "best-effort",
-                    "hugepages-2Mi=1Gi,cpu=0,memory=0",
-                    "hugepages-2Mi=1Gi,cpu=0,memory=0",
-                )],
-                vec![],
-            ),
-            BestEffort,
-        ),
-        (
-            "Init Container with BestEffort Main and Burstable Init",
-            pod(
-                vec![nc("best-effort", "", "", "", "")],
-                vec![nc("burstable", "10m", "100Mi", "100m", "200Mi")],
-            ),
-            Burstable,
-        ),
-        (
-            "Guaranteed Pod-Level Resources",
-            pl(
-                pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-                "10m",
-                "100Mi",
-                "10m",
-                "100Mi",
-            ),
-            Guaranteed,
-        ),
-        (
-            "Guaranteed Pod and Container-Level Resources",
-            pl(
-                pod(vec![nc("burstable", "3m", "10Mi", "5m", "20Mi")], vec![]),
-                "10m",
-                "100Mi",
-                "10m",
-                "100Mi",
-            ),
-            Guaranteed,
-        ),
-        (
-            "Burstable Pod-Level Resources",
-            pl(
-                pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-                "10m",
-                "10Mi",
-                "20m",
-                "50Mi",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Resources",
-            pl(
-                pod(vec![nc("burstable", "5m", "10Mi", "5m", "10Mi")], vec![]),
-                "10m",
-                "10Mi",
-                "20m",
-                "50Mi",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Requests",
-            pl(
-                pod(vec![nc("burstable", "5m", "10Mi", "", "")], vec![]),
-                "10m",
-                "10Mi",
-                "",
-                "",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Resources 2",
-            pl(
-                pod(
-                    vec![
-                        nc("burstable", "5m", "10Mi", "", ""),
-                        nc("guaranteed", "5m", "10Mi", "5m", "10Mi"),
-                    ],
-                    vec![],
-                ),
-                "10m",
-                "10Mi",
-                "5m",
-                "",
-            ),
-            Burstable,
-        ),
-    ];
+    use resizelet::core::resources::{qos_class, QosClass};
+    /// [name, requests, limits]
+    type Ctr = (String, String, String);
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        containers: Vec<Ctr>,
+        init_containers: Vec<Ctr>,
+        /// [requests, limits] of spec.resources
+        pod_level: Option<(String, String)>,
+        qos: QosClass,
+    }
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/upstream/compute_pod_qos.json"))
+            .expect("compute_pod_qos.json");
+    let cases: Vec<Case> =
+        serde_json::from_value(file["cases"].clone()).expect("compute_pod_qos.json cases");
+    let build =
+        |cs: &[Ctr]| -> Vec<Container> { cs.iter().map(|(n, r, l)| container(n, r, l)).collect() };
     let n = cases.len();
-    for (name, p, want) in cases {
-        assert_eq!(qos_class(&p), want, "{name}");
+    for c in cases {
+        let mut p = pod(build(&c.containers), build(&c.init_containers));
+        if let Some((r, l)) = &c.pod_level {
+            p = with_pod_level(p, r, l);
+        }
+        assert_eq!(qos_class(&p), c.qos, "{}", c.name);
     }
     report("TestComputePodQOS", n, 0);
 }
