@@ -5,7 +5,9 @@
 //!
 //! The scalar tables (CPU conversions, quantities) are data files in `tests/fixtures/upstream/`
 //! (JSON, each table with that provenance), run by one generic runner per table kind; the tables
-//! of pods are still Rust literals below, but for TestComputePodQOS (`compute_pod_qos.json`).
+//! of pods are still Rust literals below, but for TestComputePodQOS (`compute_pod_qos.json`),
+//! TestCalculateLinuxResources and TestGenerateLinuxContainerResources
+//! (`linux_container_resources.json`).
 //!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
@@ -1002,6 +1004,24 @@ use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupVersion, NodeSwapBehavior};
 use resizelet::core::runtime::LinuxResources;
 
+/// tests/fixtures/upstream/linux_container_resources.json
+fn linux_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!(
+        "fixtures/upstream/linux_container_resources.json"
+    ))
+    .expect("linux_container_resources.json")
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{v}: not a string"))
+        .to_string()
+}
+
+fn int(v: &serde_json::Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("{v}: not an integer"))
+}
+
 fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
     let c = p.container(name).expect("container");
     container_linux_resources(p, c, Reduced::of(&c.resources), node)
@@ -1009,115 +1029,43 @@ fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
 
 #[test]
 fn upstream_calculate_linux_resources() {
-    // (name, cpu request, cpu limit, memory limit, v2, singleProcessOOMKill, expected
-    // (period, quota, shares, memory), deviation)
-    let rfc = "§10: in the resize path the reduced container always has a cpu request key \
-               (the API server defaults a missing request to the limit), so a nil request is \
-               never seen; resizelet reads it as 0 → 2 shares";
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
+    let t = &linux_tables()["TestCalculateLinuxResources"];
+    let cases: Vec<(
+        String,
+        String,
+        String,
+        String,
         bool,
         bool,
         (i64, i64, i64, i64),
-        Option<&'static str>,
-    );
-    let cases: &[Case] = &[
-        (
-            "Request128MBLimit256MB",
-            "1",
-            "2",
-            "128Mi",
-            false,
-            false,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "RequestNoMemory",
-            "2",
-            "8",
-            "0",
-            false,
-            false,
-            (100_000, 800_000, 2048, 0),
-            None,
-        ),
-        (
-            "RequestNilCPU",
-            "",
-            "2",
-            "0",
-            false,
-            false,
-            (100_000, 200_000, 2048, 0),
-            Some(rfc),
-        ),
-        (
-            "RequestZeroCPU",
-            "0",
-            "2",
-            "0",
-            false,
-            false,
-            (100_000, 200_000, 2, 0),
-            None,
-        ),
-        (
-            "Request128MBLimit256MB",
-            "1",
-            "2",
-            "128Mi",
-            true,
-            false,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "Request128MBLimit256MBSingleProcess",
-            "1",
-            "2",
-            "128Mi",
-            true,
-            true,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "RequestNoMemory",
-            "2",
-            "8",
-            "0",
-            true,
-            false,
-            (100_000, 800_000, 2048, 0),
-            None,
-        ),
-        (
-            "RequestNilCPU",
-            "",
-            "2",
-            "0",
-            true,
-            false,
-            (100_000, 200_000, 2048, 0),
-            Some(rfc),
-        ),
-        (
-            "RequestZeroCPU",
-            "0",
-            "2",
-            "0",
-            true,
-            false,
-            (100_000, 200_000, 2, 0),
-            None,
-        ),
-    ];
+        Option<String>,
+    )> = t["cases"]
+        .as_array()
+        .expect("TestCalculateLinuxResources cases")
+        .iter()
+        .map(|c| {
+            let w = &c["want"];
+            (
+                text(&c["name"]),
+                text(&c["cpu_request"]),
+                text(&c["cpu_limit"]),
+                text(&c["memory_limit"]),
+                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
+                c["single_process_oom_kill"]
+                    .as_bool()
+                    .expect("single_process_oom_kill"),
+                (
+                    int(&w["cpu_period"]),
+                    int(&w["cpu_quota"]),
+                    int(&w["cpu_shares"]),
+                    int(&w["memory_limit_in_bytes"]),
+                ),
+                c["deviation"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
     let (mut passed, mut deviations) = (0, 0);
-    for &(name, req, lim, mem, v2, single, want, deviation) in cases {
+    for (name, req, lim, mem, v2, single, want, deviation) in cases {
         let requests = if req.is_empty() {
             String::new()
         } else {
@@ -1177,52 +1125,31 @@ fn upstream_calculate_linux_resources() {
 #[test]
 fn upstream_generate_linux_container_resources() {
     // cpuCFSQuota is off in upstream's test runtime manager: no period/quota.
-    // (name, limits, requests, singleProcessOOMKill, v2, (shares, memory, oom), unified oom group)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        bool,
-        bool,
-        (i64, i64, i64),
-    );
-    let cases: &[Case] = &[
-        (
-            "guaranteed qos",
-            "cpu=250m,memory=500Mi",
-            "cpu=250m,memory=500Mi",
-            true,
-            false,
-            (256, 524_288_000, -997),
-        ),
-        (
-            "burstable qos",
-            "cpu=500m,memory=750Mi",
-            "cpu=250m,memory=500Mi",
-            true,
-            false,
-            (256, 786_432_000, 970),
-        ),
-        ("best-effort qos", "", "", true, false, (2, 0, 1000)),
-        (
-            "guaranteed qos",
-            "cpu=250m,memory=500Mi",
-            "cpu=250m,memory=500Mi",
-            false,
-            true,
-            (256, 524_288_000, -997),
-        ),
-        (
-            "burstable qos",
-            "cpu=500m,memory=750Mi",
-            "cpu=250m,memory=500Mi",
-            false,
-            true,
-            (256, 786_432_000, 970),
-        ),
-        ("best-effort qos", "", "", false, true, (2, 0, 1000)),
-    ];
-    for &(name, limits, requests, single, v2, want) in cases {
+    let t = &linux_tables()["TestGenerateLinuxContainerResources"];
+    let cases: Vec<(String, String, String, bool, bool, (i64, i64, i64))> = t["cases"]
+        .as_array()
+        .expect("TestGenerateLinuxContainerResources cases")
+        .iter()
+        .map(|c| {
+            let w = &c["want"];
+            (
+                text(&c["name"]),
+                text(&c["limits"]),
+                text(&c["requests"]),
+                c["single_process_oom_kill"]
+                    .as_bool()
+                    .expect("single_process_oom_kill"),
+                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
+                (
+                    int(&w["cpu_shares"]),
+                    int(&w["memory_limit_in_bytes"]),
+                    int(&w["oom_score_adj"]),
+                ),
+            )
+        })
+        .collect();
+    for (name, limits, requests, single, v2, want) in &cases {
+        let (single, v2, want) = (*single, *v2, *want);
         let p = pod(vec![container("c1", requests, limits)], vec![]);
         let node = NodeConfig {
             cgroup_version: if v2 {
