@@ -3,11 +3,10 @@
 //! (with the search tool's `read_file`); a case resizelet deviates from on purpose is marked
 //! with the spec decision or deviation that explains it, and counted, never silently skipped.
 //!
-//! The scalar tables (CPU conversions, quantities) are data files in `tests/fixtures/upstream/`
-//! (JSON, each table with that provenance), run by one generic runner per table kind; the tables
-//! of pods are still Rust literals below, but for TestComputePodQOS (`compute_pod_qos.json`),
-//! TestCalculateLinuxResources and TestGenerateLinuxContainerResources
-//! (`linux_container_resources.json`).
+//! The tables are data files in `tests/fixtures/upstream/` (JSON, each table with that
+//! provenance), run by one runner per table kind; TestResourceConfigForPod(+WithCustomCPUCFS-
+//! QuotaPeriod) and TestGetContainerOOMScoreAdjust are still Rust literals below (their
+//! expectations are computed from upstream's helpers and constants).
 //!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
@@ -1012,6 +1011,20 @@ fn linux_tables() -> serde_json::Value {
     .expect("linux_container_resources.json")
 }
 
+/// tests/fixtures/upstream/component_helpers_resources.json
+fn helpers_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!(
+        "fixtures/upstream/component_helpers_resources.json"
+    ))
+    .expect("component_helpers_resources.json")
+}
+
+/// `table.cases`, each row a tuple in the table's column order.
+fn rows<T: serde::de::DeserializeOwned>(table: &serde_json::Value) -> Vec<T> {
+    serde_json::from_value(table["cases"].clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", table["function"]))
+}
+
 fn text(v: &serde_json::Value) -> String {
     v.as_str()
         .unwrap_or_else(|| panic!("{v}: not a string"))
@@ -1191,12 +1204,8 @@ fn upstream_generate_linux_container_resources() {
 fn upstream_generate_linux_container_resources_with_swap() {
     use resizelet::core::resources::QosClass;
     const GI: i64 = 1 << 30;
-    let gate_off = "resizelet assumes the NodeSwap gate on (GA since 1.34); on a node with it \
-                    off, configure swap-behavior = NoSwap";
-    // (name, v2, qos, swap disabled on node, NodeSwap gate, behavior, container without
-    // requests, guaranteed container, critical, deviation)
-    type Case = (
-        &'static str,
+    let cases: Vec<(
+        String,
         bool,
         QosClass,
         bool,
@@ -1205,34 +1214,12 @@ fn upstream_generate_linux_container_resources_with_swap() {
         bool,
         bool,
         bool,
-        Option<&'static str>,
-    );
+        Option<String>,
+    )> = rows(&linux_tables()["TestGenerateLinuxContainerResourcesWithSwap"]);
     use NodeSwapBehavior::{LimitedSwap, NoSwap};
     use QosClass::{BestEffort, Burstable, Guaranteed};
-    let cases: &[Case] = &[
-        ("cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, false, true, Some(LimitedSwap), false, false, false, None),
-        ("NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, false, false, Some(LimitedSwap), false, false, false, Some(gate_off)),
-        ("With no swapBehavior - NoSwap should be the default", true, BestEffort, false, true, None, false, false, false, None),
-        ("Best-effort QoS, cgroups v2, NoSwap", true, BestEffort, false, true, Some(NoSwap), false, false, false, None),
-        ("Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, false, true, Some(LimitedSwap), false, true, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, false, true, Some(LimitedSwap), true, false, false, None),
-        ("Swap disabled on node, cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, true, false, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, With no swapBehavior - NoSwap should be the default", true, BestEffort, true, true, None, false, false, false, None),
-        ("Swap disabled on node, Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, true, true, Some(LimitedSwap), false, true, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, true, true, Some(LimitedSwap), true, false, false, None),
-        ("Best-effort QoS, cgroups v2, LimitedSwap, critical pod", true, Burstable, false, true, Some(LimitedSwap), false, false, true, None),
-    ];
     let (mut passed, mut deviations) = (0, 0);
-    for &(
+    for (
         name,
         v2,
         qos,
@@ -1355,119 +1342,16 @@ fn upstream_generate_linux_container_resources_with_swap() {
 #[test]
 fn upstream_pod_level_resource_requests() {
     use resizelet::core::resources::pod_requests;
-    let skip = "resizelet has no SkipPodLevelResources option: pod-level resources are always \
-                honoured (spec §1)";
-    // (name, pod-level requests, init containers (requests, sidecar), containers, expected,
-    // deviation)
-    type Case = (
-        &'static str,
-        Option<&'static str>,
-        &'static [(&'static str, bool)],
-        &'static [&'static str],
-        &'static str,
-        Option<&'static str>,
-    );
-    let cases: &[Case] = &[
-        ("nil", Some(""), &[], &[], "", None),
-        (
-            "pod level memory resource with SkipPodLevelResources true",
-            Some("memory=2Mi"),
-            &[],
-            &[],
-            "",
-            Some(skip),
-        ),
-        (
-            "pod level memory resource with SkipPodLevelResources false",
-            Some("memory=2Mi"),
-            &[],
-            &[],
-            "memory=2Mi",
-            None,
-        ),
-        (
-            "pod level memory and container level cpu resources",
-            Some("memory=2Mi"),
-            &[],
-            &["cpu=2m"],
-            "memory=2Mi,cpu=2m",
-            None,
-        ),
-        (
-            "pod level unsupported resources set at both pod-level and container-level",
-            Some("storage=2Mi"),
-            &[],
-            &["storage=3Mi"],
-            "storage=3Mi",
-            None,
-        ),
-        (
-            "pod level unsupported resources set at pod-level",
-            Some("storage=2Mi"),
-            &[],
-            &["memory=3Mi"],
-            "memory=3Mi",
-            None,
-        ),
-        (
-            "only container level resources set",
-            Some(""),
-            &[],
-            &["memory=3Mi,cpu=2m"],
-            "memory=3Mi,cpu=2m",
-            None,
-        ),
-        (
-            "both container-level and pod-level resources set",
-            Some("memory=6Mi,cpu=8m"),
-            &[],
-            &["memory=3Mi,cpu=2m"],
-            "memory=6Mi,cpu=8m",
-            None,
-        ),
-        (
-            "container-level resources and init container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=5Mi,cpu=4m",
-            None,
-        ),
-        (
-            "container-level resources and init container set (SkipPodLevelResources true)",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=5Mi,cpu=4m",
-            None,
-        ),
-        (
-            "container-level resources and sidecar container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", true)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=8Mi,cpu=6m",
-            None,
-        ),
-        (
-            "container-level resources, init and sidecar container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=11Mi,cpu=12m",
-            None,
-        ),
-        (
-            "pod-level resources, container-level resources, init and sidecar container set",
-            Some("memory=15Mi,cpu=18m"),
-            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=15Mi,cpu=18m",
-            None,
-        ),
-    ];
+    let cases: Vec<(
+        String,
+        Option<String>,
+        Vec<(String, bool)>,
+        Vec<String>,
+        String,
+        Option<String>,
+    )> = rows(&helpers_tables()["TestPodLevelResourceRequests"]);
     let (mut passed, mut deviations) = (0, 0);
-    for &(name, pod_level, init, containers, want, deviation) in cases {
+    for (name, pod_level, init, containers, want, deviation) in cases {
         let init = init
             .iter()
             .enumerate()
@@ -1487,18 +1371,18 @@ fn upstream_pod_level_resource_requests() {
             .collect();
         let mut p = pod(containers, init);
         if let Some(r) = pod_level {
-            p = with_pod_level(p, r, "");
+            p = with_pod_level(p, &r, "");
         }
         let got = pod_requests(&p);
         if let Some(why) = deviation {
             assert_ne!(
                 got,
-                list(want),
+                list(&want),
                 "{name}: marked as a deviation but agrees ({why})"
             );
             deviations += 1;
         } else {
-            assert_eq!(got, list(want), "{name}");
+            assert_eq!(got, list(&want), "{name}");
             passed += 1;
         }
     }
@@ -1508,83 +1392,16 @@ fn upstream_pod_level_resource_requests() {
 #[test]
 fn upstream_aggregate_container_requests_and_limits() {
     use resizelet::core::resources::{aggregate_container_requests, pod_limits};
-    // (name, init containers (resources, sidecar), containers, use limits, expected requests,
-    // expected limits)
-    type Case = (
-        &'static str,
-        &'static [(&'static str, bool)],
-        &'static [&'static str],
+    let cases: Vec<(
+        String,
+        Vec<(String, bool)>,
+        Vec<String>,
         bool,
-        &'static str,
-        &'static str,
-    );
-    let cases: &[Case] = &[
-        (
-            "one container with limits",
-            &[],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=9",
-        ),
-        (
-            "two containers with limits",
-            &[],
-            &["cpu=9", "cpu=9"],
-            true,
-            "",
-            "cpu=18",
-        ),
-        (
-            "one container with requests",
-            &[],
-            &["cpu=9"],
-            false,
-            "cpu=9",
-            "",
-        ),
-        (
-            "two containers with requests",
-            &[],
-            &["cpu=9", "cpu=9"],
-            false,
-            "cpu=18",
-            "",
-        ),
-        (
-            "regular and init containers with requests",
-            &[("cpu=9", false)],
-            &["cpu=9"],
-            false,
-            "cpu=9",
-            "",
-        ),
-        (
-            "regular, init and sidecar containers with requests",
-            &[("cpu=8", true), ("cpu=6", false)],
-            &["cpu=9"],
-            false,
-            "cpu=17",
-            "",
-        ),
-        (
-            "regular and init containers with limits",
-            &[("cpu=9", false)],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=9",
-        ),
-        (
-            "regular, init and sidecar containers with limits",
-            &[("cpu=8", true), ("cpu=6", false)],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=17",
-        ),
-    ];
-    for &(name, init, containers, limits, want_req, want_lim) in cases {
+        String,
+        String,
+    )> = rows(&helpers_tables()["TestAggregateContainerRequestsAndLimits"]);
+    let n = cases.len();
+    for (name, init, containers, limits, want_req, want_lim) in cases {
         let make = |n: String, r: &str, sc: bool| {
             let (req, lim) = if limits { ("", r) } else { (r, "") };
             if sc {
@@ -1606,12 +1423,12 @@ fn upstream_aggregate_container_requests_and_limits() {
         let p = pod(containers, init);
         assert_eq!(
             aggregate_container_requests(&p),
-            list(want_req),
+            list(&want_req),
             "{name}: requests"
         );
-        assert_eq!(pod_limits(&p), list(want_lim), "{name}: limits");
+        assert_eq!(pod_limits(&p), list(&want_lim), "{name}: limits");
     }
-    report("TestAggregateContainerRequestsAndLimits", cases.len(), 0);
+    report("TestAggregateContainerRequestsAndLimits", n, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
