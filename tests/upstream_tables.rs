@@ -1043,7 +1043,7 @@ fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
 #[test]
 fn upstream_calculate_linux_resources() {
     let t = &linux_tables()["TestCalculateLinuxResources"];
-    let cases: Vec<(
+    type Case = (
         String,
         String,
         String,
@@ -1052,7 +1052,8 @@ fn upstream_calculate_linux_resources() {
         bool,
         (i64, i64, i64, i64),
         Option<String>,
-    )> = t["cases"]
+    );
+    let cases: Vec<Case> = t["cases"]
         .as_array()
         .expect("TestCalculateLinuxResources cases")
         .iter()
@@ -1139,7 +1140,8 @@ fn upstream_calculate_linux_resources() {
 fn upstream_generate_linux_container_resources() {
     // cpuCFSQuota is off in upstream's test runtime manager: no period/quota.
     let t = &linux_tables()["TestGenerateLinuxContainerResources"];
-    let cases: Vec<(String, String, String, bool, bool, (i64, i64, i64))> = t["cases"]
+    type Case = (String, String, String, bool, bool, (i64, i64, i64));
+    let cases: Vec<Case> = t["cases"]
         .as_array()
         .expect("TestGenerateLinuxContainerResources cases")
         .iter()
@@ -1204,7 +1206,7 @@ fn upstream_generate_linux_container_resources() {
 fn upstream_generate_linux_container_resources_with_swap() {
     use resizelet::core::resources::QosClass;
     const GI: i64 = 1 << 30;
-    let cases: Vec<(
+    type Case = (
         String,
         bool,
         QosClass,
@@ -1215,7 +1217,8 @@ fn upstream_generate_linux_container_resources_with_swap() {
         bool,
         bool,
         Option<String>,
-    )> = rows(&linux_tables()["TestGenerateLinuxContainerResourcesWithSwap"]);
+    );
+    let cases: Vec<Case> = rows(&linux_tables()["TestGenerateLinuxContainerResourcesWithSwap"]);
     use NodeSwapBehavior::{LimitedSwap, NoSwap};
     use QosClass::{BestEffort, Burstable, Guaranteed};
     let (mut passed, mut deviations) = (0, 0);
@@ -1342,14 +1345,15 @@ fn upstream_generate_linux_container_resources_with_swap() {
 #[test]
 fn upstream_pod_level_resource_requests() {
     use resizelet::core::resources::pod_requests;
-    let cases: Vec<(
+    type Case = (
         String,
         Option<String>,
         Vec<(String, bool)>,
         Vec<String>,
         String,
         Option<String>,
-    )> = rows(&helpers_tables()["TestPodLevelResourceRequests"]);
+    );
+    let cases: Vec<Case> = rows(&helpers_tables()["TestPodLevelResourceRequests"]);
     let (mut passed, mut deviations) = (0, 0);
     for (name, pod_level, init, containers, want, deviation) in cases {
         let init = init
@@ -1392,14 +1396,15 @@ fn upstream_pod_level_resource_requests() {
 #[test]
 fn upstream_aggregate_container_requests_and_limits() {
     use resizelet::core::resources::{aggregate_container_requests, pod_limits};
-    let cases: Vec<(
+    type Case = (
         String,
         Vec<(String, bool)>,
         Vec<String>,
         bool,
         String,
         String,
-    )> = rows(&helpers_tables()["TestAggregateContainerRequestsAndLimits"]);
+    );
+    let cases: Vec<Case> = rows(&helpers_tables()["TestAggregateContainerRequestsAndLimits"]);
     let n = cases.len();
     for (name, init, containers, limits, want_req, want_lim) in cases {
         let make = |n: String, r: &str, sc: bool| {
