@@ -17,10 +17,7 @@ fn runtime_prefix() {
 }
 
 use super::standdown::kubelet_minor;
-use crate::cgroup::memory::MemoryCgroupFs;
-use crate::checkpoint::MemoryCheckpointStore;
-use crate::core::node::{CgroupVersion, NodeConfig};
-use crate::cri::fake::FakeRuntime;
+use crate::core::node::NodeConfig;
 use crate::k8s::convert::pod_view;
 use crate::k8s::memory::MemoryWriter;
 use crate::k8s::{Input, WriteError};
@@ -29,12 +26,19 @@ use kube::runtime::watcher;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// The kit's in-memory node plus the in-memory API writer (`w.runtime`, `w.cgroups`, … through
+/// `Deref`).
 #[derive(Clone)]
 struct World {
-    runtime: Arc<FakeRuntime>,
-    cgroups: Arc<MemoryCgroupFs>,
+    node: crate::testing::World,
     writer: Arc<MemoryWriter>,
-    config: NodeConfig,
+}
+
+impl std::ops::Deref for World {
+    type Target = crate::testing::World;
+    fn deref(&self) -> &Self::Target {
+        &self.node
+    }
 }
 
 fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
@@ -63,20 +67,18 @@ fn api_node(cpu: &str, mem: &str) -> Node {
 impl World {
     fn new() -> Self {
         World {
-            runtime: Arc::new(FakeRuntime::new()),
-            cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
-            writer: Arc::new(MemoryWriter::new()),
-            config: NodeConfig {
+            node: crate::testing::World::with_config(NodeConfig {
                 machine_memory_bytes: 8 << 30,
                 ..NodeConfig::default()
-            },
+            }),
+            writer: Arc::new(MemoryWriter::new()),
         }
     }
 
     /// The kubelet started the pod: runtime containers, pod cgroup, API object.
     fn start(&self, pod: &Pod) -> Pod {
         let view = pod_view(pod).unwrap();
-        crate::engine::testing::start_pod(&self.runtime, &self.cgroups, &view.spec, &self.config);
+        self.node.start(&view.spec);
         self.writer.put_pod(pod)
     }
 
@@ -85,14 +87,7 @@ impl World {
     }
 
     fn controller_with(&self, opts: ControllerOptions) -> Controller {
-        let engine = Engine::open(
-            self.runtime.clone(),
-            self.cgroups.clone(),
-            Arc::new(MemoryCheckpointStore::new()),
-            self.config.clone(),
-        )
-        .unwrap();
-        Controller::new(engine, self.writer.clone(), opts)
+        Controller::new(self.node.engine(), self.writer.clone(), opts)
     }
 
     fn pod_object(&self, name: &str) -> Pod {
@@ -136,6 +131,14 @@ async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
         c.step(Input::Pod(watcher::Event::InitApply(p))).await;
     }
     c.step(Input::Pod(watcher::Event::InitDone)).await;
+}
+
+/// The first container's `allocatedResources` and `resources.limits` in the stored pod `v`.
+fn assert_allocated_and_actual(v: &serde_json::Value, cpu: &str, memory: &str) {
+    let app = &v["status"]["containerStatuses"][0];
+    let want = json!({"cpu": cpu, "memory": memory});
+    assert_eq!(app["allocatedResources"], want, "allocatedResources");
+    assert_eq!(app["resources"]["limits"], want, "resources.limits");
 }
 
 fn reasons(w: &MemoryWriter) -> Vec<String> {
@@ -203,15 +206,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let mut c = w.controller();
     sync_all(&mut c, vec![pod]).await;
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
+    assert_allocated_and_actual(&v, "500m", "256Mi");
     assert_eq!(v["status"]["observedGeneration"], 1);
     assert!(c.stats().ready.load(Ordering::Relaxed));
 
@@ -225,15 +220,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
         "fast path: one patch per completed resize"
     );
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
+    assert_allocated_and_actual(&v, "1", "512Mi");
     assert_eq!(v["status"]["observedGeneration"], 2);
     assert!(v["status"]
         .get("conditions")
