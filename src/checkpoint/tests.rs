@@ -1,6 +1,6 @@
 use super::*;
-use crate::core::resources::testing::reqs;
 use crate::core::state::PodResourceState;
+use crate::testing::reqs;
 use std::os::unix::fs::PermissionsExt;
 
 /// Saves every pod of `data`, one `save_pod` each.

@@ -237,8 +237,7 @@ pub fn container_linux_resources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::node::testing::node;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn container_values() {
@@ -247,7 +246,7 @@ mod tests {
             vec![container("a", "cpu=100m,memory=1Gi", "cpu=200m,memory=2Gi")],
         );
         let c = &p.containers[0];
-        let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &node());
+        let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &node(""));
         assert_eq!(r.cpu_shares, 102);
         assert_eq!(r.cpu_quota, 20_000);
         assert_eq!(r.cpu_period, 100_000);
@@ -259,7 +258,7 @@ mod tests {
             cpu_limit: 5,
             ..Reduced::default()
         };
-        let r = container_linux_resources(&p, c, tiny, &node());
+        let r = container_linux_resources(&p, c, tiny, &node(""));
         assert_eq!(
             (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
             (2, 1000, 0)
@@ -267,7 +266,7 @@ mod tests {
         // v2: oom group
         let v2 = NodeConfig {
             cgroup_version: CgroupVersion::V2,
-            ..node()
+            ..node("")
         };
         let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &v2);
         assert_eq!(
@@ -326,7 +325,7 @@ mod tests {
         );
         let n = NodeConfig {
             hugepage_sizes: vec![2 << 20, 1 << 30],
-            ..node()
+            ..node("")
         };
         let c = &p.containers[0];
         let r = container_linux_resources(&p, c, Reduced::of(&c.resources), &n);

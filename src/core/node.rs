@@ -84,17 +84,3 @@ impl Default for NodeConfig {
         }
     }
 }
-
-/// Builders shared by the core's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::NodeConfig;
-
-    /// A node with 8 GiB of memory, otherwise the defaults.
-    pub fn node() -> NodeConfig {
-        NodeConfig {
-            machine_memory_bytes: 8 << 30,
-            ..NodeConfig::default()
-        }
-    }
-}

@@ -114,8 +114,7 @@ pub fn pod_cgroup_values(pod: &PodSpec, node: &NodeConfig) -> PodCgroupValues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::node::testing::node;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn guaranteed_pod_values() {
@@ -127,7 +126,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            pod_cgroup_values(&p, &node()),
+            pod_cgroup_values(&p, &node("")),
             PodCgroupValues {
                 cpu_shares: Some(512),
                 cpu_quota: Some(Limit::Value(50_000)),
@@ -146,13 +145,13 @@ mod tests {
                 container("b", "cpu=25m", "cpu=25m,memory=1Gi"),
             ],
         );
-        let v = pod_cgroup_values(&p, &node());
+        let v = pod_cgroup_values(&p, &node(""));
         assert_eq!(v.cpu_shares, Some(128)); // 125m
         assert_eq!(v.cpu_quota, Some(Limit::Value(22_500)));
         assert_eq!(v.memory_limit, None); // a has no memory limit
         let systemd = NodeConfig {
             cgroup_driver: CgroupDriver::Systemd,
-            ..node()
+            ..node("")
         };
         assert_eq!(
             pod_cgroup_values(&p, &systemd).cpu_quota,
@@ -160,12 +159,12 @@ mod tests {
         );
         let no_cfs = NodeConfig {
             cpu_cfs_quota: false,
-            ..node()
+            ..node("")
         };
         assert_eq!(pod_cgroup_values(&p, &no_cfs).cpu_quota, Some(Limit::Max));
         let be = pod("e", vec![container("a", "", "")]);
         assert_eq!(
-            pod_cgroup_values(&be, &node()),
+            pod_cgroup_values(&be, &node("")),
             PodCgroupValues {
                 cpu_shares: Some(2),
                 ..Default::default()

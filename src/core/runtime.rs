@@ -53,20 +53,3 @@ pub struct RuntimeContainerStatus {
     /// (containerd < 1.6.9).
     pub resources: Option<LinuxResources>,
 }
-
-/// Builders shared by the core's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::LinuxResources;
-
-    /// Runtime-reported resources: shares, quota (period 100 ms) and memory limit.
-    pub fn linux(shares: i64, quota: i64, memory: i64) -> LinuxResources {
-        LinuxResources {
-            cpu_period: 100_000,
-            cpu_quota: quota,
-            cpu_shares: shares,
-            memory_limit_in_bytes: memory,
-            ..LinuxResources::default()
-        }
-    }
-}

@@ -98,8 +98,8 @@ pub fn seed_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
-    use crate::core::runtime::testing::linux;
+    use crate::testing::linux;
+    use crate::testing::reqs;
 
     fn seed(desired: &ResourceRequirements, runtime: &LinuxResources) -> ResourceRequirements {
         seed_container(desired, runtime, &NodeConfig::default())

@@ -128,8 +128,8 @@ pub fn allocated_resources_status(allocated: &ResourceRequirements) -> ResourceL
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
-    use crate::core::runtime::testing::linux;
+    use crate::testing::linux;
+    use crate::testing::reqs;
 
     #[test]
     fn not_running_reports_allocated() {

@@ -2,8 +2,8 @@ use super::*;
 use crate::cgroup::memory::MemoryCgroupFs;
 use crate::checkpoint::MemoryCheckpointStore;
 use crate::core::node::CgroupVersion;
-use crate::core::resources::testing::*;
 use crate::cri::fake::{CallKind, FakeRuntime};
+use crate::testing::{self, *};
 
 struct Node {
     runtime: Arc<FakeRuntime>,

@@ -1,7 +1,6 @@
 use super::*;
-use crate::core::node::testing::node;
-use crate::core::resources::testing::*;
 use crate::core::resources::{QosClass, ResizePolicy};
+use crate::testing::*;
 
 fn running(names: &[&str]) -> BTreeMap<String, String> {
     names
@@ -73,7 +72,7 @@ fn plan_with(
         running,
         pod_cgroup,
         last_written_shares: None,
-        node: &node(),
+        node: &node(""),
     })
 }
 
@@ -100,7 +99,7 @@ impl Case {
 
     fn plan(&self) -> (Plan, PodResourceState, PodCgroupValues) {
         let actuated = self.before.resource_state();
-        let cgroup = pod_cgroup_values(&self.before, &node());
+        let cgroup = pod_cgroup_values(&self.before, &node(""));
         let plan = plan_with(&self.after, &actuated, &self.running, Some(cgroup));
         (plan, actuated, cgroup)
     }
@@ -192,7 +191,7 @@ fn unlimited_to_limited_pod_memory_is_a_checked_shrink() {
     let after = one_pod("cpu=100m,memory=64Mi", "cpu=200m,memory=256Mi");
     let cgroup = PodCgroupValues {
         memory_limit: Some(Limit::Max),
-        ..pod_cgroup_values(&before, &node())
+        ..pod_cgroup_values(&before, &node(""))
     };
     let plan = plan_with(
         &after,
@@ -273,7 +272,7 @@ fn containers_that_do_not_run_are_not_planned() {
 #[test]
 fn nothing_to_do_is_an_empty_plan_and_no_pod_cgroups_means_container_steps_only() {
     let p = one_pod("cpu=100m", "cpu=200m");
-    let n = node();
+    let n = node("");
     let r = running(&["c"]);
     let empty = plan_with(&p, &p.resource_state(), &r, Some(pod_cgroup_values(&p, &n)));
     assert!(empty.is_empty(), "{:?}", describe(&empty));
@@ -312,7 +311,7 @@ fn restart_container_policy_stops_after_growing_and_never_shrinks_early() {
 fn a_page_rounded_pod_memory_limit_is_already_in_place() {
     // "100M" = 100000000 bytes; the kernel shows 99999744 (whole 4 KiB pages)
     let p = one_pod("cpu=100m,memory=100M", "cpu=100m,memory=100M");
-    let n = node();
+    let n = node("");
     let r = running(&["c"]);
     let mut cgroup = pod_cgroup_values(&p, &n);
     assert_eq!(cgroup.memory_limit, Some(Limit::Value(100_000_000)));
@@ -329,7 +328,7 @@ fn a_page_rounded_pod_memory_limit_is_already_in_place() {
 fn crash_before_the_pod_shrink_converges_on_the_next_pass() {
     let before = one_pod("cpu=500m,memory=256Mi", "cpu=500m,memory=256Mi");
     let after = one_pod("cpu=500m,memory=128Mi", "cpu=500m,memory=128Mi");
-    let n = node();
+    let n = node("");
     let r = running(&["c"]);
     // the container update was recorded, the pod shrink was not
     let actuated = after.resource_state();

@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::resources::testing::{list, reqs};
+use crate::testing::{list, reqs};
 
 fn api_pod() -> Pod {
     serde_json::from_value(json!({
