@@ -6,22 +6,19 @@
 use resizelet::core::node::NodeConfig;
 use resizelet::core::quantity::Quantity;
 use resizelet::core::resources::{PodSpec, ResourceList};
-use serde_json::json;
+use resizelet::testing;
 
-/// A Guaranteed pod `p<i>` with `containers` containers of `cpu_m` millicores and `mem_mib` MiB.
+/// A Guaranteed pod `bench/p<i>` with `containers` containers of `cpu_m` millicores and `mem_mib`
+/// MiB (the kit's builders).
 pub fn pod(i: usize, containers: usize, cpu_m: i64, mem_mib: i64) -> PodSpec {
-    let cs: Vec<_> = (0..containers)
-        .map(|c| {
-            let r = json!({"cpu": format!("{cpu_m}m"), "memory": format!("{mem_mib}Mi")});
-            json!({"name": format!("c{c}"), "resources": {"requests": r, "limits": r}})
-        })
+    let r = format!("cpu={cpu_m}m,memory={mem_mib}Mi");
+    let cs = (0..containers)
+        .map(|c| testing::container(&format!("c{c}"), &r, &r))
         .collect();
-    serde_json::from_value(json!({
-        "uid": format!("00000000-0000-4000-8000-{i:012}"),
-        "namespace": "bench", "name": format!("p{i}"), "generation": 1,
-        "containers": cs,
-    }))
-    .expect("fixture pod")
+    let mut p = testing::pod(&format!("00000000-0000-4000-8000-{i:012}"), cs);
+    p.namespace = "bench".into();
+    p.name = format!("p{i}");
+    p
 }
 
 /// The same pod asking for `cpu_m` millicores in every container (generation + 1).

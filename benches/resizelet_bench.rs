@@ -13,6 +13,8 @@
 mod fixtures;
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "webhook/mod.rs"]
+mod webhook_bench;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +111,7 @@ fn main() {
     rt.block_on(scale(short, &mut rows));
     if std::env::var(support::ENDPOINT_ENV).is_ok() {
         rt.block_on(end_to_end(short, &mut rows));
+        rt.block_on(webhook_bench::coexistence(short, &mut rows));
     } else {
         row(
             &mut rows,

@@ -465,6 +465,7 @@ impl CheckpointStore for FileCheckpointStore {
 }
 
 /// In-memory store for unit tests; `fail_saves` makes every save fail.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct MemoryCheckpointStore {
     data: Mutex<[CheckpointData; 2]>,
@@ -472,6 +473,7 @@ pub struct MemoryCheckpointStore {
     saves: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryCheckpointStore {
     pub fn new() -> Self {
         Self::default()
@@ -498,6 +500,7 @@ impl MemoryCheckpointStore {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl CheckpointStore for MemoryCheckpointStore {
     fn load(&self, kind: CheckpointKind) -> Result<CheckpointData, CheckpointError> {
         Ok(self.get(kind))
@@ -522,8 +525,8 @@ impl CheckpointStore for MemoryCheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
     use crate::core::state::PodResourceState;
+    use crate::testing::reqs;
     use std::os::unix::fs::PermissionsExt;
 
     /// Saves every pod of `data`, one `save_pod` each.

@@ -539,40 +539,14 @@ pub fn pod_name(pod: &PodSpec) -> String {
     format!("{}/{}", pod.namespace, pod.name)
 }
 
-/// Test support shared by the engine's and the controller's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use crate::cgroup::memory::MemoryCgroupFs;
-    use crate::core::container_resources::{container_linux_resources, Reduced};
-    use crate::core::node::NodeConfig;
-    use crate::core::pod_cgroup::pod_cgroup_values;
-    use crate::core::resources::PodSpec;
-    use crate::cri::fake::FakeRuntime;
-
-    /// Starts a pod the way the kubelet would: pod cgroup + running containers (ids
-    /// `<uid>-<name>`) with the spec's resources.
-    pub(crate) fn start_pod(
-        runtime: &FakeRuntime,
-        cgroups: &MemoryCgroupFs,
-        pod: &PodSpec,
-        config: &NodeConfig,
-    ) {
-        cgroups.add_pod(&pod.uid, pod_cgroup_values(pod, config));
-        for c in &pod.containers {
-            let linux = container_linux_resources(pod, c, Reduced::of(&c.resources), config);
-            runtime.add_running(&pod.uid, &c.name, &format!("{}-{}", pod.uid, c.name), linux);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cgroup::memory::MemoryCgroupFs;
     use crate::checkpoint::MemoryCheckpointStore;
     use crate::core::node::CgroupVersion;
-    use crate::core::resources::testing::*;
     use crate::cri::fake::{CallKind, FakeRuntime};
+    use crate::testing::{self, *};
 
     struct Node {
         runtime: Arc<FakeRuntime>,

@@ -257,10 +257,10 @@ mod tests {
     use crate::core::node::{CgroupVersion, NodeConfig};
     use crate::core::plan::{plan_pod_resize, Limit, PlanInput};
     use crate::core::pod_cgroup::pod_cgroup_values;
-    use crate::core::resources::testing::*;
     use crate::core::resources::{PodSpec, QosClass};
     use crate::core::runtime::{ContainerState, LinuxResources, RuntimeContainer};
     use crate::cri::fake::{CallKind, FakeRuntime};
+    use crate::testing::*;
     use std::collections::BTreeMap;
 
     struct World {

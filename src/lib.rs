@@ -18,4 +18,6 @@ pub mod host;
 pub mod k8s;
 pub mod kubelet_config;
 pub mod metrics;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod webhook;

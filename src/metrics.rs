@@ -339,7 +339,7 @@ pub fn requested_resize_operations(allocated: &PodSpec, desired: &PodSpec) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn operations_per_resource_and_requirement() {

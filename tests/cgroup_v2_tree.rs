@@ -12,23 +12,17 @@ use std::sync::Arc;
 
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::checkpoint::MemoryCheckpointStore;
-use resizelet::core::admission::{Decision, NodePressure};
 use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig, NodeSwapBehavior};
-use resizelet::core::quantity::Quantity;
-use resizelet::core::resources::{QosClass, ResourceList};
+
+use resizelet::core::resources::QosClass;
 use resizelet::cri::fake::{Call, CallKind, FakeRuntime};
 use resizelet::engine::Engine;
+use resizelet::testing::{self, enact, sync};
 use support::engine::{pod_spec, resized, Log, RecordingCgroups};
-use support::kubelet::{TestContainer, TestPod};
+use support::kubelet::{sized, TestPod};
 
 const MIB: i64 = 1 << 20;
-
-fn c(name: &str, cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
-    TestContainer::new(name)
-        .cpu(Some(cpu.0), Some(cpu.1))
-        .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-}
 
 fn write(dir: &Path, files: &[(&str, String)]) {
     fs::create_dir_all(dir).unwrap();
@@ -58,8 +52,8 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
         "v2",
         QosClass::Burstable,
         vec![
-            c("a", (200, 400), (64, 256)),
-            c("b", (300, 600), (128, 256)),
+            sized("a", (200, 400), (64, 256)),
+            sized("b", (300, 600), (128, 256)),
         ],
     );
     let spec = pod_spec(&pod);
@@ -75,12 +69,7 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
     let node = NodeConfig {
         cgroup_version: CgroupVersion::V2,
         cgroup_driver: CgroupDriver::Systemd,
-        machine_memory_bytes: 8 << 30,
-        allocatable: ResourceList::from([
-            ("cpu".to_string(), Quantity::parse("4").unwrap()),
-            ("memory".to_string(), Quantity::parse("8Gi").unwrap()),
-        ]),
-        ..NodeConfig::default()
+        ..testing::node("cpu=4,memory=8Gi")
     };
     let runtime = Arc::new(FakeRuntime::new());
     let mut container_dirs: Vec<PathBuf> = Vec::new();
@@ -105,10 +94,7 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
         node,
     )
     .unwrap();
-    let first = engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let first = sync(&engine, &spec).await;
     assert!(first.seeded);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
@@ -116,16 +102,11 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
     let desired = resized(
         &spec,
         &[
-            c("a", (500, 800), (64, 128)),
-            c("b", (100, 200), (128, 512)),
+            sized("a", (500, 800), (64, 128)),
+            sized("b", (100, 200), (128, 512)),
         ],
     );
-    let out = engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(&engine, &desired).await;
 
     // memory: pod grow (512Mi → 640Mi) first, then containers, a's decrease before b's
     // increase; cpu: the pod limit stays 1 cpu (quota unchanged, not written), pod shares grow
@@ -188,7 +169,7 @@ async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() 
     let pod = TestPod::new(
         "swap",
         QosClass::Burstable,
-        vec![c("app", (100, 200), (1024, 2048))],
+        vec![sized("app", (100, 200), (1024, 2048))],
     );
     let spec = pod_spec(&pod);
     let pod_dir = root
@@ -206,11 +187,7 @@ async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() 
         swap_behavior: NodeSwapBehavior::LimitedSwap,
         swap_available: true,
         swap_capacity_bytes: 5 << 30,
-        allocatable: ResourceList::from([
-            ("cpu".to_string(), Quantity::parse("4").unwrap()),
-            ("memory".to_string(), Quantity::parse("40Gi").unwrap()),
-        ]),
-        ..NodeConfig::default()
+        ..testing::node("cpu=4,memory=40Gi")
     };
     // 1Gi of 40Gi memory with 5Gi of swap
     const SHARE: &str = "134217728";
@@ -235,20 +212,12 @@ async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() 
         node,
     )
     .unwrap();
-    let first = engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let first = sync(&engine, &spec).await;
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
     // cpu only: 100m/200m → 300m/500m; memory untouched
-    let desired = resized(&spec, &[c("app", (300, 500), (1024, 2048))]);
-    let out = engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    let desired = resized(&spec, &[sized("app", (300, 500), (1024, 2048))]);
+    enact(&engine, &desired).await;
     let updates: Vec<_> = runtime
         .calls_of(CallKind::UpdateContainerResources)
         .into_iter()

@@ -1,23 +1,17 @@
 //! The configuration through the real binary: `config default` round-trips, bad files are
-//! refused with the key named, and `run` with a missing file does nothing else.
+//! refused with the key named, `run` with a missing file does nothing else, and the README's
+//! settings table is `config docs`.
 
 use std::process::Command;
 
 fn resizelet(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.args(args);
     // the test's own environment must not leak settings in
-    for var in [
-        "NODE_NAME",
-        "KUBECONFIG",
-        "RESIZELET_CONFIG",
-        "RESIZELET_LOG",
-        "RESIZELET_KUBE_API_QPS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run resizelet")
+    Command::new(env!("CARGO_BIN_EXE_resizelet"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run resizelet")
 }
 
 fn text(b: &[u8]) -> String {
@@ -113,4 +107,51 @@ fn invalid_values_name_the_key() {
         &[],
     );
     assert!(text(&out.stderr).contains("admin-address = \"localhost\": must be ip:port"));
+}
+
+#[test]
+fn the_readme_settings_table_is_config_docs() {
+    let out = resizelet(&["config", "docs"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.lines().count() > 10, "{table}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    assert!(
+        readme.contains(&table),
+        "README.md's settings table differs from `resizelet config docs`; replace it with:\n{table}"
+    );
+}
+
+#[test]
+fn settings_of_other_commands_come_from_the_same_table() {
+    // `check` takes the host settings by flag and environment, with run's validation of the
+    // CRI deadline
+    let out = resizelet(
+        &["check", "--cri-timeout-ms", "0"],
+        &[(
+            "RESIZELET_CONTAINER_RUNTIME_ENDPOINT",
+            "unix:///nonexistent.sock",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cri-timeout-ms = \"0\": must be from 1 to 600000"),
+        "{}",
+        text(&out.stderr)
+    );
+    // a bad value from the environment names the variable
+    let out = resizelet(&["check"], &[("RESIZELET_CGROUP_DRIVER", "Systemd")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "environment variable RESIZELET_CGROUP_DRIVER=\"Systemd\" (for --cgroup-driver)"
+        ),
+        "{err}"
+    );
+    // run-only settings are not flags of check
+    let out = resizelet(&["check", "--kube-api-qps", "5"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unexpected argument '--kube-api-qps'"));
 }

@@ -27,6 +27,17 @@ fn cpu_memory(r: &LinuxResources) -> (i64, i64, i64, i64) {
 }
 
 /// Expected container cgroup values for CRI resources (v1 files; quota 0 = unlimited = −1).
+/// What containerd reports as the container's resources (`ContainerStatus`).
+async fn reported_resources(kubelet: &Kubelet, id: &str) -> LinuxResources {
+    kubelet
+        .client
+        .container_status(id)
+        .await
+        .expect("status")
+        .resources
+        .expect("resources")
+}
+
 fn cgroup_values_of(r: &LinuxResources) -> PodCgroupValues {
     PodCgroupValues {
         cpu_shares: Some(r.cpu_shares as u64),
@@ -131,13 +142,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
         running.container_cgroup_values("app"),
         cgroup_values_of(&resized)
     );
-    let reported = kubelet
-        .client
-        .container_status(&id)
-        .await
-        .expect("status")
-        .resources
-        .expect("resources");
+    let reported = reported_resources(&kubelet, &id).await;
     assert_eq!(cpu_memory(&reported), cpu_memory(&resized));
     // The container update did not touch the pod cgroup.
     let after = running.pod_cgroup_values();
@@ -156,13 +161,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
         running.container_cgroup_values("app"),
         cgroup_values_of(&created)
     );
-    let reported = kubelet
-        .client
-        .container_status(&id)
-        .await
-        .expect("status")
-        .resources
-        .expect("resources");
+    let reported = reported_resources(&kubelet, &id).await;
     assert_eq!(cpu_memory(&reported), cpu_memory(&created));
 
     running.teardown().await.expect("teardown");

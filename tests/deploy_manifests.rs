@@ -69,12 +69,30 @@ fn manifests_in(dir: &Path) -> Vec<(String, Value)> {
     out
 }
 
-fn find(kind: &str) -> Value {
-    manifests()
+/// The manifest of `kind` directly in `dir`.
+fn find_in(dir: &Path, kind: &str) -> Value {
+    manifests_in(dir)
         .into_iter()
         .find(|(_, v)| v["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} in deploy/"))
+        .unwrap_or_else(|| panic!("no {kind} in {}", dir.display()))
         .1
+}
+
+/// `dir/kustomization.yaml` lists exactly the manifests directly in `dir`.
+fn assert_kustomization_lists_the_manifests(dir: &Path) {
+    let k = yaml(&dir.join("kustomization.yaml"));
+    let listed: BTreeSet<String> = k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    let present: BTreeSet<String> = manifests_in(dir).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(listed, present, "{}", dir.display());
+}
+
+fn find(kind: &str) -> Value {
+    find_in(&deploy_dir(), kind)
 }
 
 #[test]
@@ -105,15 +123,7 @@ fn every_manifest_is_the_type_it_claims() {
 
 #[test]
 fn kustomization_lists_exactly_the_manifests() {
-    let k = yaml(&deploy_dir().join("kustomization.yaml"));
-    let listed: BTreeSet<String> = k["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    let present: BTreeSet<String> = manifests().into_iter().map(|(f, _)| f).collect();
-    assert_eq!(listed, present);
+    assert_kustomization_lists_the_manifests(&deploy_dir());
 }
 
 #[test]
@@ -611,11 +621,7 @@ fn webhook_manifests() -> Vec<(String, Value)> {
 }
 
 fn webhook_find(kind: &str) -> Value {
-    webhook_manifests()
-        .into_iter()
-        .find(|(_, v)| v["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} in deploy/webhook/"))
-        .1
+    find_in(&webhook_dir(), kind)
 }
 
 #[test]
@@ -640,15 +646,7 @@ fn webhook_manifests_are_their_types_and_all_listed() {
         assert!(kinds.insert(kind), "{file}: a second one");
     }
     assert_eq!(kinds.len(), 5, "{kinds:?}");
-    let k = yaml(&webhook_dir().join("kustomization.yaml"));
-    let listed: BTreeSet<String> = k["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    let present: BTreeSet<String> = webhook_manifests().into_iter().map(|(f, _)| f).collect();
-    assert_eq!(listed, present);
+    assert_kustomization_lists_the_manifests(&webhook_dir());
     // the cert-manager variant: the base plus the component, which issues the Secret the
     // Deployment mounts and injects the CA of the Certificate into the configuration
     let with = yaml(&webhook_dir().join("with-cert-manager/kustomization.yaml"));

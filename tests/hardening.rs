@@ -20,6 +20,15 @@ fn resizelet(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run resizelet")
 }
 
+/// `resizelet config check --node-name w1 <extra>`.
+fn config_check(extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let args: Vec<&str> = ["config", "check", "--node-name", "w1"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    resizelet(&args, env)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -87,34 +96,14 @@ fn an_unrealistic_cri_timeout_is_refused_by_every_command_without_a_panic() {
 /// Row 12: a rate that would stall writes for ~1000 s is refused, not clamped.
 #[test]
 fn a_vanishing_api_rate_is_refused_not_clamped() {
-    let out = resizelet(
-        &[
-            "config",
-            "check",
-            "--node-name",
-            "w1",
-            "--kube-api-qps",
-            "1e-300",
-        ],
-        &[],
-    );
+    let out = config_check(&["--kube-api-qps", "1e-300"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("kube-api-qps = \"1e-300\": must be a number from 0.01 to 1000000"),
         "{}",
         stderr(&out)
     );
-    let out = resizelet(
-        &[
-            "config",
-            "check",
-            "--node-name",
-            "w1",
-            "--kube-api-qps",
-            "0.01",
-        ],
-        &[],
-    );
+    let out = config_check(&["--kube-api-qps", "0.01"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("kube-api-qps = 0.01"));
 }
@@ -122,10 +111,7 @@ fn a_vanishing_api_rate_is_refused_not_clamped() {
 /// Row 12: a bad value from the environment names the variable, not only the flag.
 #[test]
 fn an_env_var_error_names_the_env_var() {
-    let out = resizelet(
-        &["config", "check", "--node-name", "w1"],
-        &[("RESIZELET_KUBE_API_QPS", "fast")],
-    );
+    let out = config_check(&[], &[("RESIZELET_KUBE_API_QPS", "fast")]);
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
     assert!(
@@ -135,17 +121,7 @@ fn an_env_var_error_names_the_env_var() {
         "{e}"
     );
     // the same value on the command line is the flag's error
-    let out = resizelet(
-        &[
-            "config",
-            "check",
-            "--node-name",
-            "w1",
-            "--kube-api-qps",
-            "fast",
-        ],
-        &[],
-    );
+    let out = config_check(&["--kube-api-qps", "fast"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("'--kube-api-qps <KUBE_API_QPS>'"),

@@ -17,15 +17,9 @@ use support::cluster::{
     api_version, condition, resize_done, resize_fields_present, Agent, Cluster, DEADLINE,
 };
 use support::eventually;
-use support::kubelet::{TestContainer, TestPod};
+use support::kubelet::{sized, TestPod};
 
 const MIB: i64 = 1 << 20;
-
-fn c(name: &str, cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
-    TestContainer::new(name)
-        .cpu(Some(cpu.0), Some(cpu.1))
-        .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-}
 
 async fn done(cluster: &Cluster, pod: &TestPod) -> serde_json::Value {
     eventually("resize completed in the API status", DEADLINE, || async {
@@ -89,14 +83,14 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     let g = TestPod::new(
         "guaranteed",
         QosClass::Guaranteed,
-        vec![c("app", (200, 200), (64, 64))],
+        vec![sized("app", (200, 200), (64, 64))],
     );
     let g_run = cluster.run_pod(g.clone()).await;
     let g = g_run.pod.clone();
     cluster.wait_resize_fields(&g).await;
     let started = Instant::now();
     cluster
-        .resize(&g, &[c("app", (400, 400), (96, 96))])
+        .resize(&g, &[sized("app", (400, 400), (96, 96))])
         .await
         .expect("resize accepted by the API server");
     let p = done(&cluster, &g).await;
@@ -179,23 +173,18 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         "burstable",
         QosClass::Burstable,
         vec![
-            c("c1", (100, 300), (32, 128)),
-            c("c2", (300, 600), (64, 256)),
+            sized("c1", (100, 300), (32, 128)),
+            sized("c2", (300, 600), (64, 256)),
         ],
     );
     let b_run = cluster.run_pod(b).await;
     let b = b_run.pod.clone();
     cluster.wait_resize_fields(&b).await;
-    cluster
-        .resize(
-            &b,
-            &[
-                c("c1", (300, 500), (32, 192)),
-                c("c2", (100, 200), (64, 128)),
-            ],
-        )
-        .await
-        .expect("resize");
+    let grown = [
+        sized("c1", (300, 500), (32, 192)),
+        sized("c2", (100, 200), (64, 128)),
+    ];
+    cluster.resize(&b, &grown).await.expect("resize");
     done(&cluster, &b).await;
     assert_eq!(
         b_run.container_cgroup_values("c1").cpu_quota,
@@ -219,8 +208,8 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         .resize(
             &b,
             &[
-                c("c1", (3000, 3000), (32, 192)),
-                c("c2", (100, 200), (64, 128)),
+                sized("c1", (3000, 3000), (32, 192)),
+                sized("c2", (100, 200), (64, 128)),
             ],
         )
         .await
@@ -242,23 +231,14 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         "{msg}"
     );
     // revert: pending cleared
-    cluster
-        .resize(
-            &b,
-            &[
-                c("c1", (300, 500), (32, 192)),
-                c("c2", (100, 200), (64, 128)),
-            ],
-        )
-        .await
-        .expect("revert");
+    cluster.resize(&b, &grown).await.expect("revert");
     done(&cluster, &b).await;
 
     // 409 on the next status write, then a 410 relist: resizes still complete
     cluster.api.fail_next(Fault::Conflict);
     cluster.api.force_gone();
     cluster
-        .resize(&g, &[c("app", (300, 300), (96, 96))])
+        .resize(&g, &[sized("app", (300, 300), (96, 96))])
         .await
         .expect("resize");
     done(&cluster, &g).await;
@@ -278,7 +258,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         cluster.wait_resize_fields(&g).await;
         let t = Instant::now();
         cluster
-            .resize(&g, &[c("app", (cpu, cpu), (96, 96))])
+            .resize(&g, &[sized("app", (cpu, cpu), (96, 96))])
             .await
             .expect("resize");
         loop {
@@ -408,14 +388,14 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         .run_pod(TestPod::new(
             "a",
             QosClass::Guaranteed,
-            vec![c("app", (500, 500), (64, 64))],
+            vec![sized("app", (500, 500), (64, 64))],
         ))
         .await;
     let b_run = cluster
         .run_pod(TestPod::new(
             "b",
             QosClass::Burstable,
-            vec![c("app", (400, 500), (32, 64)).shell(
+            vec![sized("app", (400, 500), (32, 64)).shell(
                 "head -c 41943040 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
             )],
         ))
@@ -426,7 +406,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
 
     // b wants 800m: does not fit next to a → Deferred
     cluster
-        .resize(&b, &[c("app", (800, 800), (32, 64))])
+        .resize(&b, &[sized("app", (800, 800), (32, 64))])
         .await
         .expect("resize");
     eventually("Deferred", DEADLINE, || async {
@@ -466,7 +446,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     // memory limit below usage (b holds ~40 MiB in /dev/shm): InProgress/Error, nothing changed
     b_run.wait_memory_usage("app", 40 * MIB).await;
     cluster
-        .resize(&b, &[c("app", (800, 800), (16, 20))])
+        .resize(&b, &[sized("app", (800, 800), (16, 20))])
         .await
         .expect("resize");
     let p = eventually("PodResizeInProgress Error", DEADLINE, || async {
@@ -485,7 +465,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     );
     // reverted → success
     cluster
-        .resize(&b, &[c("app", (800, 800), (32, 64))])
+        .resize(&b, &[sized("app", (800, 800), (32, 64))])
         .await
         .expect("revert");
     done(&cluster, &b).await;
@@ -493,7 +473,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     // restart: the agent is killed, a resize arrives while it is down, it converges on start
     agent.kill();
     cluster
-        .resize(&b, &[c("app", (600, 600), (32, 64))])
+        .resize(&b, &[sized("app", (600, 600), (32, 64))])
         .await
         .expect("resize");
     let mut agent = Agent::start(&cluster, &state);
@@ -512,7 +492,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         &["--crash-after-step", "0"],
     ));
     cluster
-        .resize(&b, &[c("app", (700, 700), (48, 64))])
+        .resize(&b, &[sized("app", (700, 700), (48, 64))])
         .await
         .expect("resize");
     let status = eventually("the agent aborts mid-enactment", DEADLINE, || async {
@@ -542,7 +522,7 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
             TestPod::new(
                 name,
                 QosClass::Guaranteed,
-                vec![c("app", (cpu, cpu), (32, 32))],
+                vec![sized("app", (cpu, cpu), (32, 32))],
             )
             .priority(priority),
         )
@@ -565,12 +545,12 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
         }
     };
     cluster
-        .resize(&b, &[c("app", (1100, 1100), (32, 32))])
+        .resize(&b, &[sized("app", (1100, 1100), (32, 32))])
         .await
         .expect("resize");
     deferred(b.clone()).await;
     cluster
-        .resize(&cp, &[c("app", (1000, 1000), (32, 32))])
+        .resize(&cp, &[sized("app", (1000, 1000), (32, 32))])
         .await
         .expect("resize");
     deferred(cp.clone()).await;

@@ -14,25 +14,12 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn resizelet(args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.args(args);
-    for var in [
-        "NODE_NAME",
-        "KUBECONFIG",
-        "RESIZELET_CONFIG",
-        "RESIZELET_LOG",
-        "RESIZELET_KUBELET_CONFIG",
-        "RESIZELET_CGROUP_DRIVER",
-        "RESIZELET_CGROUP_ROOT",
-        "RESIZELET_CGROUP_MOUNT",
-        "RESIZELET_KUBELET_CGROUP_ROOT",
-        "RESIZELET_SWAP_BEHAVIOR",
-        "RESIZELET_LEGACY_RESIZE_STATUS",
-        "KUBERNETES_SERVICE_HOST",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.output().expect("run resizelet")
+    // no setting, kubeconfig or in-cluster service from the test's own environment
+    Command::new(env!("CARGO_BIN_EXE_resizelet"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run resizelet")
 }
 
 /// `resizelet check` with `extra` flags; no runtime to reach (its absence is one of the problems).
@@ -57,6 +44,29 @@ fn check_file(name: &str, extra: &[&str]) -> (String, String) {
     (check(&args), p)
 }
 
+/// `check` of the fixture `name`: each of `facts` is a line, from the file; the output.
+fn check_fixture_facts(name: &str, facts: &[&str]) -> String {
+    let (out, p) = check_file(name, &[]);
+    assert_facts(&out, &format!("kubelet config {p}"), facts);
+    out
+}
+
+/// `check` looks for the pods' cgroups in a `kubepods` directory whose path has `part`.
+fn assert_kubepods(out: &str, part: &str) {
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("kubepods cgroup: ") && l.contains(part)),
+        "{out}"
+    );
+}
+
+/// Each of `facts` is a line of `text`, from `source`.
+fn assert_facts(text: &str, source: &str, facts: &[&str]) {
+    for fact in facts {
+        assert_has(text, &format!("{fact} ({source})"));
+    }
+}
+
 fn assert_has(text: &str, line: &str) {
     assert!(
         text.lines().any(|l| l.trim() == line),
@@ -69,21 +79,21 @@ fn check_prints_every_node_fact_and_its_source() {
     let (out, p) = check_file("cgroupfs.yaml", &[]);
     let file = format!("kubelet config {p}");
     let default = format!("kubelet default, absent from {p}");
-    assert_has(&out, &format!("cgroupDriver: cgroupfs ({file})"));
-    assert_has(&out, &format!("cgroupRoot: / ({default})"));
-    assert_has(&out, &format!("cgroupsPerQOS: true ({default})"));
-    assert_has(&out, &format!("cpuCFSQuota: true ({default})"));
-    assert_has(&out, &format!("cpuCFSQuotaPeriod: 100ms ({default})"));
-    assert_has(
+    assert_facts(&out, &file, &["cgroupDriver: cgroupfs"]);
+    assert_facts(
         &out,
-        &format!("memorySwap.swapBehavior: NoSwap ({default})"),
-    );
-    assert_has(&out, &format!("failSwapOn: true ({default})"));
-    assert_has(&out, &format!("systemReserved: none ({default})"));
-    assert_has(&out, &format!("kubeReserved: none ({default})"));
-    assert_has(
-        &out,
-        &format!("evictionHard memory.available: 100Mi ({default})"),
+        &default,
+        &[
+            "cgroupRoot: /",
+            "cgroupsPerQOS: true",
+            "cpuCFSQuota: true",
+            "cpuCFSQuotaPeriod: 100ms",
+            "memorySwap.swapBehavior: NoSwap",
+            "failSwapOn: true",
+            "systemReserved: none",
+            "kubeReserved: none",
+            "evictionHard memory.available: 100Mi",
+        ],
     );
     assert!(out.contains("singleProcessOOMKill: "), "{out}");
     assert!(
@@ -98,59 +108,37 @@ fn check_prints_every_node_fact_and_its_source() {
 
 #[test]
 fn systemd_fixture() {
-    let (out, p) = check_file("systemd.yaml", &[]);
-    let file = format!("kubelet config {p}");
-    assert_has(&out, &format!("cgroupDriver: systemd ({file})"));
-    assert_has(
-        &out,
-        &format!("systemReserved: cpu=500m,memory=1Gi ({file})"),
-    );
-    assert_has(
-        &out,
-        &format!("kubeReserved: cpu=250m,memory=512Mi ({file})"),
-    );
-    assert_has(
-        &out,
-        &format!("featureGates.InPlacePodVerticalScaling: false ({file})"),
+    let out = check_fixture_facts(
+        "systemd.yaml",
+        &[
+            "cgroupDriver: systemd",
+            "systemReserved: cpu=500m,memory=1Gi",
+            "kubeReserved: cpu=250m,memory=512Mi",
+            "featureGates.InPlacePodVerticalScaling: false",
+        ],
     );
     // the systemd pod cgroup names: kubepods.slice under the cgroup mount
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("kubepods cgroup: ") && l.contains("/kubepods.slice")),
-        "{out}"
-    );
+    assert_kubepods(&out, "/kubepods.slice");
 }
 
 #[test]
 fn custom_cgroup_root_fixture() {
-    let (out, p) = check_file("custom-cgroup-root.yaml", &[]);
-    assert_has(&out, &format!("cgroupRoot: /custom (kubelet config {p})"));
+    let out = check_fixture_facts("custom-cgroup-root.yaml", &["cgroupRoot: /custom"]);
     // kubepods is looked for under the kubelet's cgroupRoot
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("kubepods cgroup: ") && l.contains("/custom/kubepods")),
-        "{out}"
-    );
+    assert_kubepods(&out, "/custom/kubepods");
 }
 
 #[test]
 fn limited_swap_fixture() {
-    let (out, p) = check_file("limited-swap.yaml", &[]);
-    let file = format!("kubelet config {p}");
-    assert_has(
-        &out,
-        &format!("memorySwap.swapBehavior: LimitedSwap ({file})"),
+    check_fixture_facts(
+        "limited-swap.yaml",
+        &["memorySwap.swapBehavior: LimitedSwap", "failSwapOn: false"],
     );
-    assert_has(&out, &format!("failSwapOn: false ({file})"));
 }
 
 #[test]
 fn custom_cfs_period_fixture() {
-    let (out, p) = check_file("custom-cfs-period.yaml", &[]);
-    assert_has(
-        &out,
-        &format!("cpuCFSQuotaPeriod: 50ms (kubelet config {p})"),
-    );
+    check_fixture_facts("custom-cfs-period.yaml", &["cpuCFSQuotaPeriod: 50ms"]);
 }
 
 #[test]

@@ -8,7 +8,6 @@ mod support;
 
 use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::resources::QosClass;
-use resizelet_double::PatchKind;
 use serde_json::json;
 use support::cluster::{resize_done, Agent, Cluster, DEADLINE, NODE};
 use support::eventually;
@@ -24,46 +23,24 @@ async fn pod_level_resources_set_the_pod_cgroup_through_the_api() {
 
     // One container with requests only; the pod-level resources give the pod 500m/128Mi
     // requested and 1 cpu/512Mi as its limits (Burstable: requests ≠ limits).
-    let mut pod = TestPod::new(
+    let pod = TestPod::new(
         "podlevel",
         QosClass::Burstable,
         vec![TestContainer::new("app")
             .cpu(Some(100), None)
             .memory(Some(64 * MIB), None)],
     );
-    let created = cluster
-        .api
-        .create_pod(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod.name, "namespace": pod.namespace},
-            "spec": {
-                "nodeName": NODE, "terminationGracePeriodSeconds": 2,
-                "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
-                              "limits": {"cpu": "1", "memory": "512Mi"}},
-                "containers": [{"name": "app", "image": "resizelet.test/busybox:1",
-                    "resources": {"requests": {"cpu": "100m", "memory": (64 * MIB).to_string()}}}]
-            }
-        }))
-        .expect("create pod");
+    let spec = json!({
+        "nodeName": NODE, "terminationGracePeriodSeconds": 2,
+        "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
+                      "limits": {"cpu": "1", "memory": "512Mi"}},
+        "containers": [{"name": "app", "image": "resizelet.test/busybox:1",
+            "resources": {"requests": {"cpu": "100m", "memory": (64 * MIB).to_string()}}}]
+    });
+    let running = cluster.run_pod_with_spec(pod, spec).await;
+    let pod = running.pod.clone();
+    let created = cluster.pod(&pod);
     assert_eq!(created["status"]["qosClass"], "Burstable", "{created}");
-    pod.uid = created["metadata"]["uid"].as_str().unwrap().to_string();
-    let running = cluster.kubelet.run_pod(&pod).await;
-    let statuses: Vec<_> = running
-        .containers
-        .iter()
-        .map(|(name, id)| json!({"name": name, "image": "resizelet.test/busybox:1", "imageID": "sha256:0",
-            "containerID": format!("containerd://{id}"), "ready": true, "restartCount": 0, "started": true,
-            "state": {"running": {"startedAt": "2026-11-25T00:00:00Z"}}}))
-        .collect();
-    cluster
-        .api
-        .patch_pod_status(
-            &pod.namespace,
-            &pod.name,
-            PatchKind::Merge,
-            &json!({"status": {"phase": "Running", "containerStatuses": statuses}}),
-        )
-        .expect("kubelet status");
     cluster.wait_resize_fields(&pod).await;
 
     // a cpu request resize of the container, inside the pod-level request

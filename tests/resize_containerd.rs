@@ -4,21 +4,16 @@
 
 mod support;
 
-use resizelet::core::admission::{Decision, NodePressure};
+use resizelet::core::admission::Decision;
 use resizelet::core::plan::Limit;
 use resizelet::core::resources::QosClass;
 use resizelet::cri::Runtime;
 use resizelet::executor::ExecError;
-use support::engine::{engine, pod_spec, resized};
-use support::kubelet::{Kubelet, TestContainer, TestPod};
+use resizelet::testing::{enact, sync};
+use support::engine::{engine, resized, seed};
+use support::kubelet::{sized, Kubelet, TestPod};
 
 const MIB: i64 = 1 << 20;
-
-fn c(name: &str, cpu: (i64, i64), memory: (i64, i64)) -> TestContainer {
-    TestContainer::new(name)
-        .cpu(Some(cpu.0), Some(cpu.1))
-        .memory(Some(memory.0 * MIB), Some(memory.1 * MIB))
-}
 
 #[tokio::test]
 async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
@@ -26,31 +21,26 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
     let pod = TestPod::new(
         "guaranteed",
         QosClass::Guaranteed,
-        vec![c("a", (250, 250), (32, 32)), c("b", (250, 250), (64, 64))],
+        vec![
+            sized("a", (250, 250), (32, 32)),
+            sized("b", (250, 250), (64, 64)),
+        ],
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    let first = t
-        .engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, first) = seed(&t.engine, &pod).await;
     assert!(first.seeded);
     assert_eq!(first.decision, Decision::Unchanged);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
     let desired = resized(
         &spec,
-        &[c("a", (500, 500), (64, 64)), c("b", (250, 250), (64, 64))],
+        &[
+            sized("a", (500, 500), (64, 64)),
+            sized("b", (250, 250), (64, 64)),
+        ],
     );
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    let out = enact(&t.engine, &desired).await;
     assert!(!out.in_progress);
     assert_eq!(
         t.log.take(),
@@ -104,33 +94,23 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
         "mixed",
         QosClass::Burstable,
         vec![
-            c("c1", (200, 400), (64, 128)),
-            c("c2", (300, 600), (128, 256)),
+            sized("c1", (200, 400), (64, 128)),
+            sized("c2", (300, 600), (128, 256)),
         ],
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t.engine, &pod).await;
 
     // c1: memory limit up, cpu down; c2: memory limit down, cpu up.
     let desired = resized(
         &spec,
         &[
-            c("c1", (100, 200), (64, 256)),
-            c("c2", (500, 900), (64, 96)),
+            sized("c1", (100, 200), (64, 256)),
+            sized("c2", (500, 900), (64, 96)),
         ],
     );
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(&t.engine, &desired).await;
     assert_eq!(
         t.log.take(),
         [
@@ -163,7 +143,7 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
 async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     let kubelet = Kubelet::from_env().await;
     // 48 MiB in the container's /dev/shm (tmpfs, charged to its memory cgroup).
-    let hog = c("hog", (100, 200), (64, 128)).shell(
+    let hog = sized("hog", (100, 200), (64, 128)).shell(
         "head -c 50331648 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
     );
     let pod = TestPod::new("hog", QosClass::Burstable, vec![hog]);
@@ -171,17 +151,9 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     running.wait_memory_usage("hog", 48 * MIB).await;
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    let desired = resized(&spec, &[c("hog", (100, 200), (16, 32))]);
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t.engine, &pod).await;
+    let desired = resized(&spec, &[sized("hog", (100, 200), (16, 32))]);
+    let out = sync(&t.engine, &desired).await;
     assert_eq!(out.decision, Decision::Accepted);
     let err = out.enactment.expect_err("the decrease must be refused");
     assert!(matches!(err, ExecError::MemoryDecrease(_)), "{err}");
@@ -209,12 +181,8 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
     );
 
     // reverting the request brings it back to normal without touching anything
-    let reverted = resized(&desired, &[c("hog", (100, 200), (64, 128))]);
-    let out = t
-        .engine
-        .sync_pod(&reverted, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let reverted = resized(&desired, &[sized("hog", (100, 200), (64, 128))]);
+    let out = sync(&t.engine, &reverted).await;
     assert_eq!(out.decision, Decision::Accepted);
     out.enactment.expect("nothing to do");
     assert!(out.plan.is_empty(), "{:?}", out.plan);
@@ -229,17 +197,13 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
         "stopped",
         QosClass::Burstable,
         vec![
-            c("up", (100, 200), (32, 64)),
-            c("down", (100, 200), (32, 64)),
+            sized("up", (100, 200), (32, 64)),
+            sized("down", (100, 200), (32, 64)),
         ],
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t.engine, &pod).await;
     t.runtime
         .inner
         .stop_container(running.container_id("down"), 0)
@@ -249,15 +213,11 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
     let desired = resized(
         &spec,
         &[
-            c("up", (300, 400), (32, 64)),
-            c("down", (300, 400), (32, 64)),
+            sized("up", (300, 400), (32, 64)),
+            sized("down", (300, 400), (32, 64)),
         ],
     );
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let out = sync(&t.engine, &desired).await;
     out.enactment.expect("enactment");
     assert!(
         !out.in_progress,
@@ -290,31 +250,23 @@ async fn container_vanishing_mid_plan_stops_the_plan_with_a_clear_error() {
         "vanish",
         QosClass::Burstable,
         vec![
-            c("first", (100, 200), (32, 64)),
-            c("second", (100, 200), (32, 64)),
+            sized("first", (100, 200), (32, 64)),
+            sized("second", (100, 200), (32, 64)),
         ],
     );
     let running = kubelet.run_pod(&pod).await;
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t.engine, &pod).await;
     *t.runtime.vanish.lock().unwrap() = Some("first".to_string());
 
     let desired = resized(
         &spec,
         &[
-            c("first", (300, 400), (32, 64)),
-            c("second", (300, 400), (32, 64)),
+            sized("first", (300, 400), (32, 64)),
+            sized("second", (300, 400), (32, 64)),
         ],
     );
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let out = sync(&t.engine, &desired).await;
     let err = out.enactment.expect_err("first is gone");
     assert!(
         matches!(err, ExecError::ContainerGone { ref container, .. } if container == "first"),

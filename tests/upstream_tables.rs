@@ -3,6 +3,11 @@
 //! (with the search tool's `read_file`); a case resizelet deviates from on purpose is marked
 //! with the spec decision or deviation that explains it, and counted, never silently skipped.
 //!
+//! The tables are data files in `tests/fixtures/upstream/` (JSON, each table with that
+//! provenance), run by one runner per table kind; TestResourceConfigForPod(+WithCustomCPUCFS-
+//! QuotaPeriod) and TestGetContainerOOMScoreAdjust are still Rust literals below (their
+//! expectations are computed from upstream's helpers and constants).
+//!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
 use resizelet::core::container_resources::oom_score_adj;
@@ -14,65 +19,19 @@ use resizelet::core::node::{CgroupDriver, NodeConfig};
 use resizelet::core::plan::{Limit, PodCgroupValues};
 use resizelet::core::pod_cgroup::pod_cgroup_values;
 use resizelet::core::quantity::Quantity;
-use resizelet::core::resources::{
-    Container, PodSpec, ResizePolicy, ResourceList, ResourceRequirements,
-};
+use resizelet::core::resources::{Container, PodSpec};
+use resizelet::testing::{self, container, list, reqs, sidecar};
 
-/// `"cpu=100m,memory=100Mi"` → ResourceList (`getResourceList(cpu, memory)`).
-fn list(s: &str) -> ResourceList {
-    s.split(',')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').expect("name=quantity");
-            (k.to_string(), Quantity::parse(v).expect(v))
-        })
-        .collect()
-}
-
-fn res(requests: &str, limits: &str) -> ResourceRequirements {
-    ResourceRequirements {
-        requests: list(requests),
-        limits: list(limits),
-    }
-}
-
-fn ctr(name: &str, requests: &str, limits: &str) -> Container {
-    Container {
-        name: name.to_string(),
-        resources: res(requests, limits),
-        resize_policy: ResizePolicy::default(),
-        sidecar: false,
-    }
-}
-
-fn sidecar(name: &str, requests: &str, limits: &str) -> Container {
-    Container {
-        sidecar: true,
-        ..ctr(name, requests, limits)
-    }
-}
-
+/// The kit's pod (uid `u`, `default/p`) with these containers and init containers.
 fn pod(containers: Vec<Container>, init: Vec<Container>) -> PodSpec {
-    PodSpec {
-        uid: "u".into(),
-        namespace: "default".into(),
-        name: "p".into(),
-        generation: 1,
-        priority: 0,
-        containers,
-        init_containers: init,
-        overhead: ResourceList::new(),
-        pod_resources: None,
-        qos_class: None,
-        termination_grace_period_seconds: None,
-        deletion_grace_period_seconds: None,
-        critical: false,
-        node_critical: false,
-    }
+    let mut p = testing::pod("u", containers);
+    p.name = "p".into();
+    p.init_containers = init;
+    p
 }
 
 fn with_pod_level(mut p: PodSpec, requests: &str, limits: &str) -> PodSpec {
-    p.pod_resources = Some(res(requests, limits));
+    p.pod_resources = Some(reqs(requests, limits));
     p
 }
 
@@ -82,142 +41,98 @@ fn report(table: &str, passed: usize, deviations: usize) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go (v1.36-era copy, the one with
-// TestCPUSharesEqualAfterV2RoundTrip): TestMilliCPUToShares, TestSharesToMilliCPU,
-// TestQuotaToMilliCPU.
+// CPU unit conversions, as data: tests/fixtures/upstream/cpu_conversions.json (each table with
+// its repository, file, version and function): kubernetes/kubernetes pkg/kubelet/cm
+// helpers_linux_test.go TestMilliCPUToShares, TestSharesToMilliCPU, TestQuotaToMilliCPU,
+// TestMilliCPUToQuota; opencontainers/cgroups v0.0.5 and runc's fs2
+// TestConvertCPUSharesToCgroupV2Value (quadratic for containers, linear for pod cgroups, §9).
+
+/// A table of one conversion: rows of (inputs..., expected).
+#[derive(serde::Deserialize)]
+struct ConversionTable {
+    repo: String,
+    function: String,
+    kind: String,
+    cases: Vec<Vec<i64>>,
+    #[serde(default)]
+    deviations: Vec<ConversionDeviation>,
+}
+
+/// An upstream row resizelet answers differently on purpose: what it answers and why.
+#[derive(serde::Deserialize)]
+struct ConversionDeviation {
+    case: Vec<i64>,
+    resizelet: i64,
+    why: String,
+}
+
+fn conversion(kind: &str, args: &[i64]) -> i64 {
+    match kind {
+        "milli_cpu_to_shares" => milli_cpu_to_shares(args[0]) as i64,
+        "shares_to_milli_cpu" => shares_to_milli_cpu(args[0]),
+        "quota_to_milli_cpu" => quota_to_milli_cpu(args[0], args[1]),
+        "milli_cpu_to_quota" => milli_cpu_to_quota(args[0], args[1] as u64),
+        "shares_to_weight_quadratic" => shares_to_weight_quadratic(args[0] as u64) as i64,
+        "shares_to_weight_linear" => shares_to_weight_linear(args[0] as u64) as i64,
+        other => panic!("cpu_conversions.json: unknown kind {other:?}"),
+    }
+}
+
+/// Runs the table of `kind`, asserting every row and that every deviation still deviates.
+fn run_conversions(kind: &str) {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/upstream/cpu_conversions.json"))
+            .expect("cpu_conversions.json");
+    let tables: Vec<ConversionTable> =
+        serde_json::from_value(file["tables"].clone()).expect("cpu_conversions.json tables");
+    let t = tables
+        .into_iter()
+        .find(|t| t.kind == kind)
+        .unwrap_or_else(|| panic!("cpu_conversions.json: no table of kind {kind}"));
+    for row in &t.cases {
+        let (args, want) = row.split_at(row.len() - 1);
+        assert_eq!(
+            conversion(kind, args),
+            want[0],
+            "{} {kind}{args:?}",
+            t.function
+        );
+    }
+    for d in &t.deviations {
+        let args = &d.case[..d.case.len() - 1];
+        assert_eq!(conversion(kind, args), d.resizelet, "deviation: {}", d.why);
+    }
+    report(
+        &format!("{} {}", t.repo, t.function),
+        t.cases.len(),
+        t.deviations.len(),
+    );
+}
 
 #[test]
 fn upstream_milli_cpu_to_shares() {
-    // (input millicores, expected shares)
-    let cases: &[(i64, u64)] = &[
-        (0, 2),
-        (1, 2),
-        (2, 2),
-        (3, 3),
-        (100, 102),
-        (500, 512),
-        (1000, 1024),
-        (255_999, 255_999 * 1024 / 1000),
-        (256_000, 262_144),
-        (256_001, 262_144),
-        (1_000_000, 262_144),
-        (-1, 2),
-        (-1_000_000, 2),
-    ];
-    for &(m, want) in cases {
-        assert_eq!(milli_cpu_to_shares(m), want, "MilliCPUToShares({m})");
-    }
-    report("TestMilliCPUToShares", cases.len(), 0);
+    run_conversions("milli_cpu_to_shares");
 }
 
 #[test]
 fn upstream_shares_to_milli_cpu() {
-    let cases: &[(i64, i64)] = &[
-        (0, 0),
-        (1, 0),
-        (2, 2),
-        (3, 3),
-        (102, 100),
-        (512, 500),
-        (1024, 1000),
-        (262_144, 256_000),
-        (-1, 0),
-    ];
-    for &(s, want) in cases {
-        assert_eq!(shares_to_milli_cpu(s), want, "SharesToMilliCPU({s})");
-    }
-    report("TestSharesToMilliCPU", cases.len(), 0);
+    run_conversions("shares_to_milli_cpu");
 }
 
 #[test]
 fn upstream_quota_to_milli_cpu() {
-    // (quota, period, expected millicores)
-    let cases: &[(i64, i64, i64)] = &[
-        (-1, 100_000, 0),
-        (0, 100_000, 0),
-        (1000, 100_000, 10),
-        (5000, 100_000, 50),
-        (50_000, 100_000, 500),
-        (100_000, 100_000, 1000),
-        (200_000, 100_000, 2000),
-        (5000, 5000, 1000),
-        (1, 100_000, 0),
-        (100, 100_000, 1),
-    ];
-    for &(q, p, want) in cases {
-        assert_eq!(quota_to_milli_cpu(q, p), want, "QuotaToMilliCPU({q}, {p})");
-    }
-    report("TestQuotaToMilliCPU", cases.len(), 0);
+    run_conversions("quota_to_milli_cpu");
 }
 
-// kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go (v1.34–v1.36 copy with
-// TestResourceConfigForPodWithCustomCPUCFSQuotaPeriod): TestMilliCPUToQuota.
 #[test]
 fn upstream_milli_cpu_to_quota() {
-    // (input millicores, period, expected quota)
-    let cases: &[(i64, u64, i64)] = &[
-        (0, 0, 0),
-        (5, 100_000, 1000),
-        (9, 100_000, 1000),
-        (10, 100_000, 1000),
-        (200, 100_000, 20_000),
-        (500, 100_000, 50_000),
-        (1000, 100_000, 100_000),
-        (1500, 100_000, 150_000),
-    ];
-    for &(m, p, want) in cases {
-        assert_eq!(milli_cpu_to_quota(m, p), want, "MilliCPUToQuota({m}, {p})");
-    }
-    report("TestMilliCPUToQuota", cases.len(), 0);
+    run_conversions("milli_cpu_to_quota");
 }
-
-// ---------------------------------------------------------------------------------------------
-// opencontainers/cgroups utils_test.go v0.0.5 TestConvertCPUSharesToCgroupV2Value (quadratic,
-// what newer runc/crun write for containers; as vendored into kubernetes' e2e framework), and
-// opencontainers/runc libcontainer/cgroups fs2 TestConvertCPUSharesToCgroupV2Value (the linear
-// formula the kubelet uses for pod cgroups, §9).
 
 #[test]
 fn upstream_convert_cpu_shares_to_cgroup_v2_value() {
-    let quadratic: &[(u64, u64)] = &[
-        (0, 0),
-        (1, 1),
-        (2, 1),
-        (3, 2),
-        (1024, 100),
-        (262_143, 10_000),
-        (262_144, 10_000),
-        (262_145, 10_000),
-    ];
-    for &(s, want) in quadratic {
-        assert_eq!(shares_to_weight_quadratic(s), want, "quadratic({s})");
-    }
-    report(
-        "cgroups TestConvertCPUSharesToCgroupV2Value",
-        quadratic.len(),
-        0,
-    );
-    // Linear: 0 → 0 in runc ("unset"); resizelet never converts 0 shares (a pod cgroup always
-    // gets ≥ 2), so its linear conversion maps 0 like 2. Deviation: unreachable input.
-    let linear: &[(u64, u64, bool)] = &[(0, 0, true), (2, 1, false), (262_144, 10_000, false)];
-    let mut deviations = 0;
-    for &(s, want, deviation) in linear {
-        if deviation {
-            assert_eq!(
-                shares_to_weight_linear(s),
-                1,
-                "deviation: 0 shares never written"
-            );
-            deviations += 1;
-            continue;
-        }
-        assert_eq!(shares_to_weight_linear(s), want, "linear({s})");
-    }
-    report(
-        "runc fs2 TestConvertCPUSharesToCgroupV2Value",
-        linear.len() - deviations,
-        deviations,
-    );
+    run_conversions("shares_to_weight_quadratic");
+    run_conversions("shares_to_weight_linear");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,29 +190,37 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
     );
     let burstable = || {
         pod(
-            vec![ctr("c", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi")],
+            vec![container(
+                "c",
+                "cpu=100m,memory=100Mi",
+                "cpu=200m,memory=200Mi",
+            )],
             vec![],
         )
     };
     let partial = || {
         pod(
             vec![
-                ctr("c1", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi"),
-                ctr("c2", "cpu=100m,memory=100Mi", ""),
+                container("c1", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi"),
+                container("c2", "cpu=100m,memory=100Mi", ""),
             ],
             vec![],
         )
     };
     let guaranteed = || {
         pod(
-            vec![ctr("c", "cpu=100m,memory=100Mi", "cpu=100m,memory=100Mi")],
+            vec![container(
+                "c",
+                "cpu=100m,memory=100Mi",
+                "cpu=100m,memory=100Mi",
+            )],
             vec![],
         )
     };
     let mut cases = vec![
         RcCase {
             name: "besteffort",
-            pod: pod(vec![ctr("c", "", "")], vec![]),
+            pod: pod(vec![container("c", "", "")], vec![]),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -308,7 +231,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         },
         RcCase {
             name: "burstable-no-limits",
-            pod: pod(vec![ctr("c", "cpu=100m,memory=100Mi", "")], vec![]),
+            pod: pod(vec![container("c", "cpu=100m,memory=100Mi", "")], vec![]),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -433,12 +356,12 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-partial-limits-with-init-containers",
             pod: pod(
                 vec![
-                    ctr("c1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    ctr("c2", "cpu=100m,memory=100m", ""),
+                    container("c1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
+                    container("c2", "cpu=100m,memory=100m", ""),
                 ],
                 vec![
-                    ctr("i1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    ctr("i2", "cpu=100m,memory=100m", ""),
+                    container("i1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
+                    container("i2", "cpu=100m,memory=100m", ""),
                 ],
             ),
             enforce: true,
@@ -451,7 +374,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         },
         RcCase {
             name: "besteffort-with-pod-level-resources-enabled",
-            pod: with_pod_level(pod(vec![ctr("c", "", "")], vec![]), "", ""),
+            pod: with_pod_level(pod(vec![container("c", "", "")], vec![]), "", ""),
             enforce: true,
             period: DEF,
             want: PodCgroupValues {
@@ -463,7 +386,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-level-requests",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "",
             ),
@@ -478,7 +401,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-and-container-level-requests",
             pod: with_pod_level(
-                pod(vec![ctr("c", "cpu=10m,memory=50Mi", "")], vec![]),
+                pod(vec![container("c", "cpu=10m,memory=50Mi", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "",
             ),
@@ -493,7 +416,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "burstable-with-pod-level-resources",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "cpu=200m,memory=200Mi",
             ),
@@ -511,7 +434,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-with-pod-and-container-level-resources",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=100Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=10m,memory=50Mi",
+                        "cpu=50m,memory=100Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=100m,memory=100Mi",
@@ -531,7 +458,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "burstable-with-partial-pod-level-resources-limits",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=200m,memory=200Mi", "cpu=200m,memory=200Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=200m,memory=200Mi",
+                        "cpu=200m,memory=200Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=200m,memory=300Mi",
@@ -550,7 +481,7 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
         RcCase {
             name: "guaranteed-with-pod-level-resources",
             pod: with_pod_level(
-                pod(vec![ctr("c", "", "")], vec![]),
+                pod(vec![container("c", "", "")], vec![]),
                 "cpu=100m,memory=100Mi",
                 "cpu=100m,memory=100Mi",
             ),
@@ -568,7 +499,11 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "guaranteed-with-pod-and-container-level-resources",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=100Mi")],
+                    vec![container(
+                        "c",
+                        "cpu=10m,memory=50Mi",
+                        "cpu=50m,memory=100Mi",
+                    )],
                     vec![],
                 ),
                 "cpu=100m,memory=100Mi",
@@ -588,8 +523,8 @@ fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
             name: "guaranteed-pod-level-resources-with-init-containers",
             pod: with_pod_level(
                 pod(
-                    vec![ctr("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
-                    vec![ctr("i", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
+                    vec![container("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
+                    vec![container("i", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
                 ),
                 "cpu=100m,memory=100Mi",
                 "cpu=100m,memory=100Mi",
@@ -664,8 +599,8 @@ fn upstream_get_container_oom_score_adjust() {
     let pod_lim = q(1000 + STD / 4);
     let mem = |r: &str, l: &str| (format!("memory={r}"), format!("memory={l}"));
     let (mr, ml) = mem(&def_req, &def_lim);
-    let main1 = ctr("main-1", &mr, &ml);
-    let init = ctr("init-container", &mr, &ml);
+    let main1 = container("main-1", &mr, &ml);
+    let init = container("init-container", &mr, &ml);
     let side = sidecar("sidecar-container", &mr, &ml);
     let small_side = sidecar(
         "sidecar-small-container",
@@ -674,7 +609,7 @@ fn upstream_get_container_oom_score_adjust() {
     );
     let big_side = sidecar("sidecar-big-container", &format!("memory={}", STD / 2), &ml);
     let g = |n: &str| {
-        ctr(
+        container(
             n,
             &format!("cpu=5m,memory={def_req}"),
             &format!("cpu=5m,memory={def_req}"),
@@ -682,10 +617,10 @@ fn upstream_get_container_oom_score_adjust() {
     };
     let pl_g = format!("cpu=5m,memory={pod_req}");
     let pl_b_lim = format!("cpu=5m,memory={pod_lim}");
-    let mut critical_cluster = pod(vec![ctr("cluster-critical", "", "")], vec![]);
+    let mut critical_cluster = pod(vec![container("cluster-critical", "", "")], vec![]);
     critical_cluster.priority = 2_000_000_000;
     critical_cluster.critical = true;
-    let mut critical_node = pod(vec![ctr("node-critical", "", "")], vec![]);
+    let mut critical_node = pod(vec![container("node-critical", "", "")], vec![]);
     critical_node.priority = 2_000_001_000;
     critical_node.critical = true;
     critical_node.node_critical = true;
@@ -693,14 +628,14 @@ fn upstream_get_container_oom_score_adjust() {
     let cases: Vec<(&str, PodSpec, i64, Want)> = vec![
         (
             "cpu-limit",
-            pod(vec![ctr("cpu-limit", "", "cpu=10")], vec![]),
+            pod(vec![container("cpu-limit", "", "cpu=10")], vec![]),
             4_000_000_000,
             &[("cpu-limit", 999, 999)],
         ),
         (
             "memory-limit-cpu-request",
             pod(
-                vec![ctr("memory-limit-cpu-request", "cpu=0", "memory=10G")],
+                vec![container("memory-limit-cpu-request", "cpu=0", "memory=10G")],
                 vec![],
             ),
             8_000_000_000,
@@ -708,20 +643,20 @@ fn upstream_get_container_oom_score_adjust() {
         ),
         (
             "zero-memory-limit",
-            pod(vec![ctr("zero-memory-limit", "", "memory=0")], vec![]),
+            pod(vec![container("zero-memory-limit", "", "memory=0")], vec![]),
             7_230_457_451,
             &[("zero-memory-limit", 1000, 1000)],
         ),
         (
             "no-request-limit",
-            pod(vec![ctr("no-request-limit", "", "")], vec![]),
+            pod(vec![container("no-request-limit", "", "")], vec![]),
             4_000_000_000,
             &[("no-request-limit", 1000, 1000)],
         ),
         (
             "equal-request-limit-cpu-memory",
             pod(
-                vec![ctr(
+                vec![container(
                     "equal-request-limit-cpu-memory",
                     "memory=10G,cpu=5m",
                     "cpu=5m,memory=10G",
@@ -734,7 +669,7 @@ fn upstream_get_container_oom_score_adjust() {
         (
             "cpu-unlimited-memory-limited-with-requests",
             pod(
-                vec![ctr(
+                vec![container(
                     "cpu-unlimited-memory-limited-with-requests",
                     &format!("memory={},cpu=5m", STD / 2),
                     "memory=10G",
@@ -747,7 +682,7 @@ fn upstream_get_container_oom_score_adjust() {
         (
             "request-no-limit",
             pod(
-                vec![ctr(
+                vec![container(
                     "request-no-limit",
                     &format!("memory={},cpu=5m", STD - 1),
                     "",
@@ -771,7 +706,10 @@ fn upstream_get_container_oom_score_adjust() {
         ),
         (
             "burstable-unique-container-pod",
-            pod(vec![ctr("burstable-unique-container", &mr, &ml)], vec![]),
+            pod(
+                vec![container("burstable-unique-container", &mr, &ml)],
+                vec![],
+            ),
             STD,
             &[("burstable-unique-container", 875, 880)],
         ),
@@ -816,8 +754,8 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr("no-request-limit-1", "", ""),
-                        ctr("no-request-limit-2", "", ""),
+                        container("no-request-limit-1", "", ""),
+                        container("no-request-limit-2", "", ""),
                     ],
                     vec![],
                 ),
@@ -851,12 +789,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container",
                             &format!("cpu=3m,memory={def_req}"),
                             &format!("cpu=5m,memory={def_lim}"),
                         ),
-                        ctr("best-effort-container", "", ""),
+                        container("best-effort-container", "", ""),
                     ],
                     vec![],
                 ),
@@ -874,8 +812,8 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr("no-request-limit-1", "", ""),
-                        ctr("no-request-limit-2", "", ""),
+                        container("no-request-limit-1", "", ""),
+                        container("no-request-limit-2", "", ""),
                     ],
                     vec![],
                 ),
@@ -909,12 +847,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container",
                             &format!("cpu=3m,memory={def_req}"),
                             &format!("cpu=5m,memory={def_req}"),
                         ),
-                        ctr("best-effort-container", "", ""),
+                        container("best-effort-container", "", ""),
                     ],
                     vec![],
                 ),
@@ -931,7 +869,7 @@ fn upstream_get_container_oom_score_adjust() {
             "burstable-pod-resources-no-container-resources-with-sidecar",
             with_pod_level(
                 pod(
-                    vec![ctr("no-request-limit", "", "")],
+                    vec![container("no-request-limit", "", "")],
                     vec![sidecar("no-request-limit-sidecar", "", "")],
                 ),
                 &pl_g,
@@ -947,7 +885,7 @@ fn upstream_get_container_oom_score_adjust() {
             "burstable-pod-resources-equal-container-requests-with-sidecar",
             with_pod_level(
                 pod(
-                    vec![ctr(
+                    vec![container(
                         "burstable-container",
                         &format!("cpu=5m,memory={def_req}"),
                         &format!("cpu=5m,memory={def_lim}"),
@@ -972,12 +910,12 @@ fn upstream_get_container_oom_score_adjust() {
             with_pod_level(
                 pod(
                     vec![
-                        ctr(
+                        container(
                             "burstable-container-1",
                             "cpu=5m,memory=1000000000",
                             &pl_b_lim,
                         ),
-                        ctr(
+                        container(
                             "burstable-container-2",
                             "cpu=5m,memory=500000000",
                             &pl_b_lim,
@@ -1020,224 +958,37 @@ fn upstream_get_container_oom_score_adjust() {
 
 // ---------------------------------------------------------------------------------------------
 // kubernetes/kubernetes pkg/apis/core/v1/helper/qos/qos_test.go (v1.34–v1.36 copy with named
-// cases; it checks pkg/apis/core/helper/qos ComputePodQOS on the same pods) TestComputePodQOS.
+// cases; it checks pkg/apis/core/helper/qos ComputePodQOS on the same pods) TestComputePodQOS, as
+// data: tests/fixtures/upstream/compute_pod_qos.json.
 
 #[test]
 fn upstream_compute_pod_qos() {
-    use resizelet::core::resources::{qos_class, QosClass::*};
-    let gl = |c: &str, m: &str| {
-        let mut v = Vec::new();
-        if !c.is_empty() {
-            v.push(format!("cpu={c}"));
-        }
-        if !m.is_empty() {
-            v.push(format!("memory={m}"));
-        }
-        v.join(",")
-    };
-    let nc = |n: &str, rc: &str, rm: &str, lc: &str, lm: &str| ctr(n, &gl(rc, rm), &gl(lc, lm));
-    let pl = |p: PodSpec, rc: &str, rm: &str, lc: &str, lm: &str| {
-        with_pod_level(p, &gl(rc, rm), &gl(lc, lm))
-    };
-    let cases = vec![
-        (
-            "Single Guaranteed Container",
-            pod(
-                vec![nc("guaranteed", "100m", "100Mi", "100m", "100Mi")],
-                vec![],
-            ),
-            Guaranteed,
-        ),
-        (
-            "Two Guaranteed Containers",
-            pod(
-                vec![
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Guaranteed,
-        ),
-        (
-            "Two BestEffort Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("best-effort", "", "", "", ""),
-                ],
-                vec![],
-            ),
-            BestEffort,
-        ),
-        (
-            "Single BestEffort Container",
-            pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-            BestEffort,
-        ),
-        (
-            "BestEffort and Burstable Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("burstable", "1", "", "2", ""),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "BestEffort and Guaranteed Containers",
-            pod(
-                vec![
-                    nc("best-effort", "", "", "", ""),
-                    nc("guaranteed", "10m", "100Mi", "10m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable CPU, Guaranteed Memory",
-            pod(vec![nc("burstable", "", "100Mi", "", "100Mi")], vec![]),
-            Burstable,
-        ),
-        (
-            "Burstable Without Limits",
-            pod(vec![nc("burstable", "100m", "100Mi", "", "")], vec![]),
-            Burstable,
-        ),
-        (
-            "Burstable and Guaranteed Containers",
-            pod(
-                vec![
-                    nc("burstable", "1", "100Mi", "2", "100Mi"),
-                    nc("guaranteed", "100m", "100Mi", "100m", "100Mi"),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Containers With Unbounded But Requests Match Limits",
-            pod(
-                vec![
-                    nc("burstable", "100m", "100Mi", "200m", "200Mi"),
-                    nc("burstable-unbounded", "100m", "100Mi", "", ""),
-                ],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Container 1",
-            pod(
-                vec![nc("burstable", "10m", "100Mi", "100m", "200Mi")],
-                vec![],
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Container 2",
-            pod(vec![nc("burstable", "0", "0", "100m", "200Mi")], vec![]),
-            Burstable,
-        ),
-        (
-            "BestEffort Container With HugePages",
-            pod(
-                vec![ctr(
-                    "best-effort",
-                    "hugepages-2Mi=1Gi,cpu=0,memory=0",
-                    "hugepages-2Mi=1Gi,cpu=0,memory=0",
-                )],
-                vec![],
-            ),
-            BestEffort,
-        ),
-        (
-            "Init Container with BestEffort Main and Burstable Init",
-            pod(
-                vec![nc("best-effort", "", "", "", "")],
-                vec![nc("burstable", "10m", "100Mi", "100m", "200Mi")],
-            ),
-            Burstable,
-        ),
-        (
-            "Guaranteed Pod-Level Resources",
-            pl(
-                pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-                "10m",
-                "100Mi",
-                "10m",
-                "100Mi",
-            ),
-            Guaranteed,
-        ),
-        (
-            "Guaranteed Pod and Container-Level Resources",
-            pl(
-                pod(vec![nc("burstable", "3m", "10Mi", "5m", "20Mi")], vec![]),
-                "10m",
-                "100Mi",
-                "10m",
-                "100Mi",
-            ),
-            Guaranteed,
-        ),
-        (
-            "Burstable Pod-Level Resources",
-            pl(
-                pod(vec![nc("best-effort", "", "", "", "")], vec![]),
-                "10m",
-                "10Mi",
-                "20m",
-                "50Mi",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Resources",
-            pl(
-                pod(vec![nc("burstable", "5m", "10Mi", "5m", "10Mi")], vec![]),
-                "10m",
-                "10Mi",
-                "20m",
-                "50Mi",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Requests",
-            pl(
-                pod(vec![nc("burstable", "5m", "10Mi", "", "")], vec![]),
-                "10m",
-                "10Mi",
-                "",
-                "",
-            ),
-            Burstable,
-        ),
-        (
-            "Burstable Pod and Container-Level Resources 2",
-            pl(
-                pod(
-                    vec![
-                        nc("burstable", "5m", "10Mi", "", ""),
-                        nc("guaranteed", "5m", "10Mi", "5m", "10Mi"),
-                    ],
-                    vec![],
-                ),
-                "10m",
-                "10Mi",
-                "5m",
-                "",
-            ),
-            Burstable,
-        ),
-    ];
+    use resizelet::core::resources::{qos_class, QosClass};
+    /// [name, requests, limits]
+    type Ctr = (String, String, String);
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        containers: Vec<Ctr>,
+        init_containers: Vec<Ctr>,
+        /// [requests, limits] of spec.resources
+        pod_level: Option<(String, String)>,
+        qos: QosClass,
+    }
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/upstream/compute_pod_qos.json"))
+            .expect("compute_pod_qos.json");
+    let cases: Vec<Case> =
+        serde_json::from_value(file["cases"].clone()).expect("compute_pod_qos.json cases");
+    let build =
+        |cs: &[Ctr]| -> Vec<Container> { cs.iter().map(|(n, r, l)| container(n, r, l)).collect() };
     let n = cases.len();
-    for (name, p, want) in cases {
-        assert_eq!(qos_class(&p), want, "{name}");
+    for c in cases {
+        let mut p = pod(build(&c.containers), build(&c.init_containers));
+        if let Some((r, l)) = &c.pod_level {
+            p = with_pod_level(p, r, l);
+        }
+        assert_eq!(qos_class(&p), c.qos, "{}", c.name);
     }
     report("TestComputePodQOS", n, 0);
 }
@@ -1252,6 +1003,38 @@ use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupVersion, NodeSwapBehavior};
 use resizelet::core::runtime::LinuxResources;
 
+/// tests/fixtures/upstream/linux_container_resources.json
+fn linux_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!(
+        "fixtures/upstream/linux_container_resources.json"
+    ))
+    .expect("linux_container_resources.json")
+}
+
+/// tests/fixtures/upstream/component_helpers_resources.json
+fn helpers_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!(
+        "fixtures/upstream/component_helpers_resources.json"
+    ))
+    .expect("component_helpers_resources.json")
+}
+
+/// `table.cases`, each row a tuple in the table's column order.
+fn rows<T: serde::de::DeserializeOwned>(table: &serde_json::Value) -> Vec<T> {
+    serde_json::from_value(table["cases"].clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", table["function"]))
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{v}: not a string"))
+        .to_string()
+}
+
+fn int(v: &serde_json::Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("{v}: not an integer"))
+}
+
 fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
     let c = p.container(name).expect("container");
     container_linux_resources(p, c, Reduced::of(&c.resources), node)
@@ -1259,122 +1042,55 @@ fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
 
 #[test]
 fn upstream_calculate_linux_resources() {
-    // (name, cpu request, cpu limit, memory limit, v2, singleProcessOOMKill, expected
-    // (period, quota, shares, memory), deviation)
-    let rfc = "§10: in the resize path the reduced container always has a cpu request key \
-               (the API server defaults a missing request to the limit), so a nil request is \
-               never seen; resizelet reads it as 0 → 2 shares";
+    let t = &linux_tables()["TestCalculateLinuxResources"];
     type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
+        String,
+        String,
+        String,
+        String,
         bool,
         bool,
         (i64, i64, i64, i64),
-        Option<&'static str>,
+        Option<String>,
     );
-    let cases: &[Case] = &[
-        (
-            "Request128MBLimit256MB",
-            "1",
-            "2",
-            "128Mi",
-            false,
-            false,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "RequestNoMemory",
-            "2",
-            "8",
-            "0",
-            false,
-            false,
-            (100_000, 800_000, 2048, 0),
-            None,
-        ),
-        (
-            "RequestNilCPU",
-            "",
-            "2",
-            "0",
-            false,
-            false,
-            (100_000, 200_000, 2048, 0),
-            Some(rfc),
-        ),
-        (
-            "RequestZeroCPU",
-            "0",
-            "2",
-            "0",
-            false,
-            false,
-            (100_000, 200_000, 2, 0),
-            None,
-        ),
-        (
-            "Request128MBLimit256MB",
-            "1",
-            "2",
-            "128Mi",
-            true,
-            false,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "Request128MBLimit256MBSingleProcess",
-            "1",
-            "2",
-            "128Mi",
-            true,
-            true,
-            (100_000, 200_000, 1024, 134_217_728),
-            None,
-        ),
-        (
-            "RequestNoMemory",
-            "2",
-            "8",
-            "0",
-            true,
-            false,
-            (100_000, 800_000, 2048, 0),
-            None,
-        ),
-        (
-            "RequestNilCPU",
-            "",
-            "2",
-            "0",
-            true,
-            false,
-            (100_000, 200_000, 2048, 0),
-            Some(rfc),
-        ),
-        (
-            "RequestZeroCPU",
-            "0",
-            "2",
-            "0",
-            true,
-            false,
-            (100_000, 200_000, 2, 0),
-            None,
-        ),
-    ];
+    let cases: Vec<Case> = t["cases"]
+        .as_array()
+        .expect("TestCalculateLinuxResources cases")
+        .iter()
+        .map(|c| {
+            let w = &c["want"];
+            (
+                text(&c["name"]),
+                text(&c["cpu_request"]),
+                text(&c["cpu_limit"]),
+                text(&c["memory_limit"]),
+                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
+                c["single_process_oom_kill"]
+                    .as_bool()
+                    .expect("single_process_oom_kill"),
+                (
+                    int(&w["cpu_period"]),
+                    int(&w["cpu_quota"]),
+                    int(&w["cpu_shares"]),
+                    int(&w["memory_limit_in_bytes"]),
+                ),
+                c["deviation"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
     let (mut passed, mut deviations) = (0, 0);
-    for &(name, req, lim, mem, v2, single, want, deviation) in cases {
+    for (name, req, lim, mem, v2, single, want, deviation) in cases {
         let requests = if req.is_empty() {
             String::new()
         } else {
             format!("cpu={req}")
         };
         let p = pod(
-            vec![ctr("c", &requests, &format!("cpu={lim},memory={mem}"))],
+            vec![container(
+                "c",
+                &requests,
+                &format!("cpu={lim},memory={mem}"),
+            )],
             vec![],
         );
         let node = NodeConfig {
@@ -1423,53 +1139,33 @@ fn upstream_calculate_linux_resources() {
 #[test]
 fn upstream_generate_linux_container_resources() {
     // cpuCFSQuota is off in upstream's test runtime manager: no period/quota.
-    // (name, limits, requests, singleProcessOOMKill, v2, (shares, memory, oom), unified oom group)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        bool,
-        bool,
-        (i64, i64, i64),
-    );
-    let cases: &[Case] = &[
-        (
-            "guaranteed qos",
-            "cpu=250m,memory=500Mi",
-            "cpu=250m,memory=500Mi",
-            true,
-            false,
-            (256, 524_288_000, -997),
-        ),
-        (
-            "burstable qos",
-            "cpu=500m,memory=750Mi",
-            "cpu=250m,memory=500Mi",
-            true,
-            false,
-            (256, 786_432_000, 970),
-        ),
-        ("best-effort qos", "", "", true, false, (2, 0, 1000)),
-        (
-            "guaranteed qos",
-            "cpu=250m,memory=500Mi",
-            "cpu=250m,memory=500Mi",
-            false,
-            true,
-            (256, 524_288_000, -997),
-        ),
-        (
-            "burstable qos",
-            "cpu=500m,memory=750Mi",
-            "cpu=250m,memory=500Mi",
-            false,
-            true,
-            (256, 786_432_000, 970),
-        ),
-        ("best-effort qos", "", "", false, true, (2, 0, 1000)),
-    ];
-    for &(name, limits, requests, single, v2, want) in cases {
-        let p = pod(vec![ctr("c1", requests, limits)], vec![]);
+    let t = &linux_tables()["TestGenerateLinuxContainerResources"];
+    type Case = (String, String, String, bool, bool, (i64, i64, i64));
+    let cases: Vec<Case> = t["cases"]
+        .as_array()
+        .expect("TestGenerateLinuxContainerResources cases")
+        .iter()
+        .map(|c| {
+            let w = &c["want"];
+            (
+                text(&c["name"]),
+                text(&c["limits"]),
+                text(&c["requests"]),
+                c["single_process_oom_kill"]
+                    .as_bool()
+                    .expect("single_process_oom_kill"),
+                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
+                (
+                    int(&w["cpu_shares"]),
+                    int(&w["memory_limit_in_bytes"]),
+                    int(&w["oom_score_adj"]),
+                ),
+            )
+        })
+        .collect();
+    for (name, limits, requests, single, v2, want) in &cases {
+        let (single, v2, want) = (*single, *v2, *want);
+        let p = pod(vec![container("c1", requests, limits)], vec![]);
         let node = NodeConfig {
             cgroup_version: if v2 {
                 CgroupVersion::V2
@@ -1510,12 +1206,8 @@ fn upstream_generate_linux_container_resources() {
 fn upstream_generate_linux_container_resources_with_swap() {
     use resizelet::core::resources::QosClass;
     const GI: i64 = 1 << 30;
-    let gate_off = "resizelet assumes the NodeSwap gate on (GA since 1.34); on a node with it \
-                    off, configure swap-behavior = NoSwap";
-    // (name, v2, qos, swap disabled on node, NodeSwap gate, behavior, container without
-    // requests, guaranteed container, critical, deviation)
     type Case = (
-        &'static str,
+        String,
         bool,
         QosClass,
         bool,
@@ -1524,34 +1216,13 @@ fn upstream_generate_linux_container_resources_with_swap() {
         bool,
         bool,
         bool,
-        Option<&'static str>,
+        Option<String>,
     );
+    let cases: Vec<Case> = rows(&linux_tables()["TestGenerateLinuxContainerResourcesWithSwap"]);
     use NodeSwapBehavior::{LimitedSwap, NoSwap};
     use QosClass::{BestEffort, Burstable, Guaranteed};
-    let cases: &[Case] = &[
-        ("cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, false, true, Some(LimitedSwap), false, false, false, None),
-        ("NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, false, false, Some(LimitedSwap), false, false, false, Some(gate_off)),
-        ("With no swapBehavior - NoSwap should be the default", true, BestEffort, false, true, None, false, false, false, None),
-        ("Best-effort QoS, cgroups v2, NoSwap", true, BestEffort, false, true, Some(NoSwap), false, false, false, None),
-        ("Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, false, true, Some(LimitedSwap), false, true, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, false, true, Some(LimitedSwap), false, false, false, None),
-        ("Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, false, true, Some(LimitedSwap), true, false, false, None),
-        ("Swap disabled on node, cgroups v1, LimitedSwap, Burstable QoS", false, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, cgroups v1, LimitedSwap, Best-effort QoS", false, BestEffort, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, NodeSwap feature gate turned off, cgroups v2, LimitedSwap", true, Burstable, true, false, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, With no swapBehavior - NoSwap should be the default", true, BestEffort, true, true, None, false, false, false, None),
-        ("Swap disabled on node, Best-effort QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Guaranteed QoS, cgroups v2, LimitedSwap", true, Guaranteed, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a guaranteed container", true, Burstable, true, true, Some(LimitedSwap), false, true, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap", true, Burstable, true, true, Some(LimitedSwap), false, false, false, None),
-        ("Swap disabled on node, Burstable QoS, cgroups v2, LimitedSwap, with a container with no requests", true, Burstable, true, true, Some(LimitedSwap), true, false, false, None),
-        ("Best-effort QoS, cgroups v2, LimitedSwap, critical pod", true, Burstable, false, true, Some(LimitedSwap), false, false, true, None),
-    ];
     let (mut passed, mut deviations) = (0, 0);
-    for &(
+    for (
         name,
         v2,
         qos,
@@ -1566,20 +1237,20 @@ fn upstream_generate_linux_container_resources_with_swap() {
     {
         let (c1, c2) = match qos {
             Burstable => (
-                ctr("c1", "memory=1Gi", ""),
+                container("c1", "memory=1Gi", ""),
                 if no_requests {
-                    ctr("c2", "", "")
+                    container("c2", "", "")
                 } else if guaranteed_c2 {
-                    ctr("c2", "memory=2Gi", "memory=2Gi")
+                    container("c2", "memory=2Gi", "memory=2Gi")
                 } else {
-                    ctr("c2", "memory=2Gi", "")
+                    container("c2", "memory=2Gi", "")
                 },
             ),
             Guaranteed => (
-                ctr("c1", "memory=1Gi,cpu=1", "memory=1Gi,cpu=1"),
-                ctr("c2", "memory=2Gi,cpu=1", "memory=2Gi,cpu=1"),
+                container("c1", "memory=1Gi,cpu=1", "memory=1Gi,cpu=1"),
+                container("c2", "memory=2Gi,cpu=1", "memory=2Gi,cpu=1"),
             ),
-            BestEffort => (ctr("c1", "", ""), ctr("c2", "", "")),
+            BestEffort => (container("c1", "", ""), container("c2", "", "")),
         };
         let mut p = pod(vec![c1, c2], vec![]);
         if critical {
@@ -1674,119 +1345,17 @@ fn upstream_generate_linux_container_resources_with_swap() {
 #[test]
 fn upstream_pod_level_resource_requests() {
     use resizelet::core::resources::pod_requests;
-    let skip = "resizelet has no SkipPodLevelResources option: pod-level resources are always \
-                honoured (spec §1)";
-    // (name, pod-level requests, init containers (requests, sidecar), containers, expected,
-    // deviation)
     type Case = (
-        &'static str,
-        Option<&'static str>,
-        &'static [(&'static str, bool)],
-        &'static [&'static str],
-        &'static str,
-        Option<&'static str>,
+        String,
+        Option<String>,
+        Vec<(String, bool)>,
+        Vec<String>,
+        String,
+        Option<String>,
     );
-    let cases: &[Case] = &[
-        ("nil", Some(""), &[], &[], "", None),
-        (
-            "pod level memory resource with SkipPodLevelResources true",
-            Some("memory=2Mi"),
-            &[],
-            &[],
-            "",
-            Some(skip),
-        ),
-        (
-            "pod level memory resource with SkipPodLevelResources false",
-            Some("memory=2Mi"),
-            &[],
-            &[],
-            "memory=2Mi",
-            None,
-        ),
-        (
-            "pod level memory and container level cpu resources",
-            Some("memory=2Mi"),
-            &[],
-            &["cpu=2m"],
-            "memory=2Mi,cpu=2m",
-            None,
-        ),
-        (
-            "pod level unsupported resources set at both pod-level and container-level",
-            Some("storage=2Mi"),
-            &[],
-            &["storage=3Mi"],
-            "storage=3Mi",
-            None,
-        ),
-        (
-            "pod level unsupported resources set at pod-level",
-            Some("storage=2Mi"),
-            &[],
-            &["memory=3Mi"],
-            "memory=3Mi",
-            None,
-        ),
-        (
-            "only container level resources set",
-            Some(""),
-            &[],
-            &["memory=3Mi,cpu=2m"],
-            "memory=3Mi,cpu=2m",
-            None,
-        ),
-        (
-            "both container-level and pod-level resources set",
-            Some("memory=6Mi,cpu=8m"),
-            &[],
-            &["memory=3Mi,cpu=2m"],
-            "memory=6Mi,cpu=8m",
-            None,
-        ),
-        (
-            "container-level resources and init container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=5Mi,cpu=4m",
-            None,
-        ),
-        (
-            "container-level resources and init container set (SkipPodLevelResources true)",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=5Mi,cpu=4m",
-            None,
-        ),
-        (
-            "container-level resources and sidecar container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", true)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=8Mi,cpu=6m",
-            None,
-        ),
-        (
-            "container-level resources, init and sidecar container set",
-            Some(""),
-            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=11Mi,cpu=12m",
-            None,
-        ),
-        (
-            "pod-level resources, container-level resources, init and sidecar container set",
-            Some("memory=15Mi,cpu=18m"),
-            &[("memory=5Mi,cpu=4m", true), ("memory=6Mi,cpu=8m", false)],
-            &["memory=3Mi,cpu=2m"],
-            "memory=15Mi,cpu=18m",
-            None,
-        ),
-    ];
+    let cases: Vec<Case> = rows(&helpers_tables()["TestPodLevelResourceRequests"]);
     let (mut passed, mut deviations) = (0, 0);
-    for &(name, pod_level, init, containers, want, deviation) in cases {
+    for (name, pod_level, init, containers, want, deviation) in cases {
         let init = init
             .iter()
             .enumerate()
@@ -1795,29 +1364,29 @@ fn upstream_pod_level_resource_requests() {
                 if *sc {
                     sidecar(&n, r, "")
                 } else {
-                    ctr(&n, r, "")
+                    container(&n, r, "")
                 }
             })
             .collect();
         let containers = containers
             .iter()
             .enumerate()
-            .map(|(i, r)| ctr(&format!("c{i}"), r, ""))
+            .map(|(i, r)| container(&format!("c{i}"), r, ""))
             .collect();
         let mut p = pod(containers, init);
         if let Some(r) = pod_level {
-            p = with_pod_level(p, r, "");
+            p = with_pod_level(p, &r, "");
         }
         let got = pod_requests(&p);
         if let Some(why) = deviation {
             assert_ne!(
                 got,
-                list(want),
+                list(&want),
                 "{name}: marked as a deviation but agrees ({why})"
             );
             deviations += 1;
         } else {
-            assert_eq!(got, list(want), "{name}");
+            assert_eq!(got, list(&want), "{name}");
             passed += 1;
         }
     }
@@ -1827,89 +1396,23 @@ fn upstream_pod_level_resource_requests() {
 #[test]
 fn upstream_aggregate_container_requests_and_limits() {
     use resizelet::core::resources::{aggregate_container_requests, pod_limits};
-    // (name, init containers (resources, sidecar), containers, use limits, expected requests,
-    // expected limits)
     type Case = (
-        &'static str,
-        &'static [(&'static str, bool)],
-        &'static [&'static str],
+        String,
+        Vec<(String, bool)>,
+        Vec<String>,
         bool,
-        &'static str,
-        &'static str,
+        String,
+        String,
     );
-    let cases: &[Case] = &[
-        (
-            "one container with limits",
-            &[],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=9",
-        ),
-        (
-            "two containers with limits",
-            &[],
-            &["cpu=9", "cpu=9"],
-            true,
-            "",
-            "cpu=18",
-        ),
-        (
-            "one container with requests",
-            &[],
-            &["cpu=9"],
-            false,
-            "cpu=9",
-            "",
-        ),
-        (
-            "two containers with requests",
-            &[],
-            &["cpu=9", "cpu=9"],
-            false,
-            "cpu=18",
-            "",
-        ),
-        (
-            "regular and init containers with requests",
-            &[("cpu=9", false)],
-            &["cpu=9"],
-            false,
-            "cpu=9",
-            "",
-        ),
-        (
-            "regular, init and sidecar containers with requests",
-            &[("cpu=8", true), ("cpu=6", false)],
-            &["cpu=9"],
-            false,
-            "cpu=17",
-            "",
-        ),
-        (
-            "regular and init containers with limits",
-            &[("cpu=9", false)],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=9",
-        ),
-        (
-            "regular, init and sidecar containers with limits",
-            &[("cpu=8", true), ("cpu=6", false)],
-            &["cpu=9"],
-            true,
-            "",
-            "cpu=17",
-        ),
-    ];
-    for &(name, init, containers, limits, want_req, want_lim) in cases {
+    let cases: Vec<Case> = rows(&helpers_tables()["TestAggregateContainerRequestsAndLimits"]);
+    let n = cases.len();
+    for (name, init, containers, limits, want_req, want_lim) in cases {
         let make = |n: String, r: &str, sc: bool| {
             let (req, lim) = if limits { ("", r) } else { (r, "") };
             if sc {
                 sidecar(&n, req, lim)
             } else {
-                ctr(&n, req, lim)
+                container(&n, req, lim)
             }
         };
         let init = init
@@ -1925,131 +1428,47 @@ fn upstream_aggregate_container_requests_and_limits() {
         let p = pod(containers, init);
         assert_eq!(
             aggregate_container_requests(&p),
-            list(want_req),
+            list(&want_req),
             "{name}: requests"
         );
-        assert_eq!(pod_limits(&p), list(want_lim), "{name}: limits");
+        assert_eq!(pod_limits(&p), list(&want_lim), "{name}: limits");
     }
-    report("TestAggregateContainerRequestsAndLimits", cases.len(), 0);
+    report("TestAggregateContainerRequestsAndLimits", n, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/api/resource/quantity_test.go
-// (v1.3x copy) TestQuantityParse: the table (value as mantissa·10^exp and format), each also
-// with "-" and "+" prefixed, and the invalid inputs. The value is compared semantically with
-// "<mantissa>e<exp>" (an independent spelling of the same number).
+// Quantities, as data: tests/fixtures/upstream/quantity.json (kubernetes/kubernetes
+// staging/src/k8s.io/apimachinery/pkg/api/resource/quantity_test.go, v1.3x copy):
+// TestQuantityParse, TestQuantityString (string half), TestQuantityParseEmit, TestJSONWhitespace.
+
+fn quantity_tables() -> serde_json::Value {
+    serde_json::from_str(include_str!("fixtures/upstream/quantity.json")).expect("quantity.json")
+}
+
+/// `table.cases` of `quantity.json` as rows of `T`.
+fn quantity_cases<T: serde::de::DeserializeOwned>(table: &str) -> Vec<T> {
+    serde_json::from_value(quantity_tables()[table]["cases"].clone())
+        .unwrap_or_else(|e| panic!("quantity.json {table}: {e}"))
+}
 
 #[test]
 fn upstream_quantity_parse() {
-    use resizelet::core::quantity::Format::{
-        self, BinarySI as B, DecimalExponent as X, DecimalSI as D,
-    };
+    use resizelet::core::quantity::Format;
     const MAX: i64 = i64::MAX;
     // (input, mantissa, exponent, format); exponent i32::MAX = apimachinery's maxAllowed
-    let table: &[(&str, i128, i32, Format)] = &[
-        ("0", 0, 0, D),
-        ("0n", 0, 0, D),
-        ("0u", 0, 0, D),
-        ("0m", 0, 0, D),
-        ("0Ki", 0, 0, B),
-        ("0k", 0, 0, D),
-        ("0Mi", 0, 0, B),
-        ("0M", 0, 0, D),
-        ("0Gi", 0, 0, B),
-        ("0G", 0, 0, D),
-        ("0Ti", 0, 0, B),
-        ("0T", 0, 0, D),
-        ("1", 1, 0, D),
-        ("1Ki", 1024, 0, B),
-        ("8Ki", 8 * 1024, 0, B),
-        ("7Mi", 7 << 20, 0, B),
-        ("6Gi", 6 << 30, 0, B),
-        ("5Ti", 5 << 40, 0, B),
-        ("4Pi", 4 << 50, 0, B),
-        ("3Ei", 3 << 60, 0, B),
-        ("10Ti", 10 << 40, 0, B),
-        ("100Ti", 100 << 40, 0, B),
-        ("5n", 5, -9, D),
-        ("4u", 4, -6, D),
-        ("3m", 3, -3, D),
-        ("9", 9, 0, D),
-        ("8k", 8, 3, D),
-        ("50k", 5, 4, D),
-        ("7M", 7, 6, D),
-        ("6G", 6, 9, D),
-        ("5T", 5, 12, D),
-        ("40T", 4, 13, D),
-        ("300T", 3, 14, D),
-        ("2P", 2, 15, D),
-        ("1E", 1, 18, D),
-        ("1E-3", 1, -3, X),
-        ("1e3", 1, 3, X),
-        ("1E6", 1, 6, X),
-        ("1e9", 1, 9, X),
-        ("1E12", 1, 12, X),
-        ("1e15", 1, 15, X),
-        ("1E18", 1, 18, X),
-        ("1e14", 1, 14, X),
-        ("1e13", 1, 13, X),
-        ("1e3", 1, 3, X),
-        ("100.035k", 100_035, 0, D),
-        ("0.001", 1, -3, D),
-        ("0.0005k", 5, -1, D),
-        ("0.005", 5, -3, D),
-        ("0.05", 5, -2, D),
-        ("0.5", 5, -1, D),
-        ("0.00050k", 5, -1, D),
-        ("0.00500", 5, -3, D),
-        ("0.05000", 5, -2, D),
-        ("0.50000", 5, -1, D),
-        ("0.5e0", 5, -1, X),
-        ("0.5e-1", 5, -2, X),
-        ("0.5e-2", 5, -3, X),
-        ("0.5e0", 5, -1, X),
-        ("10.035M", 10_035, 3, D),
-        ("1.2e3", 12, 2, X),
-        ("1.3E+6", 13, 5, X),
-        ("1.40e9", 14, 8, X),
-        ("1.53E12", 153, 10, X),
-        ("1.6e15", 16, 14, X),
-        ("1.7E18", 17, 17, X),
-        ("9.01", 901, -2, D),
-        ("8.1k", 81, 2, D),
-        ("7.123456M", 7_123_456, 0, D),
-        ("6.987654321G", 6_987_654_321, 0, D),
-        ("5.444T", 5444, 9, D),
-        ("40.1T", 401, 11, D),
-        ("300.2T", 3002, 11, D),
-        ("2.5P", 25, 14, D),
-        ("1.01E", 101, 16, D),
-        ("3.001n", 4, -9, D),
-        ("1.1E-9", 2, -9, X),
-        ("0.0000000001", 1, -9, D),
-        ("0.0000000005", 1, -9, D),
-        ("0.00000000050", 1, -9, D),
-        ("0.5e-9", 1, -9, X),
-        ("0.9n", 1, -9, D),
-        ("0.00000012345", 124, -9, D),
-        ("0.00000012354", 124, -9, D),
-        ("9Ei", MAX as i128, i32::MAX, B),
-        ("9223372036854775807Ki", MAX as i128, i32::MAX, B),
-        ("12E", 12, 18, D),
-        ("100.035Ki", 10_243_584, -2, B),
-        ("0.5Mi", 512 * 1024, 0, B),
-        ("0.05Gi", 536_870_912, -1, B),
-        ("0.025Ti", 274_877_906_944, -1, B),
-        ("0.000000000001Ki", 2, -9, D),
-        (".001", 1, -3, D),
-        (".0001k", 100, -3, D),
-        ("1.", 1, 0, D),
-        ("1.G", 1, 9, D),
-    ];
+    let table: Vec<(String, i128, i32, String)> = quantity_cases("TestQuantityParse");
     let mut checked = 0;
-    for &(input, m, e, format) in table {
+    for (input, m, e, format) in &table {
+        let format = match format.as_str() {
+            "DecimalSI" => Format::DecimalSI,
+            "BinarySI" => Format::BinarySI,
+            "DecimalExponent" => Format::DecimalExponent,
+            other => panic!("quantity.json: {input}: unknown format {other}"),
+        };
         for (sign, prefix) in [(1, ""), (-1, "-"), (1, "+")] {
             let spelled = format!("{prefix}{input}");
             let got = Quantity::parse(&spelled).unwrap_or_else(|err| panic!("{spelled}: {err}"));
-            if e == i32::MAX {
+            if *e == i32::MAX {
                 assert_eq!(got.value(), sign * MAX, "{spelled}: capped at maxAllowed");
             } else {
                 let want = Quantity::parse(&format!("{}e{e}", sign as i128 * m)).unwrap();
@@ -2059,77 +1478,28 @@ fn upstream_quantity_parse() {
             checked += 1;
         }
     }
-    let invalid = [
-        "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", " 1", "1 ",
-        "",
-    ];
-    for bad in invalid {
+    let invalid: Vec<String> =
+        serde_json::from_value(quantity_tables()["TestQuantityParse"]["invalid"].clone())
+            .expect("quantity.json invalid");
+    for bad in &invalid {
         assert!(Quantity::parse(bad).is_err(), "{bad:?} parsed");
     }
     report("TestQuantityParse", checked + invalid.len(), 0);
 }
 
-// Same file: TestQuantityString (its string half: the canonical `expect` re-emits itself and the
-// `alternate` spelling canonicalises to it, also negated; resizelet has no constructor from
-// (mantissa, scale, format), so the `in` column is exercised through `expect`),
-// TestQuantityParseEmit and TestJSONWhitespace.
-
 #[test]
 fn upstream_quantity_string_parse_emit_and_json_whitespace() {
-    let strings: &[(&str, &str)] = &[
-        ("1Gi", "1024Mi"),
-        ("300Mi", "307200Ki"),
-        ("6Ki", ""),
-        ("1001Gi", "1025024Mi"),
-        ("1Ti", "1024Gi"),
-        ("5", "5000m"),
-        ("500m", "0.5"),
-        ("1G", "1000M"),
-        ("1G", "0.001T"),
-        ("1G", ""),
-        ("1G", ""),
-        ("1m", "1000u"),
-        ("80m", ""),
-        ("1080m", "1.08"),
-        ("1080m", "1080000000n"),
-        ("1080m", ""),
-        ("300M", ""),
-        ("1T", ""),
-        ("1234567M", ""),
-        ("1234567m", ""),
-        ("3k", ""),
-        ("1025", ""),
-        ("0", ""),
-        ("0", ""),
-        ("1e9", ".001e12"),
-        ("1e-3", "0.001e0"),
-        ("1e-9", "1000e-12"),
-        ("80e-3", ""),
-        ("300e6", ""),
-        ("1e12", ""),
-        ("1e3", ""),
-        ("3e3", ""),
-        ("3k", ""),
-        ("0", "00"),
-        ("1n", ""),
-        ("80n", ""),
-        ("1080n", ""),
-        ("1080n", ""),
-        ("1080n", ""),
-        ("1u", ""),
-        ("80u", ""),
-        ("1080u", ""),
-    ];
-    for &(expect, alternate) in strings {
+    let strings: Vec<(String, String)> = quantity_cases("TestQuantityString");
+    for (expect, alternate) in &strings {
         assert_eq!(
             Quantity::parse(expect).unwrap().to_string(),
-            expect,
+            *expect,
             "{expect}"
         );
         if !alternate.is_empty() {
             assert_eq!(
                 Quantity::parse(alternate).unwrap().to_string(),
-                expect,
+                *expect,
                 "{alternate}"
             );
         }
@@ -2140,37 +1510,22 @@ fn upstream_quantity_string_parse_emit_and_json_whitespace() {
     }
     report("TestQuantityString (strings)", strings.len(), 0);
 
-    let emit: &[(&str, &str)] = &[
-        ("1Ki", "1Ki"),
-        ("1Mi", "1Mi"),
-        ("1Gi", "1Gi"),
-        ("1024Mi", "1Gi"),
-        ("1000M", "1G"),
-        (".001Ki", "1024m"),
-        (".000001Ki", "1024u"),
-        (".000000001Ki", "1024n"),
-        (".000000000001Ki", "2n"),
-    ];
-    for &(input, want) in emit {
-        assert_eq!(Quantity::parse(input).unwrap().to_string(), want, "{input}");
+    let emit: Vec<(String, String)> = quantity_cases("TestQuantityParseEmit");
+    for (input, want) in &emit {
+        assert_eq!(
+            Quantity::parse(input).unwrap().to_string(),
+            *want,
+            "{input}"
+        );
         let neg = Quantity::parse(&format!("-{input}")).unwrap();
         assert_eq!(neg.to_string(), format!("-{want}"), "-{input}");
     }
     report("TestQuantityParseEmit", emit.len() * 2, 0);
 
-    let json: &[(&str, &str)] = &[
-        ("\" 1\"", "1"),
-        ("\"1 \"", "1"),
-        ("1", "1"),
-        (" 1", "1"),
-        ("1 ", "1"),
-        ("10", "10"),
-        ("-1", "-1"),
-        (" -1", "-1"),
-    ];
-    for &(input, want) in json {
+    let json: Vec<(String, String)> = quantity_cases("TestJSONWhitespace");
+    for (input, want) in &json {
         let q: Quantity = serde_json::from_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-        assert_eq!(q.to_string(), want, "{input}");
+        assert_eq!(q.to_string(), *want, "{input}");
     }
     report("TestJSONWhitespace", json.len(), 0);
 }

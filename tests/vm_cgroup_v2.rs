@@ -12,29 +12,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use resizelet::checkpoint::FileCheckpointStore;
-use resizelet::cri::client::CriClient;
-use resizelet::engine::Engine;
-
-use resizelet::core::admission::{Decision, NodePressure};
+use resizelet::core::admission::Decision;
 use resizelet::core::resources::QosClass;
 use resizelet::executor::ExecError;
+use resizelet::testing::{enact, sync};
 use support::cluster::{resize_done, Agent, Cluster, DEADLINE};
-use support::engine::{host_cgroups, node_config, pod_spec, resized};
+use support::engine::{guest_engine, host_cgroups, node_config, resized, seed, GuestEngine};
 use support::eventually;
-use support::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
+use support::kubelet::{sized, Kubelet, RunningPod, TestContainer, TestPod};
+use support::read_trimmed;
 
 const MIB: i64 = 1 << 20;
 
 fn in_guest() -> bool {
-    if std::env::var("RESIZELET_VM_GUEST").as_deref() == Ok("v2") {
-        return true;
-    }
-    eprintln!(
-        "skipped: needs the pure cgroup v2 guest of `scripts/vm-test.sh --mode v2` \
-         (RESIZELET_VM_GUEST=v2); this host's cgroups are not that"
-    );
-    false
+    support::vm_guest("v2", "pure cgroup v2")
 }
 
 /// Two vCPUs under TCG on a shared host: a CRI call can take seconds, so a 30 s deadline instead of
@@ -42,44 +33,13 @@ fn in_guest() -> bool {
 const GUEST_CRI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The real engine on the guest's cgroups (cgroupfs driver) and containerd.
-struct TestEngine {
-    engine: Engine,
-    _state: tempfile::TempDir,
-}
-
-async fn engine() -> TestEngine {
-    let runtime = CriClient::connect_with_timeout(&support::cri_endpoint(), GUEST_CRI_TIMEOUT)
-        .await
-        .expect("connect to containerd");
-    let state = tempfile::tempdir().expect("tempdir");
-    let store = FileCheckpointStore::new(state.path()).expect("checkpoint store");
-    let engine = Engine::open(
-        Arc::new(runtime),
-        Arc::new(host_cgroups()),
-        Arc::new(store),
-        node_config(),
-    )
-    .expect("engine");
-    TestEngine {
-        engine,
-        _state: state,
-    }
-}
-
-fn c(name: &str, cpu: (i64, i64), memory: (i64, i64)) -> TestContainer {
-    TestContainer::new(name)
-        .cpu(Some(cpu.0), Some(cpu.1))
-        .memory(Some(memory.0 * MIB), Some(memory.1 * MIB))
+async fn engine() -> GuestEngine {
+    guest_engine(Arc::new(host_cgroups()), node_config(), GUEST_CRI_TIMEOUT).await
 }
 
 /// (cpu.weight, cpu.max, memory.max) of a cgroup directory, as the kernel shows them.
 fn files(dir: &Path) -> (String, String, String) {
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f))
-            .unwrap_or_else(|e| panic!("read {}/{f}: {e}", dir.display()))
-            .trim()
-            .to_string()
-    };
+    let read = |f: &str| read_trimmed(dir, f);
     (read("cpu.weight"), read("cpu.max"), read("memory.max"))
 }
 
@@ -105,7 +65,10 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     let pod = TestPod::new(
         "v2-guaranteed",
         QosClass::Guaranteed,
-        vec![c("a", (250, 250), (32, 32)), c("b", (250, 250), (64, 64))],
+        vec![
+            sized("a", (250, 250), (32, 32)),
+            sized("b", (250, 250), (64, 64)),
+        ],
     );
     let running = kubelet.run_pod(&pod).await;
     // the kubelet's pod cgroup: weight(shares(500m) = 512) = 20, 50 ms per 100 ms, 96 MiB
@@ -117,22 +80,15 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
     );
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t, &pod).await;
     let up = resized(
         &spec,
-        &[c("a", (500, 500), (64, 64)), c("b", (250, 250), (64, 64))],
+        &[
+            sized("a", (500, 500), (64, 64)),
+            sized("b", (250, 250), (64, 64)),
+        ],
     );
-    let out = t
-        .engine
-        .sync_pod(&up, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(&t, &up).await;
     // pod: shares(750m) = 768 → weight 30; 75 ms; 128 MiB. Container a: weight(512) = 20.
     assert_eq!(pod_files(&running), f(30, "75000 100000", 128 * MIB));
     assert_eq!(
@@ -146,15 +102,12 @@ async fn guaranteed_pod_increase_then_decrease_exact_v2_files() {
 
     let down = resized(
         &up,
-        &[c("a", (100, 100), (16, 16)), c("b", (250, 250), (64, 64))],
+        &[
+            sized("a", (100, 100), (16, 16)),
+            sized("b", (250, 250), (64, 64)),
+        ],
     );
-    let out = t
-        .engine
-        .sync_pod(&down, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(&t, &down).await;
     // pod: shares(350m) = 358 → weight 14; 35 ms; 80 MiB. Container a: weight(102) = 4.
     assert_eq!(pod_files(&running), f(14, "35000 100000", 80 * MIB));
     assert_eq!(
@@ -174,7 +127,7 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
         "v2-burstable",
         QosClass::Burstable,
         vec![
-            c("c1", (200, 400), (64, 128)),
+            sized("c1", (200, 400), (64, 128)),
             TestContainer::new("c2")
                 .cpu(Some(300), None)
                 .memory(Some(128 * MIB), None),
@@ -201,28 +154,18 @@ async fn burstable_pod_mixed_changes_exact_v2_files() {
     );
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t, &pod).await;
     // c1: cpu down, memory limit up; c2: cpu request up.
     let desired = resized(
         &spec,
         &[
-            c("c1", (100, 300), (64, 192)),
+            sized("c1", (100, 300), (64, 192)),
             TestContainer::new("c2")
                 .cpu(Some(600), None)
                 .memory(Some(128 * MIB), None),
         ],
     );
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(&t, &desired).await;
     // pod: shares(700m) = 716 → weight 28; limits still not all declared → "max" stays
     assert_eq!(
         pod_files(&running),
@@ -256,7 +199,7 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
     let kubelet = Kubelet::from_env().await;
     // 24 MiB in the container's /dev/shm (tmpfs, charged to its memory cgroup: memory.current;
     // TCG fills it at a few MiB/s on a loaded host).
-    let hog = c("hog", (100, 200), (64, 128)).shell(
+    let hog = sized("hog", (100, 200), (64, 128)).shell(
         "head -c 25165824 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
     );
     let pod = TestPod::new("v2-hog", QosClass::Burstable, vec![hog]);
@@ -265,17 +208,9 @@ async fn memory_decrease_below_usage_is_refused_on_v2() {
     let before = (pod_files(&running), container_files(&running, "hog"));
 
     let t = engine().await;
-    let spec = pod_spec(&pod);
-    t.engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    let desired = resized(&spec, &[c("hog", (100, 200), (8, 16))]);
-    let out = t
-        .engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let (spec, _) = seed(&t, &pod).await;
+    let desired = resized(&spec, &[sized("hog", (100, 200), (8, 16))]);
+    let out = sync(&t, &desired).await;
     assert_eq!(out.decision, Decision::Accepted);
     let err = out.enactment.expect_err("the decrease must be refused");
     assert!(matches!(err, ExecError::MemoryDecrease(_)), "{err}");
@@ -303,8 +238,8 @@ async fn e2e_resize_through_the_api_exact_v2_files() {
         "v2-e2e",
         QosClass::Burstable,
         vec![
-            c("c1", (100, 300), (32, 128)),
-            c("c2", (300, 600), (64, 256)),
+            sized("c1", (100, 300), (32, 128)),
+            sized("c2", (300, 600), (64, 256)),
         ],
     );
     let run = cluster.run_pod(b).await;
@@ -316,8 +251,8 @@ async fn e2e_resize_through_the_api_exact_v2_files() {
         .resize(
             &b,
             &[
-                c("c1", (300, 500), (32, 192)),
-                c("c2", (100, 200), (64, 128)),
+                sized("c1", (300, 500), (32, 192)),
+                sized("c2", (100, 200), (64, 128)),
             ],
         )
         .await
@@ -344,26 +279,5 @@ fn resizelet_check_reports_cgroup_v2_and_cgroupfs() {
     if !in_guest() {
         return;
     }
-    let endpoint = support::cri_endpoint();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args([
-            "check",
-            "--container-runtime-endpoint",
-            &endpoint,
-            "--cri-timeout-ms",
-            "30000",
-            "--cgroup-driver",
-            "cgroupfs",
-        ])
-        .output()
-        .expect("run resizelet check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
-    assert!(text.contains("cgroupDriver: cgroupfs"), "{text}");
-    assert!(text.contains("in-place resize: supported"), "{text}");
+    support::check_v2("cgroupfs");
 }

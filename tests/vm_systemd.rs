@@ -7,61 +7,34 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::cgroup::systemd::{DbusSystemd, SystemdCgroupFs};
-use resizelet::checkpoint::FileCheckpointStore;
-use resizelet::core::admission::{Decision, NodePressure};
 use resizelet::core::node::{CgroupDriver, CgroupVersion};
 use resizelet::core::resources::{PodSpec, QosClass};
-use resizelet::cri::client::CriClient;
 use resizelet::engine::Engine;
-use support::engine::{pod_spec, resized};
-use support::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
+use resizelet::testing::enact;
+use support::engine::{guest_engine, resized, seed, GuestEngine};
+use support::kubelet::{guaranteed, Kubelet, RunningPod, TestContainer, TestPod};
+use support::read_trimmed;
 use support::systemd::{daemon_reload, pod_slices, Systemd};
 
 const MIB: i64 = 1 << 20;
 
 fn in_guest() -> bool {
-    if std::env::var("RESIZELET_VM_GUEST").as_deref() == Ok("systemd") {
-        return true;
-    }
-    eprintln!(
-        "skipped: needs the systemd guest of `scripts/vm-test.sh --mode systemd` \
-         (RESIZELET_VM_GUEST=systemd): systemd as PID 1 on cgroup v2"
-    );
-    false
+    support::vm_guest("systemd", "systemd (PID 1 on cgroup v2)")
 }
 
-fn c(name: &str, cpu: i64, memory: i64) -> TestContainer {
-    TestContainer::new(name)
-        .cpu(Some(cpu), Some(cpu))
-        .memory(Some(memory * MIB), Some(memory * MIB))
-}
-
-async fn systemd_engine(state: &Path) -> Engine {
+async fn systemd_engine() -> GuestEngine {
     // TCG on a shared host: a CRI call can take seconds (the agent's default deadline is 2 s)
-    let runtime =
-        CriClient::connect_with_timeout(&support::cri_endpoint(), Duration::from_secs(30))
-            .await
-            .expect("connect to containerd");
     let files = RealCgroupFs::v2("/sys/fs/cgroup", CgroupDriver::Systemd);
     let bus = DbusSystemd::connect_system(Duration::from_secs(10)).expect("system bus");
     let cgroups = SystemdCgroupFs::new(files, bus, Vec::new());
-    let store = FileCheckpointStore::new(state).expect("checkpoint store");
     let node = resizelet::host::node_config(CgroupVersion::V2, CgroupDriver::Systemd, None)
         .expect("node config");
-    Engine::open(Arc::new(runtime), Arc::new(cgroups), Arc::new(store), node).expect("engine")
-}
-
-fn read(dir: &Path, f: &str) -> String {
-    std::fs::read_to_string(dir.join(f))
-        .unwrap_or_else(|e| panic!("read {}/{f}: {e}", dir.display()))
-        .trim()
-        .to_string()
+    guest_engine(Arc::new(cgroups), node, Duration::from_secs(30)).await
 }
 
 /// (CPUWeight, CPUQuotaPerSecUSec, MemoryMax) of the pod slice over D-Bus and
@@ -76,9 +49,9 @@ fn pod_state(sd: &Systemd, r: &RunningPod) -> ((u64, u64, u64), (String, String,
             sd.slice_u64(&unit, "MemoryMax"),
         ),
         (
-            read(&dir, "cpu.weight"),
-            read(&dir, "cpu.max"),
-            read(&dir, "memory.max"),
+            read_trimmed(&dir, "cpu.weight"),
+            read_trimmed(&dir, "cpu.max"),
+            read_trimmed(&dir, "memory.max"),
         ),
     )
 }
@@ -99,12 +72,7 @@ fn expect(
 
 async fn resize(engine: &Engine, spec: &PodSpec, to: &[TestContainer]) -> PodSpec {
     let desired = resized(spec, to);
-    let out = engine
-        .sync_pod(&desired, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    assert_eq!(out.decision, Decision::Accepted);
-    out.enactment.expect("enactment");
+    enact(engine, &desired).await;
     desired
 }
 
@@ -122,7 +90,7 @@ async fn pod_slice_resize_survives_daemon_reload() {
     let pod = TestPod::new(
         "sd-guaranteed",
         QosClass::Guaranteed,
-        vec![c("app", 250, 64)],
+        vec![guaranteed("app", 250, 64)],
     );
     let running = kubelet.run_pod(&pod).await;
     // the kubelet's slice: weight(256) = 10, 250 ms per second, 64 MiB
@@ -136,20 +104,15 @@ async fn pod_slice_resize_survives_daemon_reload() {
         running.container_id("app")
     )));
 
-    let state = tempfile::tempdir().unwrap();
-    let engine = systemd_engine(state.path()).await;
-    let spec = pod_spec(&pod);
-    engine
-        .sync_pod(&spec, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let engine = systemd_engine().await;
+    let (spec, _) = seed(&engine, &pod).await;
 
     // increase: 325m → shares 332 → weight 13; 32.5 ms rounds up to 33 ms (systemd keeps whole
     // 10 ms per second, and resizelet writes the rounded quota to the file too); 96 MiB
-    let spec = resize(&engine, &spec, &[c("app", 325, 96)]).await;
+    let spec = resize(&engine, &spec, &[guaranteed("app", 325, 96)]).await;
     let grown = expect((13, 330_000, 96 << 20), (13, "33000 100000", 96 * MIB));
     assert_eq!(pod_state(&sd, &running), grown);
-    assert_eq!(read(&app, "memory.max"), (96 * MIB).to_string());
+    assert_eq!(read_trimmed(&app, "memory.max"), (96 * MIB).to_string());
     daemon_reload();
     assert_eq!(pod_state(&sd, &running), grown, "after daemon-reload");
 
@@ -161,23 +124,23 @@ async fn pod_slice_resize_survives_daemon_reload() {
     .unwrap();
     daemon_reload();
     assert_eq!(
-        read(&running.pod_cgroup_dir("memory"), "memory.max"),
+        read_trimmed(&running.pod_cgroup_dir("memory"), "memory.max"),
         (96 * MIB).to_string(),
         "systemd restores the unit's MemoryMax over a file-only write"
     );
 
     // decrease: 200m → shares 204 → weight 8; 20 ms; 48 MiB
-    let _ = resize(&engine, &spec, &[c("app", 200, 48)]).await;
+    let _ = resize(&engine, &spec, &[guaranteed("app", 200, 48)]).await;
     let shrunk = expect((8, 200_000, 48 << 20), (8, "20000 100000", 48 * MIB));
     assert_eq!(pod_state(&sd, &running), shrunk);
-    assert_eq!(read(&app, "memory.max"), (48 * MIB).to_string());
+    assert_eq!(read_trimmed(&app, "memory.max"), (48 * MIB).to_string());
     daemon_reload();
     assert_eq!(pod_state(&sd, &running), shrunk, "after daemon-reload");
     eprintln!(
         "container scope after the decrease and daemon-reload: cpu.weight {} cpu.max {:?} memory.max {}",
-        read(&app, "cpu.weight"),
-        read(&app, "cpu.max"),
-        read(&app, "memory.max")
+        read_trimmed(&app, "cpu.weight"),
+        read_trimmed(&app, "cpu.max"),
+        read_trimmed(&app, "memory.max")
     );
     running.teardown().await.expect("teardown");
 }
@@ -187,29 +150,6 @@ fn resizelet_check_reports_cgroup_v2_and_systemd() {
     if !in_guest() {
         return;
     }
-    let endpoint = support::cri_endpoint();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args([
-            "check",
-            "--container-runtime-endpoint",
-            &endpoint,
-            "--cri-timeout-ms",
-            "30000",
-            "--cgroup-driver",
-            "systemd",
-        ])
-        .output()
-        .expect("run resizelet check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
-    assert!(
-        text.contains("cgroupDriver: systemd") && text.contains("\nsystemd: 252"),
-        "{text}"
-    );
-    assert!(text.contains("in-place resize: supported"), "{text}");
+    let text = support::check_v2("systemd");
+    assert!(text.contains("\nsystemd: 252"), "{text}");
 }

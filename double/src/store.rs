@@ -119,6 +119,14 @@ impl State {
         }
     }
 
+    /// The stored object under `k`, or the API server's 404 for it.
+    pub fn get_or_404(&mut self, kind: Kind, k: &Key) -> Result<Value, ApiError> {
+        self.map(kind)
+            .get(k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind.plural(), &k.1))
+    }
+
     /// Stores (or removes, for `Deleted`) an object under a new
     /// resourceVersion, records the watch event and broadcasts it.
     pub fn commit(
@@ -292,8 +300,7 @@ impl Store {
     }
 
     pub fn get_or_404(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
-        self.get(kind, ns, name)
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))
+        self.lock().get_or_404(kind, &key(ns, name))
     }
 
     /// Creates an object; `ns` is ignored for nodes.
@@ -382,6 +389,9 @@ impl Store {
             }
             Kind::Pod => {
                 let mut e = meta_errs;
+                if let Some(spec) = obj.get("spec") {
+                    e.extend(validation::validate_pod_spec_resources(spec));
+                }
                 e.extend(validation::validate_pod_status(&obj));
                 e
             }
@@ -413,11 +423,7 @@ impl Store {
     pub fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .map(kind)
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let cur = st.get_or_404(kind, &k)?;
         Ok(st.commit(
             &self.tx,
             kind,
@@ -527,11 +533,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .map(kind)
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let cur = st.get_or_404(kind, &k)?;
         let patched = apply_patch(pk, &cur, p)?;
         self.write_status(&mut st, kind, k, cur, &patched, writer)
     }
@@ -550,11 +552,7 @@ impl Store {
     ) -> Result<Option<Value>, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .map(kind)
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let cur = st.get_or_404(kind, &k)?;
         if rv_of(&cur) != Some(expected_rv) {
             return Ok(None);
         }
@@ -571,11 +569,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .map(kind)
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let cur = st.get_or_404(kind, &k)?;
         if !body.is_object() {
             return Err(ApiError::bad_request("object is not a JSON object"));
         }
@@ -592,28 +586,38 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .pods
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found("pods", name))?;
+        let cur = st.get_or_404(Kind::Pod, &k)?;
         let patched = apply_patch(pk, &cur, p)?;
         check_precondition(Kind::Pod, &patched, &cur)?;
         let mut new = cur.clone();
         new["spec"] = patched.get("spec").cloned().unwrap_or_else(|| json!({}));
         pod::default_requests(&mut new["spec"]);
-        if let Err(errs) = pod::validate_resize(&cur, &new) {
+        // `ValidatePodResize`: the new spec's own validation first, then the resize rules,
+        // all in one list
+        let spec_errs = validation::validate_pod_spec_resources(&new["spec"]);
+        let resize_errs = pod::validate_resize(&cur, &new).err().unwrap_or_default();
+        if !spec_errs.is_empty() || !resize_errs.is_empty() {
             st.stats.resize_rejections += 1;
+            let errs: Vec<String> = spec_errs
+                .iter()
+                .map(ToString::to_string)
+                .chain(resize_errs)
+                .collect();
             let detail = if errs.len() == 1 {
                 errs[0].clone()
             } else {
                 format!("[{}]", errs.join(", "))
             };
-            return Err(ApiError::new(
+            let mut e = ApiError::new(
                 422,
                 "Invalid",
                 format!("Pod \"{name}\" is invalid: {detail}"),
-            ));
+            );
+            if !spec_errs.is_empty() {
+                // the causes of the field errors (the resize rules' strings carry no field)
+                e.details = validation::invalid("", "Pod", name, &spec_errs).details;
+            }
+            return Err(e);
         }
         st.stats.resize_patches += 1;
         if new == cur {
@@ -644,11 +648,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(ns, name);
-        let cur = st
-            .map(kind)
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(kind.plural(), name))?;
+        let cur = st.get_or_404(kind, &k)?;
         let patched = apply_patch(pk, &cur, p)?;
         check_precondition(kind, &patched, &cur)?;
         let mut new = cur.clone();
@@ -706,5 +706,139 @@ impl Store {
         let epoch = st.epoch;
         drop(st);
         self.epoch_tx.send_replace(epoch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, requests: Value, limits: Value) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "i",
+                "resources": {"requests": requests, "limits": limits}}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "i",
+                "imageID": "", "ready": true, "restartCount": 0, "containerID": "containerd://a",
+                "state": {"running": {}}, "resources": {"requests": {"cpu": "1"}}}]}})
+    }
+
+    /// `validateResourceRequirements` (kubernetes pkg/apis/core/validation/validation.go) on
+    /// create: each negative quantity is one `FieldValueInvalid` cause, limits before
+    /// requests, and a request above its limit is refused on the `requests` path.
+    #[test]
+    fn negative_quantities_are_refused_on_create_like_the_api_server() {
+        let store = Store::new();
+        let e = store
+            .create(
+                Kind::Pod,
+                "",
+                pod("neg", json!({"cpu": "-1"}), json!({})),
+                "v1",
+            )
+            .unwrap_err();
+        assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+        assert_eq!(
+            e.message,
+            "Pod \"neg\" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+        );
+        let causes = &e.details.as_ref().unwrap()["causes"];
+        assert_eq!(
+            causes,
+            &json!([{"reason": "FieldValueInvalid",
+                "message": "Invalid value: \"-1\": must be greater than or equal to 0",
+                "field": "spec.containers[0].resources.requests[cpu]"}])
+        );
+        let e = store
+            .create(
+                Kind::Pod,
+                "",
+                pod(
+                    "both",
+                    json!({"cpu": "2", "memory": "-64Mi"}),
+                    json!({"cpu": "1", "memory": "-1Gi"}),
+                ),
+                "v1",
+            )
+            .unwrap_err();
+        let fields: Vec<&str> = e.details.as_ref().unwrap()["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.containers[0].resources.limits[memory]",
+                "spec.containers[0].resources.requests",
+                "spec.containers[0].resources.requests[memory]",
+                // -64Mi is above -1Gi
+                "spec.containers[0].resources.requests",
+            ],
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains(
+                "requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(store.get(Kind::Pod, "ns", "neg").is_none());
+        assert!(store.get(Kind::Pod, "ns", "both").is_none());
+    }
+
+    /// `ValidatePodResize` validates the new spec first: a negative quantity in a `/resize` is
+    /// a 422 naming the field, and nothing is stored.
+    #[test]
+    fn negative_quantities_are_refused_on_resize() {
+        let store = Store::new();
+        let created = store
+            .create(
+                Kind::Pod,
+                "",
+                pod("web", json!({"cpu": "1"}), json!({"cpu": "1"})),
+                "v1",
+            )
+            .unwrap();
+        let patch = json!({"spec": {"containers": [{"name": "app",
+            "resources": {"requests": {"cpu": "-500m"}, "limits": {"cpu": "1"}}}]}});
+        let e = store
+            .resize("ns", "web", PatchKind::Strategic, &patch)
+            .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "Pod \"web\" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: \"-500m\": must be greater than or equal to 0"
+        );
+        assert_eq!(
+            e.details.as_ref().unwrap()["causes"][0]["field"],
+            "spec.containers[0].resources.requests[cpu]"
+        );
+        assert_eq!(store.get(Kind::Pod, "ns", "web").unwrap(), created);
+        // a valid resize still goes through
+        let ok = json!({"spec": {"containers": [{"name": "app",
+            "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}}}]}});
+        store
+            .resize("ns", "web", PatchKind::Strategic, &ok)
+            .expect("a valid resize");
+    }
+
+    #[test]
+    fn missing_objects_are_the_api_servers_404() {
+        let store = Store::new();
+        for e in [
+            store.get_or_404(Kind::Pod, "ns", "gone").unwrap_err(),
+            store.delete(Kind::Pod, "ns", "gone").unwrap_err(),
+            store
+                .resize("ns", "gone", PatchKind::Merge, &json!({}))
+                .unwrap_err(),
+        ] {
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (404, "pods \"gone\" not found")
+            );
+        }
     }
 }

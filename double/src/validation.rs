@@ -851,6 +851,72 @@ fn check(shape: &Shape, path: &str, v: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// The resource requirements of a pod spec, as `validateResourceRequirements` (through
+/// `ValidateContainerResourceRequirements` for each container and `validatePodResourceRequirements`
+/// for `spec.resources`) checks them on create and on `/resize`: each limit, then each request,
+/// not negative (`ValidateResourceQuantityValue` → `ValidateNonnegativeQuantity`: `Invalid`,
+/// the quantity as a string, `must be greater than or equal to 0`), and a request not above
+/// its limit (`Invalid` on the `requests` path itself). Containers before init containers,
+/// as `ValidatePodSpec` walks them; keys in sorted order (Go's map order is random).
+/// Values are quoted as written, not canonicalised (`-0.5` stays `-0.5`, Go says `-500m`).
+/// Quantities that do not parse are left to the decoder (a 400 on the real server).
+pub fn validate_pod_spec_resources(spec: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut check = |path: String, r: &Value| {
+        let list = |section: &str| -> Vec<(String, String, f64)> {
+            r.get(section)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    let s = v.as_str()?;
+                    Some((k.clone(), s.to_string(), parse_quantity_strict(s).ok()?))
+                })
+                .collect()
+        };
+        let (limits, requests) = (list("limits"), list("requests"));
+        for (section, entries) in [("limits", &limits), ("requests", &requests)] {
+            for (k, s, q) in entries {
+                if *q < 0.0 {
+                    errs.push(FieldError::invalid(
+                        format!("{path}.{section}[{k}]"),
+                        Value::String(s.clone()),
+                        "must be greater than or equal to 0",
+                    ));
+                }
+                if section == "requests" {
+                    if let Some((_, ls, l)) = limits.iter().find(|(lk, _, _)| lk == k) {
+                        if q > l {
+                            errs.push(FieldError::invalid(
+                                format!("{path}.requests"),
+                                Value::String(s.clone()),
+                                format!("must be less than or equal to {k} limit of {ls}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for list in ["containers", "initContainers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(r) = c.get("resources").filter(|r| r.is_object()) {
+                check(format!("spec.{list}[{i}].resources"), r);
+            }
+        }
+    }
+    if let Some(r) = spec.get("resources").filter(|r| r.is_object()) {
+        check("spec.resources".into(), r);
+    }
+    errs
+}
+
 /// `validatePodConditions` / node conditions: type a qualified name, status True/False/Unknown
 /// (pod conditions' status is validated only for the types the API knows; resize conditions
 /// are known from 1.33), unique per type.

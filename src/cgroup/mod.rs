@@ -3,6 +3,7 @@
 pub mod beneath;
 pub mod detect;
 pub mod fs;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod naming;
 pub mod systemd;

@@ -8,7 +8,9 @@
 //! [`unit_properties`] is the pure conversion; [`SystemdBus`] is the IO edge, with the D-Bus
 //! implementation [`DbusSystemd`] (zbus, system bus) and the in-memory [`MemorySystemd`].
 
+#[cfg(any(test, feature = "testing"))]
 use std::collections::HashMap;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -215,11 +217,13 @@ impl SystemdBus for DbusSystemd {
 }
 
 /// In-memory systemd: unit properties in a map, calls logged, failures injectable.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct MemorySystemd {
     state: Mutex<MemoryState>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 struct MemoryState {
     units: HashMap<String, HashMap<String, u64>>,
@@ -227,6 +231,7 @@ struct MemoryState {
     fail: Option<String>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemorySystemd {
     /// A loaded unit (as the kubelet's transient slice) with these properties.
     pub fn add_unit(&self, unit: &str) {
@@ -242,6 +247,7 @@ impl MemorySystemd {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl SystemdBus for MemorySystemd {
     fn set_unit_properties(
         &self,

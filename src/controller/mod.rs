@@ -176,6 +176,7 @@ struct TaskDone {
 impl Controller {
     pub fn new(engine: Engine, writer: Arc<dyn KubeWriter>, opts: ControllerOptions) -> Self {
         let events = EventRecorder::new(&opts.node_name);
+        let unusable = crate::k8s::unusable::UnusablePods::new(opts.pod_selector.clone());
         Controller {
             shared: Arc::new(Shared {
                 engine,
@@ -183,7 +184,7 @@ impl Controller {
                 opts,
                 events,
                 stats: Arc::new(ControllerStats::default()),
-                unusable: Default::default(),
+                unusable,
                 outbox: Mutex::new(Vec::new()),
                 outbox_ready: tokio::sync::Notify::new(),
             }),

@@ -278,8 +278,8 @@ pub fn admit_with_used(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
     use crate::core::resources::ResizePolicy;
+    use crate::testing::*;
 
     fn node(cpu: &str, memory: &str) -> NodeConfig {
         NodeConfig {

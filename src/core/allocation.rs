@@ -56,7 +56,7 @@ impl PodSpec {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn allocation_overlay_round_trips() {

@@ -237,7 +237,7 @@ pub fn container_linux_resources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     fn node() -> NodeConfig {
         NodeConfig {

@@ -407,8 +407,8 @@ pub fn is_in_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
     use crate::core::resources::{QosClass, ResizePolicy};
+    use crate::testing::*;
 
     fn node() -> NodeConfig {
         NodeConfig {

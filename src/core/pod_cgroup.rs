@@ -114,7 +114,7 @@ pub fn pod_cgroup_values(pod: &PodSpec, node: &NodeConfig) -> PodCgroupValues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     fn node() -> NodeConfig {
         NodeConfig {

@@ -209,7 +209,7 @@ pub fn event_json(pod: &PodSpec, error: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
 
     fn desired(gen: i64) -> PodSpec {
         let mut p = pod("u1", vec![container("c1", "cpu=1,memory=1Gi", "")]);

@@ -120,7 +120,7 @@ impl PendingQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::*;
+    use crate::testing::*;
     use proptest::prelude::*;
 
     #[test]

@@ -370,69 +370,10 @@ impl std::fmt::Display for PodResourcesDisplay<'_> {
     }
 }
 
-/// Builders shared by the core's unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-
-    /// `"cpu=100m,memory=1Gi"` → ResourceList.
-    pub fn list(s: &str) -> ResourceList {
-        s.split(',')
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').expect("name=quantity");
-                (k.to_string(), Quantity::parse(v).expect("quantity"))
-            })
-            .collect()
-    }
-
-    pub fn reqs(requests: &str, limits: &str) -> ResourceRequirements {
-        ResourceRequirements {
-            requests: list(requests),
-            limits: list(limits),
-        }
-    }
-
-    pub fn container(name: &str, requests: &str, limits: &str) -> Container {
-        Container {
-            name: name.to_string(),
-            resources: reqs(requests, limits),
-            resize_policy: ResizePolicy::default(),
-            sidecar: false,
-        }
-    }
-
-    pub fn sidecar(name: &str, requests: &str, limits: &str) -> Container {
-        Container {
-            sidecar: true,
-            ..container(name, requests, limits)
-        }
-    }
-
-    pub fn pod(uid: &str, containers: Vec<Container>) -> PodSpec {
-        PodSpec {
-            uid: uid.to_string(),
-            namespace: "default".to_string(),
-            name: format!("pod-{uid}"),
-            generation: 1,
-            priority: 0,
-            containers,
-            init_containers: Vec::new(),
-            overhead: ResourceList::new(),
-            pod_resources: None,
-            qos_class: None,
-            termination_grace_period_seconds: None,
-            deletion_grace_period_seconds: None,
-            critical: false,
-            node_critical: false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::*;
     use super::*;
+    use crate::testing::*;
 
     #[test]
     fn qos_classes() {

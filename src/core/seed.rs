@@ -98,7 +98,7 @@ pub fn seed_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
+    use crate::testing::reqs;
 
     fn linux(shares: i64, quota: i64, memory: i64) -> LinuxResources {
         LinuxResources {

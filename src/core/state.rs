@@ -93,7 +93,7 @@ pub fn decode(bytes: &[u8]) -> Result<CheckpointData, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
+    use crate::testing::reqs;
 
     fn sample() -> CheckpointData {
         let mut pod = PodResourceState::default();

@@ -126,7 +126,7 @@ pub fn allocated_resources_status(allocated: &ResourceRequirements) -> ResourceL
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::reqs;
+    use crate::testing::reqs;
 
     fn linux(shares: i64, quota: i64, memory: i64) -> LinuxResources {
         LinuxResources {

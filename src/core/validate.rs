@@ -137,7 +137,7 @@ pub fn check_containers(pod: &PodSpec, running: &[&str]) -> Result<(), Container
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::{container, pod as pod_of};
+    use crate::testing::{container, pod as pod_of};
 
     fn pod(requests: &str, limits: &str) -> PodSpec {
         pod_of(

@@ -9,6 +9,7 @@ pub mod proto {
 
 pub mod client;
 pub mod convert;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 
 use async_trait::async_trait;

@@ -603,7 +603,7 @@ pub fn unusable_status_patch(u: &UnusablePod, now: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::testing::{list, reqs};
+    use crate::testing::{list, reqs};
 
     fn api_pod() -> Pod {
         serde_json::from_value(json!({

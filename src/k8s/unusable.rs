@@ -4,7 +4,8 @@
 //! user must see which field is wrong, as the kubelet surfaces a resize it cannot do:
 //! `PodResizePending{Infeasible}` and a `Warning ResizeInfeasible` event (spec §4.4, §13).
 //! Each pod is reported once per (generation, reason); a failed write is reported again on the
-//! pod's next watch event.
+//! pod's next watch event. A pod outside `--pod-selector` is never written (issue 12 item 3),
+//! exactly as `controller::status_write` never writes one: no condition, no event.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use super::convert::{unusable_status_patch, UnusablePod};
 use super::events::EventRecorder;
+use super::selector::LabelSelector;
 use super::KubeWriter;
 use crate::core::pod_status::ResizeEvent;
 
@@ -28,9 +30,19 @@ struct State {
 #[derive(Default)]
 pub struct UnusablePods {
     state: Mutex<State>,
+    /// `--pod-selector`: only pods it selects are reported (the default selects every pod).
+    selector: LabelSelector,
 }
 
 impl UnusablePods {
+    /// Reports only pods `selector` selects.
+    pub fn new(selector: LabelSelector) -> UnusablePods {
+        UnusablePods {
+            state: Mutex::default(),
+            selector,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -40,12 +52,16 @@ impl UnusablePods {
         self.lock().relisted.clear();
     }
 
-    /// `u` was seen (in a relist when `relisting`); returns it when it needs reporting.
+    /// `u` was seen (in a relist when `relisting`); returns it when it needs reporting (never
+    /// for a pod outside the selector: it is still kept through the relist, so not gone).
     pub fn seen(&self, u: UnusablePod, relisting: bool) -> Option<UnusablePod> {
         let mut st = self.lock();
         let uid = u.view.spec.uid.clone();
         if relisting {
             st.relisted.insert(uid.clone());
+        }
+        if !self.selector.matches(&u.view.labels) {
+            return None;
         }
         let key = (u.view.spec.generation, u.reason.clone());
         if st.reported.get(&uid) == Some(&key) {
@@ -150,6 +166,17 @@ mod tests {
             pods.seen(unusable("-1", 3), false).is_some(),
             "gone from a relist: forgotten"
         );
+    }
+
+    #[test]
+    fn pods_outside_the_selector_are_not_reported_but_kept_through_a_relist() {
+        let pods = UnusablePods::new(LabelSelector::parse("resize=on").unwrap());
+        pods.relist_started();
+        assert!(pods.seen(unusable("-1", 2), true).is_none(), "not selected");
+        assert!(pods.relisted("u-1"), "still on the node: not gone");
+        let mut labelled = unusable("-1", 2);
+        labelled.view.labels = [("resize".to_string(), "on".to_string())].into();
+        assert!(pods.seen(labelled, false).is_some());
     }
 
     #[tokio::test]

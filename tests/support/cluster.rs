@@ -111,7 +111,7 @@ impl Cluster {
 
     /// Creates the API pod, runs it through CRI with the API's UID, then writes the status a
     /// gate-off kubelet writes (running containers, no resize fields).
-    pub async fn run_pod(&self, mut pod: TestPod) -> RunningPod {
+    pub async fn run_pod(&self, pod: TestPod) -> RunningPod {
         let containers: Vec<Value> = pod
             .containers
             .iter()
@@ -122,6 +122,11 @@ impl Cluster {
         if let Some(p) = pod.priority {
             spec["priority"] = json!(p);
         }
+        self.run_pod_with_spec(pod, spec).await
+    }
+
+    /// [`Cluster::run_pod`] with this API `spec` (e.g. pod-level resources) for `pod`.
+    pub async fn run_pod_with_spec(&self, mut pod: TestPod, spec: Value) -> RunningPod {
         let created = self
             .api
             .create_pod(json!({

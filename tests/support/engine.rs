@@ -226,3 +226,40 @@ pub async fn engine() -> TestEngine {
         state_dir,
     }
 }
+
+/// An engine and the directory of its file checkpoints (removed when dropped).
+pub struct GuestEngine {
+    pub engine: Engine,
+    pub state_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for GuestEngine {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// The real engine without recording, for the VM guests: containerd with a `cri_timeout`
+/// deadline (TCG on a shared host: a CRI call can take seconds), these cgroups, file checkpoints
+/// in a fresh directory.
+pub async fn guest_engine(
+    cgroups: Arc<dyn CgroupFs>,
+    node: NodeConfig,
+    cri_timeout: std::time::Duration,
+) -> GuestEngine {
+    let runtime = CriClient::connect_with_timeout(&super::cri_endpoint(), cri_timeout)
+        .await
+        .expect("connect to containerd");
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let store = FileCheckpointStore::new(state_dir.path()).expect("checkpoint store");
+    let engine = Engine::open(Arc::new(runtime), cgroups, Arc::new(store), node).expect("engine");
+    GuestEngine { engine, state_dir }
+}
+
+/// The core's view of `pod` and `engine`'s first pass over it (which seeds it from the runtime).
+pub async fn seed(engine: &Engine, pod: &TestPod) -> (PodSpec, resizelet::engine::SyncOutcome) {
+    let spec = pod_spec(pod);
+    let first = resizelet::testing::sync(engine, &spec).await;
+    (spec, first)
+}

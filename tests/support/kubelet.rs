@@ -67,6 +67,18 @@ impl TestContainer {
     }
 }
 
+/// A container `name` asking for (request, limit) millicores and (request, limit) MiB.
+pub fn sized(name: &str, cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContainer {
+    TestContainer::new(name)
+        .cpu(Some(cpu.0), Some(cpu.1))
+        .memory(Some(memory_mib.0 << 20), Some(memory_mib.1 << 20))
+}
+
+/// A container `name` with request = limit: `cpu` millicores and `memory_mib` MiB.
+pub fn guaranteed(name: &str, cpu: i64, memory_mib: i64) -> TestContainer {
+    sized(name, (cpu, cpu), (memory_mib, memory_mib))
+}
+
 /// The pod the double creates (regular containers only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestPod {

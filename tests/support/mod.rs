@@ -90,3 +90,52 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Whether this runs inside the VM guest `mode` of `scripts/vm-test.sh` (`RESIZELET_VM_GUEST`);
+/// elsewhere it says why the test is skipped (`needs`) and the test passes.
+pub fn vm_guest(mode: &str, needs: &str) -> bool {
+    if std::env::var("RESIZELET_VM_GUEST").as_deref() == Ok(mode) {
+        return true;
+    }
+    eprintln!(
+        "skipped: needs the {needs} guest of `scripts/vm-test.sh --mode {mode}` \
+         (RESIZELET_VM_GUEST={mode})"
+    );
+    false
+}
+
+/// A cgroup file's content, trimmed; panics naming the file.
+pub fn read_trimmed(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+/// `resizelet check` against the test containerd with a guest's 30 s CRI deadline and this
+/// cgroup driver; asserts it succeeds and says in-place resize is supported on cgroup v2;
+/// returns its output.
+pub fn check_v2(driver: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizelet"))
+        .args([
+            "check",
+            "--container-runtime-endpoint",
+            &cri_endpoint(),
+            "--cri-timeout-ms",
+            "30000",
+            "--cgroup-driver",
+            driver,
+        ])
+        .output()
+        .expect("run resizelet check");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(cpu/memory on cgroup v2)"), "{text}");
+    assert!(text.contains(&format!("cgroupDriver: {driver}")), "{text}");
+    assert!(text.contains("in-place resize: supported"), "{text}");
+    text
+}

@@ -17,10 +17,7 @@ fn runtime_prefix() {
 }
 
 use super::standdown::kubelet_minor;
-use crate::cgroup::memory::MemoryCgroupFs;
-use crate::checkpoint::MemoryCheckpointStore;
-use crate::core::node::{CgroupVersion, NodeConfig};
-use crate::cri::fake::FakeRuntime;
+use crate::core::node::NodeConfig;
 use crate::k8s::convert::pod_view;
 use crate::k8s::memory::MemoryWriter;
 use crate::k8s::{Input, WriteError};
@@ -29,12 +26,19 @@ use kube::runtime::watcher;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// The kit's in-memory node plus the in-memory API writer (`w.runtime`, `w.cgroups`, … through
+/// `Deref`).
 #[derive(Clone)]
 struct World {
-    runtime: Arc<FakeRuntime>,
-    cgroups: Arc<MemoryCgroupFs>,
+    node: crate::testing::World,
     writer: Arc<MemoryWriter>,
-    config: NodeConfig,
+}
+
+impl std::ops::Deref for World {
+    type Target = crate::testing::World;
+    fn deref(&self) -> &Self::Target {
+        &self.node
+    }
 }
 
 fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
@@ -63,32 +67,27 @@ fn api_node(cpu: &str, mem: &str) -> Node {
 impl World {
     fn new() -> Self {
         World {
-            runtime: Arc::new(FakeRuntime::new()),
-            cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
-            writer: Arc::new(MemoryWriter::new()),
-            config: NodeConfig {
+            node: crate::testing::World::with_config(NodeConfig {
                 machine_memory_bytes: 8 << 30,
                 ..NodeConfig::default()
-            },
+            }),
+            writer: Arc::new(MemoryWriter::new()),
         }
     }
 
     /// The kubelet started the pod: runtime containers, pod cgroup, API object.
     fn start(&self, pod: &Pod) -> Pod {
         let view = pod_view(pod).unwrap();
-        crate::engine::testing::start_pod(&self.runtime, &self.cgroups, &view.spec, &self.config);
+        self.node.start(&view.spec);
         self.writer.put_pod(pod)
     }
 
     fn controller(&self) -> Controller {
-        let engine = Engine::open(
-            self.runtime.clone(),
-            self.cgroups.clone(),
-            Arc::new(MemoryCheckpointStore::new()),
-            self.config.clone(),
-        )
-        .unwrap();
-        Controller::new(engine, self.writer.clone(), ControllerOptions::new("n1"))
+        self.controller_with(ControllerOptions::new("n1"))
+    }
+
+    fn controller_with(&self, opts: ControllerOptions) -> Controller {
+        Controller::new(self.node.engine(), self.writer.clone(), opts)
     }
 
     fn pod_object(&self, name: &str) -> Pod {
@@ -134,6 +133,14 @@ async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
     c.step(Input::Pod(watcher::Event::InitDone)).await;
 }
 
+/// The first container's `allocatedResources` and `resources.limits` in the stored pod `v`.
+fn assert_allocated_and_actual(v: &serde_json::Value, cpu: &str, memory: &str) {
+    let app = &v["status"]["containerStatuses"][0];
+    let want = json!({"cpu": cpu, "memory": memory});
+    assert_eq!(app["allocatedResources"], want, "allocatedResources");
+    assert_eq!(app["resources"]["limits"], want, "resources.limits");
+}
+
 fn reasons(w: &MemoryWriter) -> Vec<String> {
     w.events()
         .iter()
@@ -148,22 +155,48 @@ async fn pods_outside_the_pod_selector_are_never_written() {
     selected.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
     let selected = w.start(&selected);
     let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
-    let engine = Engine::open(
-        w.runtime.clone(),
-        w.cgroups.clone(),
-        Arc::new(MemoryCheckpointStore::new()),
-        w.config.clone(),
-    )
-    .unwrap();
     let mut opts = ControllerOptions::new("n1");
     opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
-    let mut c = Controller::new(engine, w.writer.clone(), opts);
+    let mut c = w.controller_with(opts);
     sync_all(&mut c, vec![selected, other]).await;
     assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
     assert!(w.pod("other")["status"]["containerStatuses"][0]
         .get("resources")
         .is_none());
     assert_eq!(w.writer.status_patches().len(), 1);
+}
+
+/// An unusable spec (a quantity resizelet refuses) of a pod outside `--pod-selector`: neither
+/// the `PodResizePending{Infeasible}` report nor its event is written (issue 12 item 3); the
+/// same pod inside the selector is reported.
+#[tokio::test]
+async fn unusable_pods_outside_the_pod_selector_are_never_written() {
+    for (labelled, want) in [(false, 0), (true, 1)] {
+        let w = World::new();
+        let mut pod = api_pod("bad", "u3", 2, "99999999999999Ei", "256Mi");
+        if labelled {
+            pod.metadata.labels = Some([("resize".to_string(), "on".to_string())].into());
+        }
+        let pod = w.writer.put_pod(&pod);
+        let mut opts = ControllerOptions::new("n1");
+        opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+        let mut c = w.controller_with(opts);
+        sync_all(&mut c, vec![pod.clone()]).await;
+        c.step(Input::Pod(watcher::Event::Apply(pod))).await;
+        let mut bumped = w.pod_object("bad");
+        bumped.metadata.generation = Some(3);
+        c.step(Input::Pod(watcher::Event::Apply(w.writer.put_pod(&bumped))))
+            .await;
+        let patches = w.writer.status_patches().len();
+        assert_eq!(
+            patches,
+            want * 2,
+            "labelled {labelled}: status patches {:?}",
+            w.writer.status_patches()
+        );
+        // the second report's event is the first one's, counted again (same reason and message)
+        assert_eq!(w.writer.events().len(), want, "labelled {labelled}");
+    }
 }
 
 #[tokio::test]
@@ -173,15 +206,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let mut c = w.controller();
     sync_all(&mut c, vec![pod]).await;
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "500m", "memory": "256Mi"})
-    );
+    assert_allocated_and_actual(&v, "500m", "256Mi");
     assert_eq!(v["status"]["observedGeneration"], 1);
     assert!(c.stats().ready.load(Ordering::Relaxed));
 
@@ -195,15 +220,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
         "fast path: one patch per completed resize"
     );
     let v = w.pod("web");
-    let app = &v["status"]["containerStatuses"][0];
-    assert_eq!(
-        app["allocatedResources"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
-    assert_eq!(
-        app["resources"]["limits"],
-        json!({"cpu": "1", "memory": "512Mi"})
-    );
+    assert_allocated_and_actual(&v, "1", "512Mi");
     assert_eq!(v["status"]["observedGeneration"], 2);
     assert!(v["status"]
         .get("conditions")
