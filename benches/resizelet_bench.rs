@@ -422,6 +422,53 @@ async fn burst(cluster: &Cluster, pods: &[TestPod], cpu_m: i64) -> Duration {
     start.elapsed()
 }
 
+/// The agent's `resizelet_pod_sync_phase_duration_seconds` phases.
+const PHASES: [&str; 5] = [
+    "admission",
+    "enactment",
+    "runtime_status",
+    "status_patch",
+    "total",
+];
+
+/// (sum in seconds, count) of each of [`PHASES`] in a `/metrics` answer.
+fn phase_sums(metrics: &str) -> [(f64, f64); PHASES.len()] {
+    PHASES.map(|phase| {
+        let value = |suffix: &str| -> f64 {
+            let prefix =
+                format!("resizelet_pod_sync_phase_duration_seconds_{suffix}{{phase=\"{phase}\"}}");
+            metrics
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (value("sum"), value("count"))
+    })
+}
+
+/// One row per phase: its mean between two [`phase_sums`].
+fn phase_rows(
+    rows: &mut Vec<Row>,
+    what: &str,
+    before: &[(f64, f64); PHASES.len()],
+    after: &[(f64, f64); PHASES.len()],
+) {
+    for ((phase, (s0, c0)), (s1, c1)) in PHASES.iter().zip(before).zip(after) {
+        let (sum, count) = (s1 - s0, c1 - c0);
+        row(
+            rows,
+            &format!("{what} {phase} (mean over {count} passes)"),
+            "-",
+            format!(
+                "{:.2} ms",
+                if count > 0.0 { sum / count * 1e3 } else { 0.0 }
+            ),
+            None,
+        );
+    }
+}
+
 async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
     eprintln!("end to end: API-server double + real containerd + resizelet run");
     let cluster = Cluster::start("64", "256Gi").await;
@@ -457,6 +504,7 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         cluster.api.events().len(),
     );
     let mut changes = cluster.api.watch_changes();
+    let phases0 = phase_sums(&agent.get("/metrics").await.1);
     let mut samples = Vec::new();
     for i in 0..n {
         let cpu = if i % 2 == 0 { 200 } else { 100 };
@@ -471,6 +519,7 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         }
         samples.push(t.elapsed());
     }
+    let phases1 = phase_sums(&agent.get("/metrics").await.1);
     samples.sort();
     let (p50, p99) = (percentile(&samples, 50), percentile(&samples, 99));
     // the floor: the /resize PATCH and the status PATCH each cost one stored write, plus the
@@ -503,6 +552,8 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         format!("p99 {} max {}", ms(p99), ms(*samples.last().unwrap())),
         Some(p99 <= floor + Duration::from_millis(25)),
     );
+    // where the single resizes spent their time, by the agent's own phases
+    phase_rows(rows, "single resize: agent phase", &phases0, &phases1);
     let writes = (cluster.api.stats().pod_status_patches - writes0) as f64 / n as f64;
     let events = (cluster.api.events().len() - events0) as f64 / n as f64;
     row(
@@ -597,36 +648,8 @@ async fn end_to_end(short: bool, rows: &mut Vec<Row>) {
         Some(cpu_pct <= 0.1),
     );
     let (_, metrics) = agent.get("/metrics").await;
-    for phase in [
-        "admission",
-        "enactment",
-        "runtime_status",
-        "status_patch",
-        "total",
-    ] {
-        let value = |suffix: &str| -> f64 {
-            metrics
-                .lines()
-                .find(|l| {
-                    l.starts_with(&format!(
-                        "resizelet_pod_sync_phase_duration_seconds_{suffix}{{phase=\"{phase}\"}}"
-                    ))
-                })
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0.0)
-        };
-        let (sum, count) = (value("sum"), value("count"));
-        row(
-            rows,
-            &format!("agent phase {phase} (mean over {count} passes)"),
-            "-",
-            format!(
-                "{:.2} ms",
-                if count > 0.0 { sum / count * 1e3 } else { 0.0 }
-            ),
-            None,
-        );
-    }
+    let zero = [(0.0, 0.0); PHASES.len()];
+    phase_rows(rows, "agent phase", &zero, &phase_sums(&metrics));
     drop(agent);
     for r in running {
         let _ = r.teardown().await;

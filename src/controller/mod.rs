@@ -138,6 +138,34 @@ pub struct Controller {
     events_running: bool,
 }
 
+/// Runs `task` as its own tokio task, so that passes (and event batches) use every worker
+/// thread and a pass blocked in a checkpoint fsync or a cgroup write holds up neither the loop
+/// nor the other passes (polled inside the loop's own task they were all serialised on one
+/// thread). Aborted when dropped (a shutdown past its grace period drops the loop's futures, as
+/// before); a task that panics ends with `on_panic`.
+fn spawned(
+    task: impl std::future::Future<Output = TaskDone> + Send + 'static,
+    on_panic: TaskDone,
+) -> BoxFuture<'static, TaskDone> {
+    struct AbortOnDrop(tokio::task::JoinHandle<TaskDone>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut handle = AbortOnDrop(tokio::spawn(task));
+    async move {
+        match (&mut handle.0).await {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(error = %e, "a controller task failed");
+                on_panic
+            }
+        }
+    }
+    .boxed()
+}
+
 struct TaskDone {
     retry_pass: bool,
     /// The event writer's batch ended.
@@ -288,17 +316,18 @@ impl Controller {
         }
         self.events_running = true;
         let shared = self.shared.clone();
-        self.tasks.push(
+        let done = || TaskDone {
+            retry_pass: false,
+            events: true,
+            outputs: Vec::new(),
+        };
+        self.tasks.push(spawned(
             async move {
                 write_events(&shared, batch).await;
-                TaskDone {
-                    retry_pass: false,
-                    events: true,
-                    outputs: Vec::new(),
-                }
-            }
-            .boxed(),
-        );
+                done()
+            },
+            done(),
+        ));
     }
 
     /// Starts passes for dirty pods (each pod at most once at a time) and, when none runs, a
@@ -332,18 +361,36 @@ impl Controller {
             let Some(work) = self.work_for(&uid, None) else {
                 continue;
             };
-            self.sched.start(uid);
+            self.sched.start(uid.clone());
             let shared = self.shared.clone();
-            self.tasks.push(
+            let started_rv = self
+                .pods
+                .get(&uid)
+                .map(|v| v.resource_version.clone())
+                .unwrap_or_default();
+            let failed = PassOutput {
+                uid,
+                started_rv,
+                since,
+                retry: Retry::After(ERROR_RETRY),
+                fresh: None,
+                status_ok: false,
+                full: None,
+            };
+            self.tasks.push(spawned(
                 async move {
                     TaskDone {
                         retry_pass: false,
                         events: false,
                         outputs: vec![run_pass(&shared, work, since).await],
                     }
-                }
-                .boxed(),
-            );
+                },
+                TaskDone {
+                    retry_pass: false,
+                    events: false,
+                    outputs: vec![failed],
+                },
+            ));
         }
         if self.retry_pass_running || self.retry_pass.is_none() {
             return;

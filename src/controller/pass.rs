@@ -305,19 +305,26 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
     let mut containers = BTreeMap::new();
     let mut now_reported = Vec::new();
     let mut container_reports = Vec::new();
-    for (s, id, spec) in allocated_containers(&view, &allocated) {
-        let id = id.to_string();
-        let running = outcome.running.get(&s.name).filter(|c| c.id == id);
-        let runtime = match running {
-            Some(c) => match engine.runtime().container_status(&c.id).await {
-                Ok(st) => st.resources,
-                Err(e) => {
-                    debug!(error = %e, container = %s.name, "container status");
-                    None
-                }
-            },
-            None => None,
-        };
+    // one CRI ContainerStatus per running container, all at once (a pod's containers are
+    // independent; in sequence they would add a runtime round trip per container)
+    let listed: Vec<_> = allocated_containers(&view, &allocated)
+        .map(|(s, id, spec)| {
+            let running = outcome.running.get(&s.name).filter(|c| c.id == id);
+            (s, id.to_string(), spec, running)
+        })
+        .collect();
+    let statuses = futures::future::join_all(listed.iter().map(|(s, _, _, running)| async move {
+        let c = (*running)?;
+        match engine.runtime().container_status(&c.id).await {
+            Ok(st) => st.resources,
+            Err(e) => {
+                debug!(error = %e, container = %s.name, "container status");
+                None
+            }
+        }
+    }))
+    .await;
+    for ((s, id, spec, running), runtime) in listed.into_iter().zip(statuses) {
         let resources = container_resources_status(
             &spec.resources,
             actuated.container_resources.get(&s.name),
