@@ -11,7 +11,7 @@
 //! `objectSelector`, no `authorizer` in CEL, no reinvocation; the requesting user is the bearer
 //! token of the HTTP request (the double authenticates nobody), in-process writes name theirs.
 
-use crate::store::{apply_patch, Kind, StatusWriter};
+use crate::store::{apply_patch, status_written, Kind, StatusWriter};
 use crate::{util, ApiError, Inner, PatchKind};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -431,15 +431,7 @@ pub async fn write_pod_status(
         };
         // the object admission sees: the stored pod with the written status (the status
         // strategy keeps everything else)
-        let mut new = cur.clone();
-        match update.get("status") {
-            Some(s) if !s.is_null() => new["status"] = s.clone(),
-            _ => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
+        let mut new = status_written(&cur, &update);
         if let Some(rv) = update.pointer("/metadata/resourceVersion") {
             new["metadata"]["resourceVersion"] = rv.clone();
         }

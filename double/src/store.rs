@@ -483,15 +483,7 @@ impl Store {
             (StatusWriter::Patch | StatusWriter::Put, _) => st.stats.node_status_writes += 1,
             (StatusWriter::Kubelet, _) => {}
         }
-        let mut new = cur.clone();
-        match update.get("status") {
-            Some(s) if !s.is_null() => new["status"] = s.clone(),
-            _ => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
+        let mut new = status_written(&cur, update);
         let errs = match kind {
             Kind::Pod => validation::validate_pod_status(&new),
             Kind::Node => validation::validate_node_status(&new),
@@ -707,6 +699,22 @@ impl Store {
         drop(st);
         self.epoch_tx.send_replace(epoch);
     }
+}
+
+/// The object a status write leaves: the stored one with the written `status` (an absent or null
+/// one clears it); the status strategy keeps everything else (kubernetes
+/// pkg/registry/core/pod/strategy.go `podStatusStrategy.PrepareForUpdate`).
+pub(crate) fn status_written(cur: &Value, update: &Value) -> Value {
+    let mut new = cur.clone();
+    match update.get("status") {
+        Some(s) if !s.is_null() => new["status"] = s.clone(),
+        _ => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    new
 }
 
 #[cfg(test)]
