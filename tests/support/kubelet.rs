@@ -733,13 +733,20 @@ impl From<PodCgroupValues> for CpuMemory {
     }
 }
 
-/// An expected [`CpuMemory`] with every value set: `shares`, `quota` µs, `memory` bytes.
-pub fn cpu_memory(shares: u64, quota: i64, memory: i64) -> CpuMemory {
-    CpuMemory {
-        shares: Some(shares),
-        quota: Some(Limit::Value(quota)),
-        memory: Some(Limit::Value(memory)),
+/// Cgroup values with every field set: `shares`, `quota` µs per the kubelet's period
+/// ([`CFS_PERIOD_US`]), `memory` bytes.
+pub fn cgroup_values(shares: u64, quota: i64, memory: i64) -> PodCgroupValues {
+    PodCgroupValues {
+        cpu_shares: Some(shares),
+        cpu_quota: Some(Limit::Value(quota)),
+        cpu_period: Some(CFS_PERIOD_US as u64),
+        memory_limit: Some(Limit::Value(memory)),
     }
+}
+
+/// [`cgroup_values`] without the period: what a resize changes.
+pub fn cpu_memory(shares: u64, quota: i64, memory: i64) -> CpuMemory {
+    cgroup_values(shares, quota, memory).into()
 }
 
 /// Connects to the test containerd (see [`Kubelet::from_env`]) and runs `pod` there.
@@ -846,11 +853,33 @@ impl RunningPod {
         self.container_cgroup_values(name).into()
     }
 
+    /// Asserts every pod cgroup value (the period too).
+    #[track_caller]
+    pub fn assert_pod_values(&self, want: PodCgroupValues) {
+        let pod = &self.pod.name;
+        assert_eq!(self.pod_cgroup_values(), want, "pod cgroup of {pod}");
+    }
+
     /// Asserts what a resize changes in the pod cgroup.
     #[track_caller]
     pub fn assert_pod(&self, want: CpuMemory) {
         let pod = &self.pod.name;
         assert_eq!(self.pod_cpu_memory(), want, "pod cgroup of {pod}");
+    }
+
+    /// Asserts the v1 files of container `name` that a resize writes, as the kernel shows them:
+    /// `cpu.shares`, `cpu.cfs_quota_us`, `memory.limit_in_bytes` (bytes).
+    #[track_caller]
+    pub fn assert_v1_files(&self, name: &str, shares: i64, quota: i64, memory: i64) {
+        let files = [
+            ("cpu", "cpu.shares", shares),
+            ("cpu", "cpu.cfs_quota_us", quota),
+            ("memory", "memory.limit_in_bytes", memory),
+        ];
+        for (controller, file, want) in files {
+            let got = self.read_container_file(name, controller, file);
+            assert_eq!(got, want.to_string(), "{file} of container {name}");
+        }
     }
 
     /// Asserts what a resize changes in container `name`'s cgroup.
