@@ -181,7 +181,7 @@ async fn container_quota_above_pod_quota_is_refused() {
 #[tokio::test]
 async fn guaranteed_pod_cgroup_gets_kubelet_values() {
     let (a, b) = (guaranteed("a", 250, 32), guaranteed("b", 250, 64));
-    let running = start_pod(TestPod::guaranteed("guaranteed", [a, b])).await;
+    let running = start_pod(&TestPod::guaranteed("guaranteed", [a, b])).await;
     assert!(running.pod.cgroup_parent().starts_with("/kubepods/pod"));
     running.assert_pod_values(cgroup_values(512, 50_000, 96 * MIB));
     for name in ["a", "b"] {

@@ -20,7 +20,7 @@ const MIB: i64 = 1 << 20;
 /// `pod` running on the test containerd, the recording engine, and the spec of the engine's
 /// first pass over the pod, which seeds it from the runtime and has nothing to do.
 async fn start(pod: TestPod) -> (RunningPod, TestEngine, PodSpec) {
-    let running = start_pod(pod).await;
+    let running = start_pod(&pod).await;
     let t = engine().await;
     let (spec, first) = seed(&t.engine, &running.pod).await;
     assert!(first.seeded);

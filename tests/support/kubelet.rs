@@ -74,6 +74,11 @@ pub fn sized(name: &str, cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContain
         .memory(Some(memory_mib.0 << 20), Some(memory_mib.1 << 20))
 }
 
+/// The container "app" of most tests: [`sized`].
+pub fn app(cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContainer {
+    sized("app", cpu, memory_mib)
+}
+
 /// A container `name` with request = limit: `cpu` millicores and `memory_mib` MiB.
 pub fn guaranteed(name: &str, cpu: i64, memory_mib: i64) -> TestContainer {
     sized(name, (cpu, cpu), (memory_mib, memory_mib))
@@ -750,8 +755,8 @@ pub fn cpu_memory(shares: u64, quota: i64, memory: i64) -> CpuMemory {
 }
 
 /// Connects to the test containerd (see [`Kubelet::from_env`]) and runs `pod` there.
-pub async fn start_pod(pod: TestPod) -> RunningPod {
-    Kubelet::from_env().await.run_pod(&pod).await
+pub async fn start_pod(pod: &TestPod) -> RunningPod {
+    Kubelet::from_env().await.run_pod(pod).await
 }
 
 /// A pod created by [`Kubelet::run_pod`]. Dropping it stops and removes the sandbox (and with it
