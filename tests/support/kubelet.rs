@@ -79,6 +79,17 @@ pub fn app(cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContainer {
     sized("app", cpu, memory_mib)
 }
 
+/// The end-to-end tests' Burstable pair, (before, after) a resize: c1 at 100m/300m cpu and
+/// 32/128 MiB grows to 300m/500m and 32/192 MiB while c2 at 300m/600m and 64/256 MiB shrinks to
+/// 100m/200m and 64/128 MiB.
+pub fn grow_and_shrink() -> ([TestContainer; 2], [TestContainer; 2]) {
+    let c1 = sized("c1", (100, 300), (32, 128));
+    let c2 = sized("c2", (300, 600), (64, 256));
+    let grown = sized("c1", (300, 500), (32, 192));
+    let shrunk = sized("c2", (100, 200), (64, 128));
+    ([c1, c2], [grown, shrunk])
+}
+
 /// A container `name` with request = limit: `cpu` millicores and `memory_mib` MiB.
 pub fn guaranteed(name: &str, cpu: i64, memory_mib: i64) -> TestContainer {
     sized(name, (cpu, cpu), (memory_mib, memory_mib))
