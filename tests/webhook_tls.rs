@@ -3,6 +3,7 @@
 //! gate-off kubelet actor writing: fields kept for unrestarted containers, never for other users,
 //! failure policies, malformed requests, the serving certificate reloaded. No containerd needed.
 
+mod support;
 mod webhook_support;
 
 use std::time::Duration;

@@ -5,10 +5,12 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use resizelet_double::{ApiServer, FailurePolicy, MutatingWebhook};
+
+use crate::support::process::{child_stderr, free_port, KillOnDrop};
 
 /// A CA and a serving certificate for 127.0.0.1 signed by it, as PEM.
 pub struct Pki {
@@ -54,16 +56,9 @@ impl Pki {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
-
 /// `resizelet webhook` as a child process; killed on drop.
 pub struct Webhook {
-    child: Child,
+    child: KillOnDrop,
     pub address: String,
     pub metrics: String,
     pub dir: PathBuf,
@@ -86,15 +81,11 @@ impl Webhook {
             .args(["--cert-reload-interval", reload])
             .env("RESIZELET_LOG", "resizelet=debug,info")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(child_stderr())
             .spawn()
             .expect("spawn resizelet webhook");
         let w = Webhook {
-            child,
+            child: KillOnDrop::new(child),
             address,
             metrics,
             dir: dir.to_path_buf(),
@@ -125,14 +116,7 @@ impl Webhook {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 
