@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use resizelet_double::{ApiServer, FailurePolicy, MutatingWebhook};
 
+use crate::support::eventually;
 use crate::support::process::{child_stderr, free_port, KillOnDrop};
 
 /// A CA and a serving certificate for 127.0.0.1 signed by it, as PEM.
@@ -61,7 +62,10 @@ pub struct Webhook {
     child: KillOnDrop,
     pub address: String,
     pub metrics: String,
+    /// Where `tls.crt`/`tls.key` are (a renewal installs there).
     pub dir: PathBuf,
+    /// The temp dir of [`Webhook::start_fresh`], removed with the webhook.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Webhook {
@@ -89,18 +93,28 @@ impl Webhook {
             address,
             metrics,
             dir: dir.to_path_buf(),
+            _tmp: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok((200, _)) = resizelet::admin::get(&w.metrics, "/healthz").await {
-                return w;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "resizelet webhook did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            "resizelet webhook's /healthz",
+            Duration::from_secs(20),
+            || async {
+                let healthz = resizelet::admin::get(&w.metrics, "/healthz").await;
+                matches!(healthz, Ok((200, _))).then_some(())
+            },
+        )
+        .await;
+        w
+    }
+
+    /// [`Webhook::start`] with a fresh certificate for `cn` in a temp dir of its own: the
+    /// webhook and its PKI.
+    pub async fn start_fresh(cn: &str, reload: &str) -> (Webhook, Pki) {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let pki = Pki::new(cn);
+        let mut w = Webhook::start(&pki, tmp.path(), reload).await;
+        w._tmp = Some(tmp);
+        (w, pki)
     }
 
     pub fn url(&self) -> String {
