@@ -151,20 +151,23 @@ fn cgroup_root_is_the_deprecated_name_of_cgroup_mount() {
     assert!(s.deprecations.is_empty());
     assert_eq!(s.cgroup_driver, None, "from the kubelet's file unless set");
     assert_eq!(s.kubelet_config, KubeletConfigPath::Discover);
-    let s = with("cgroup-root = \"/host/cgroup\"").unwrap();
-    assert_eq!(s.cgroup_mount, PathBuf::from("/host/cgroup"));
-    assert!(
-        s.deprecations[0].contains("cgroup-root"),
-        "{:?}",
-        s.deprecations
-    );
-    let s = with("cgroup-root = \"/old\"\ncgroup-mount = \"/new\"").unwrap();
-    assert_eq!(s.cgroup_mount, PathBuf::from("/new"));
-    assert!(
-        s.deprecations[0].contains("ignored"),
-        "{:?}",
-        s.deprecations
-    );
+    // the old name alone is the mount; beside the new name it is ignored; warned of either way
+    for (text, mount, warning) in [
+        (
+            "cgroup-root = \"/host/cgroup\"",
+            "/host/cgroup",
+            "cgroup-root",
+        ),
+        (
+            "cgroup-root = \"/old\"\ncgroup-mount = \"/new\"",
+            "/new",
+            "ignored",
+        ),
+    ] {
+        let s = with(text).unwrap();
+        assert_eq!(s.cgroup_mount, PathBuf::from(mount), "{text}");
+        assert!(s.deprecations[0].contains(warning), "{:?}", s.deprecations);
+    }
     let e = with("kubelet-cgroup-root = \"/a/../b\"").unwrap_err();
     assert!(e.to_string().contains("kubelet-cgroup-root"), "{e}");
     let s = with("kubelet-config = \"\"").unwrap();
