@@ -200,15 +200,7 @@ async fn an_unusable_spec_is_reported_and_its_checkpoints_survive_a_restart() {
     let patch = serde_json::json!({"spec": {"containers": [{"name": "app",
         "resources": {"requests": {"cpu": "99999999999999Ei", "memory": "32Mi"},
                       "limits": {"cpu": "99999999999999Ei", "memory": "64Mi"}}}]}});
-    cluster
-        .api
-        .resize_pod(
-            &pod.namespace,
-            &pod.name,
-            resizelet_double::PatchKind::Strategic,
-            &patch,
-        )
-        .expect("resize accepted by the API");
+    cluster.resize_raw(&pod, &patch, "resize accepted by the API");
     let reported = eventually("PodResizePending naming the field", DEADLINE, || async {
         let p = cluster.pod(&pod);
         condition(&p, "PodResizePending")

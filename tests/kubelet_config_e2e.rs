@@ -80,15 +80,7 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
     let patch = json!({"spec": {"containers": [{"name": "app", "resources": {
         "requests": {"cpu": "300m", "memory": "96Mi"},
         "limits": {"cpu": "0.5", "memory": "192Mi"}}}]}});
-    cluster
-        .api
-        .resize_pod(
-            &pod.namespace,
-            &pod.name,
-            resizelet_double::PatchKind::Strategic,
-            &patch,
-        )
-        .expect("resize accepted");
+    cluster.resize_raw(&pod, &patch, "resize accepted");
     let proposed = cluster.pod(&pod);
     assert_eq!(
         proposed["status"]["resize"], "Proposed",
