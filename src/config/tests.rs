@@ -277,3 +277,22 @@ fn defaults_are_the_documented_values() {
         "the deprecated name is not listed"
     );
 }
+
+#[test]
+fn config_check_shows_every_listed_setting_once() {
+    use super::registry::{SETTINGS, UNLISTED};
+    let s = resolve(file("node-name = \"worker-1\"\n").over(defaults())).unwrap();
+    let shown = describe(&s);
+    let keys: Vec<&str> = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("# ").unwrap_or(l).split([' ', ':']).next())
+        .collect();
+    for setting in SETTINGS.iter().filter(|s| s.commands & UNLISTED == 0) {
+        let n = keys.iter().filter(|k| **k == setting.key).count();
+        assert_eq!(
+            n, 1,
+            "`config check` shows {} {n} times:\n{shown}",
+            setting.key
+        );
+    }
+}
