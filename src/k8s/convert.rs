@@ -1,12 +1,20 @@
-//! The only place k8s-openapi / API JSON is mapped to and from the core's types: a `Pod` becomes
-//! a [`PodView`] (desired spec plus the status facts the controller needs), a `Node` its
-//! allocatable list, and the controller's intent becomes a strategic-merge status patch.
+//! The only place k8s-openapi / kube-runtime types and API JSON are mapped to and from
+//! resizelet's types: a `Pod` becomes a [`PodView`] (desired spec plus the status facts the
+//! controller needs), a `Node` its allocatable list, the watchers' events the controller's
+//! [`Input`]s, the controller's intent a strategic-merge status patch, an [`EventRecord`] an
+//! `events.k8s.io/v1` Event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::runtime::watcher;
 use serde_json::{json, Map, Value};
+
+use super::{EventRecord, Input, PodEvent, Regarding, SeriesUpdate, StatusPatch, WatchedPod};
 
 use crate::core::pod_status::{
     ResizeCondition, ResizeConditions, POD_RESIZE_IN_PROGRESS, POD_RESIZE_PENDING,
@@ -17,7 +25,7 @@ use crate::core::resources::{
     ResourceRequirements,
 };
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConvertError {
     #[error("pod has no {0}")]
     Missing(&'static str),
@@ -447,7 +455,7 @@ fn condition_value(
 
 /// The strategic-merge patch for `pods/status` that makes the API status say `intent`, with a
 /// `resourceVersion` precondition; `None` when the status already says it.
-pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> {
+pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<StatusPatch> {
     let mut status = Map::new();
     if let Some(list) = patched_statuses(&view.container_statuses, intent.containers) {
         status.insert("containerStatuses".into(), Value::Array(list));
@@ -499,10 +507,14 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     if status.is_empty() {
         return None;
     }
-    Some(json!({
-        "metadata": {"resourceVersion": view.resource_version},
-        "status": Value::Object(status),
-    }))
+    Some(StatusPatch {
+        namespace: view.spec.namespace.clone(),
+        name: view.spec.name.clone(),
+        body: json!({
+            "metadata": {"resourceVersion": view.resource_version},
+            "status": Value::Object(status),
+        }),
+    })
 }
 
 /// A pod whose spec resizelet cannot use (a quantity it cannot parse, or refuses): enough to
@@ -589,6 +601,99 @@ pub fn unusable_status_patch(u: &UnusablePod, now: &str) -> Value {
             "lastTransitionTime": u.infeasible_since.as_deref().unwrap_or(now),
         }],
     }})
+}
+
+/// A watched pod as the controller takes it: its view, or why its spec is refused (with what
+/// can be reported about it).
+pub fn watched_pod(pod: &Pod) -> WatchedPod {
+    match pod_view(pod) {
+        Ok(view) => WatchedPod::Usable(view),
+        Err(error) => WatchedPod::Refused {
+            unusable: unusable_pod(pod, &error),
+            error,
+        },
+    }
+}
+
+/// The pod watcher's event as the controller's [`Input`]; `None` for the delete of a pod
+/// without a uid (nothing of it can be known).
+pub fn pod_input(event: watcher::Event<Pod>) -> Option<Input> {
+    let event = match event {
+        watcher::Event::Init => PodEvent::RelistStarted,
+        watcher::Event::InitApply(pod) => PodEvent::Listed(watched_pod(&pod)),
+        watcher::Event::InitDone => PodEvent::RelistDone,
+        watcher::Event::Apply(pod) => PodEvent::Applied(watched_pod(&pod)),
+        watcher::Event::Delete(pod) => PodEvent::Deleted {
+            uid: pod.metadata.uid?,
+        },
+    };
+    Some(Input::Pod(event))
+}
+
+/// The node watcher's event as the controller's [`Input`]: the node as listed or changed; the
+/// rest (a relist's start and end, a delete) says nothing the controller uses.
+pub fn node_input(event: watcher::Event<Node>) -> Option<Input> {
+    match event {
+        watcher::Event::Apply(node) | watcher::Event::InitApply(node) => {
+            Some(Input::Node(node_view(&node)))
+        }
+        watcher::Event::Init | watcher::Event::InitDone | watcher::Event::Delete(_) => None,
+    }
+}
+
+fn micro_time(t: SystemTime) -> MicroTime {
+    MicroTime(
+        k8s_openapi::jiff::Timestamp::try_from(t)
+            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
+    )
+}
+
+/// The `events.k8s.io/v1` Event for `e` (no `generateName`: see `events.rs`).
+pub fn event_object(e: &EventRecord) -> Event {
+    let regarding = match &e.regarding {
+        Regarding::Pod {
+            namespace,
+            name,
+            uid,
+            resource_version,
+        } => ObjectReference {
+            kind: Some("Pod".into()),
+            namespace: Some(namespace.clone()),
+            name: Some(name.clone()),
+            uid: Some(uid.clone()),
+            resource_version: Some(resource_version.clone()),
+            ..ObjectReference::default()
+        },
+        Regarding::Node { name } => ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(name.clone()),
+            ..ObjectReference::default()
+        },
+    };
+    Event {
+        metadata: ObjectMeta {
+            name: Some(e.name.clone()),
+            namespace: Some(e.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(micro_time(e.time)),
+        action: Some(e.action.into()),
+        reason: Some(e.reason.clone()),
+        note: Some(e.note.clone()),
+        type_: Some(if e.warning { "Warning" } else { "Normal" }.into()),
+        reporting_controller: Some(e.reporting_controller.into()),
+        reporting_instance: Some(e.reporting_instance.clone()),
+        regarding: Some(ObjectReference {
+            api_version: Some("v1".into()),
+            ..regarding
+        }),
+        ..Event::default()
+    }
+}
+
+/// The merge patch of an Event's series.
+pub fn series_patch(s: &SeriesUpdate) -> Value {
+    json!({"series": {"count": s.count, "lastObservedTime": micro_time(s.last_observed)}})
 }
 
 #[cfg(test)]

@@ -21,6 +21,16 @@ use crate::core::node::NodeConfig;
 use crate::k8s::convert::pod_view;
 use crate::k8s::memory::MemoryWriter;
 use crate::k8s::{Input, WriteError};
+
+/// A pod watch event as the stream delivers it (converted at its edge, `convert::pod_input`).
+fn pod_input(event: watcher::Event<Pod>) -> Input {
+    crate::k8s::convert::pod_input(event).expect("a pod with a uid")
+}
+
+/// A node watch event as the stream delivers it.
+fn node_input(event: watcher::Event<Node>) -> Input {
+    crate::k8s::convert::node_input(event).expect("the node as listed or changed")
+}
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -124,13 +134,13 @@ impl World {
 }
 
 async fn sync_all(c: &mut Controller, pods: Vec<Pod>) {
-    c.step(Input::Node(watcher::Event::Apply(api_node("2", "4Gi"))))
+    c.step(node_input(watcher::Event::Apply(api_node("2", "4Gi"))))
         .await;
-    c.step(Input::Pod(watcher::Event::Init)).await;
+    c.step(pod_input(watcher::Event::Init)).await;
     for p in pods {
-        c.step(Input::Pod(watcher::Event::InitApply(p))).await;
+        c.step(pod_input(watcher::Event::InitApply(p))).await;
     }
-    c.step(Input::Pod(watcher::Event::InitDone)).await;
+    c.step(pod_input(watcher::Event::InitDone)).await;
 }
 
 /// The first container's `allocatedResources` and `resources.limits` in the stored pod `v`.
@@ -142,10 +152,7 @@ fn assert_allocated_and_actual(v: &serde_json::Value, cpu: &str, memory: &str) {
 }
 
 fn reasons(w: &MemoryWriter) -> Vec<String> {
-    w.events()
-        .iter()
-        .map(|e| e.reason.clone().unwrap())
-        .collect()
+    w.events().iter().map(|e| e.reason.clone()).collect()
 }
 
 #[tokio::test]
@@ -182,10 +189,10 @@ async fn unusable_pods_outside_the_pod_selector_are_never_written() {
         opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
         let mut c = w.controller_with(opts);
         sync_all(&mut c, vec![pod.clone()]).await;
-        c.step(Input::Pod(watcher::Event::Apply(pod))).await;
+        c.step(pod_input(watcher::Event::Apply(pod))).await;
         let mut bumped = w.pod_object("bad");
         bumped.metadata.generation = Some(3);
-        c.step(Input::Pod(watcher::Event::Apply(w.writer.put_pod(&bumped))))
+        c.step(pod_input(watcher::Event::Apply(w.writer.put_pod(&bumped))))
             .await;
         let patches = w.writer.status_patches().len();
         assert_eq!(
@@ -212,7 +219,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
 
     let writes = w.writer.status_patches().len();
     let resized = w.resize("web", "1", "512Mi");
-    c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+    c.step(pod_input(watcher::Event::Apply(resized))).await;
     let patches = w.writer.status_patches();
     assert_eq!(
         patches.len(),
@@ -232,7 +239,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     );
     // the echo of our own write changes nothing
     let echo = w.writer.pod("ns", "web").unwrap();
-    c.step(Input::Pod(watcher::Event::Apply(echo))).await;
+    c.step(pod_input(watcher::Event::Apply(echo))).await;
     assert_eq!(w.writer.status_patches().len(), writes + 1);
 }
 
@@ -249,7 +256,7 @@ async fn erased_fields_are_reasserted() {
     app.remove("allocatedResources");
     let erased = w.writer.put_pod(&serde_json::from_value(v).unwrap());
     let runtime_calls = w.runtime.calls().len();
-    c.step(Input::Pod(watcher::Event::Apply(erased))).await;
+    c.step(pod_input(watcher::Event::Apply(erased))).await;
     assert_eq!(
         w.runtime.calls().len(),
         runtime_calls,
@@ -277,7 +284,7 @@ async fn deferred_until_another_pod_is_deleted() {
     let mut c = w.controller();
     sync_all(&mut c, vec![a.clone(), b]).await;
     let resized = w.resize("b", "1500m", "1Gi");
-    c.step(Input::Pod(watcher::Event::Apply(resized))).await;
+    c.step(pod_input(watcher::Event::Apply(resized))).await;
     let v = w.pod("b");
     let cond = &v["status"]["conditions"][0];
     assert_eq!(cond["type"], "PodResizePending");
@@ -286,7 +293,7 @@ async fn deferred_until_another_pod_is_deleted() {
     assert!(cond["message"].as_str().unwrap().contains("cpu"), "{cond}");
     assert_eq!(reasons(&w.writer), ["ResizeDeferred"]);
     // pod a goes away: the deferred resize is retried and accepted
-    c.step(Input::Pod(watcher::Event::Delete(a))).await;
+    c.step(pod_input(watcher::Event::Delete(a))).await;
     let v = w.pod("b");
     assert!(
         v["status"]["conditions"].as_array().unwrap().is_empty(),
@@ -312,9 +319,9 @@ async fn two_deferred_resizes(w: &World, c: &mut Controller) -> Pod {
     let c_pod = w.start(&high);
     sync_all(c, vec![a.clone(), b, c_pod]).await;
     let rb = w.resize("b", "1100m", "1Gi");
-    c.step(Input::Pod(watcher::Event::Apply(rb))).await;
+    c.step(pod_input(watcher::Event::Apply(rb))).await;
     let rc = w.resize("c", "1", "1Gi");
-    c.step(Input::Pod(watcher::Event::Apply(rc))).await;
+    c.step(pod_input(watcher::Event::Apply(rc))).await;
     a
 }
 
@@ -347,7 +354,7 @@ async fn deferred_resizes_are_retried_in_priority_order() {
     }
     // a leaves: 1 cpu frees; c (priority 100) is retried first and fits (1 + 0.5), after
     // which b (1.1 + 1 > 2) no longer does — in arrival order it would be the other way
-    c.step(Input::Pod(watcher::Event::Delete(a))).await;
+    c.step(pod_input(watcher::Event::Delete(a))).await;
     assert_eq!(
         w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
         "1"
@@ -367,7 +374,7 @@ async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
     let a = two_deferred_resizes(&w, &mut c).await;
     // c (first in the queue) gets a pass of its own, held at its first CRI call …
     w.runtime.hold_lists_for("uc");
-    c.handle(Input::Pod(watcher::Event::Apply(w.pod_object("c"))));
+    c.handle(pod_input(watcher::Event::Apply(w.pod_object("c"))));
     c.dispatch();
     assert!(
         c.sched.is_running(&"uc".to_string()),
@@ -377,7 +384,7 @@ async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
     // … when a leaves and asks for a retry pass. A retry pass started now would run a second
     // pass of c beside its own (or, skipping c, admit b into the freed cpu ahead of it): it
     // waits until c's pass has ended
-    c.handle(Input::Pod(watcher::Event::Delete(a)));
+    c.handle(pod_input(watcher::Event::Delete(a)));
     c.dispatch();
     assert!(c.retry_pass.is_some(), "pods removed asks for a retry pass");
     assert!(
@@ -438,8 +445,8 @@ async fn resizes_of_different_pods_are_enacted_concurrently() {
         w.resize("a", "700m", "256Mi"),
         w.resize("b", "700m", "256Mi"),
     );
-    c.handle(Input::Pod(watcher::Event::Apply(ra)));
-    c.handle(Input::Pod(watcher::Event::Apply(rb)));
+    c.handle(pod_input(watcher::Event::Apply(ra)));
+    c.handle(pod_input(watcher::Event::Apply(rb)));
     let runtime = w.runtime.clone();
     let release = tokio::spawn(async move {
         // both pods' CRI updates are in flight at once (serialised passes would show one)
@@ -466,7 +473,7 @@ async fn a_slow_enactment_writes_in_progress_first() {
     let (mut c, writes) = w.web(Some(Duration::from_millis(5))).await;
     w.runtime.hold_updates();
     let resized = w.resize("web", "1", "256Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(resized)));
+    c.handle(pod_input(watcher::Event::Apply(resized)));
     let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
     let release = tokio::spawn(async move {
         let seen = until(|| writer.status_patches().len() > writes).await;
@@ -524,10 +531,10 @@ async fn stands_down_when_the_kubelet_writes_resize_conditions() {
     assert!(why.contains("PodResizeInProgress of pod ns/web"), "{why}");
     let events = w.writer.events();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].reason.as_deref(), Some("ResizeletStandingDown"));
+    assert_eq!(events[0].reason, "ResizeletStandingDown");
     assert_eq!(
-        events[0].regarding.as_ref().unwrap().kind.as_deref(),
-        Some("Node")
+        events[0].regarding,
+        crate::k8s::Regarding::Node { name: "n1".into() }
     );
     assert!(c
         .stats()
@@ -565,10 +572,10 @@ async fn stands_down_next_to_a_resizing_kubelet() {
         .as_mut()
         .unwrap()
         .kubelet_version = "v1.35.0".into();
-    c.step(Input::Node(watcher::Event::Apply(node))).await;
-    c.step(Input::Pod(watcher::Event::Init)).await;
-    c.step(Input::Pod(watcher::Event::InitApply(pod))).await;
-    c.step(Input::Pod(watcher::Event::InitDone)).await;
+    c.step(node_input(watcher::Event::Apply(node))).await;
+    c.step(pod_input(watcher::Event::Init)).await;
+    c.step(pod_input(watcher::Event::InitApply(pod))).await;
+    c.step(pod_input(watcher::Event::InitDone)).await;
     assert!(w.writer.status_patches().is_empty());
     let why = c.stats().stand_down.lock().unwrap().clone().unwrap();
     assert!(why.contains("v1.35.0"), "{why}");

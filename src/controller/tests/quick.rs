@@ -12,11 +12,11 @@ async fn quick_resizes(later: &[&str], after: &[&str]) {
     let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
     w.runtime.hold_updates();
     let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    c.handle(pod_input(watcher::Event::Apply(first)));
     c.dispatch();
     for mem in later {
         let next = w.resize("web", "500m", mem);
-        c.handle(Input::Pod(watcher::Event::Apply(next)));
+        c.handle(pod_input(watcher::Event::Apply(next)));
     }
     let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
     let want = after.last().or(later.last()).unwrap().to_string();
@@ -42,12 +42,12 @@ async fn quick_resizes(later: &[&str], after: &[&str]) {
         "no PodResizeInProgress write while the enactment was held"
     );
     for pod in stored {
-        c.step(Input::Pod(watcher::Event::Apply(pod))).await;
+        c.step(pod_input(watcher::Event::Apply(pod))).await;
     }
     // the watch delivers the echoes of our writes
     for _ in 0..3 {
         let echo = w.pod_object("web");
-        c.step(Input::Pod(watcher::Event::Apply(echo))).await;
+        c.step(pod_input(watcher::Event::Apply(echo))).await;
     }
     let v = w.pod("web");
     let generation = v["metadata"]["generation"].as_i64().unwrap();
@@ -106,12 +106,12 @@ async fn a_conflict_does_not_claim_the_newer_generation() {
     let w = World::new();
     let (mut c, writes) = w.web(None).await;
     let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    c.handle(pod_input(watcher::Event::Apply(first)));
     c.dispatch();
     // stored (not yet seen through the watch) before the pass writes
     let second = w.resize("web", "500m", "400Mi");
     c.settle().await;
-    c.step(Input::Pod(watcher::Event::Apply(second))).await;
+    c.step(pod_input(watcher::Event::Apply(second))).await;
     let claims: Vec<(Option<i64>, Option<String>)> = w.writer.status_patches()[writes..]
         .iter()
         .map(|(_, p)| {
@@ -148,7 +148,7 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
     let (mut c, writes) = w.web(None).await;
     w.writer.hold_events();
     let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    c.handle(pod_input(watcher::Event::Apply(first)));
     // the API server: once the first resize is written, a second one (its watch event on `rx`)
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let api = w.clone();
@@ -164,7 +164,7 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
     loop {
         c.dispatch();
         tokio::select! {
-            Some(pod) = rx.recv() => c.handle(Input::Pod(watcher::Event::Apply(pod))),
+            Some(pod) = rx.recv() => c.handle(pod_input(watcher::Event::Apply(pod))),
             Some(done) = c.tasks.next(), if !c.tasks.is_empty() => c.apply(done),
             else => break,
         }
@@ -206,7 +206,7 @@ async fn the_final_write_does_not_wait_for_the_in_progress_events() {
     w.runtime.hold_updates();
     w.writer.hold_events();
     let resized = w.resize("web", "1", "256Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(resized)));
+    c.handle(pod_input(watcher::Event::Apply(resized)));
     let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
     let script = tokio::spawn(async move {
         let in_progress = until(|| writer.status_patches().len() == writes + 1).await;
