@@ -18,6 +18,7 @@ fn runtime_prefix() {
 
 use super::standdown::kubelet_minor;
 use crate::core::node::NodeConfig;
+use crate::cri::fake::FakeRuntime;
 use crate::k8s::convert::pod_view;
 use crate::k8s::memory::MemoryWriter;
 use crate::k8s::{Input, WriteError};
@@ -63,6 +64,13 @@ fn api_pod(name: &str, uid: &str, gen: i64, cpu: &str, mem: &str) -> Pod {
                 "state": {"running": {}}}]}
     }))
     .unwrap()
+}
+
+/// Pods (name, cpu, memory) as [`api_pod`] builds them, uid `u<name>`.
+fn api_pods(pods: &[(&str, &str, &str)]) -> Vec<Pod> {
+    pods.iter()
+        .map(|(name, cpu, mem)| api_pod(name, &format!("u{name}"), 1, cpu, mem))
+        .collect()
 }
 
 fn api_node(cpu: &str, mem: &str) -> Node {
@@ -121,6 +129,53 @@ impl World {
         }
         sync_all(&mut c, vec![pod]).await;
         (c, self.writer.status_patches().len())
+    }
+
+    /// `pods` started by the kubelet and synced by a new controller; returns it and the pods as
+    /// stored.
+    async fn synced(&self, pods: &[Pod]) -> (Controller, Vec<Pod>) {
+        let stored: Vec<Pod> = pods.iter().map(|p| self.start(p)).collect();
+        let mut c = self.controller();
+        sync_all(&mut c, stored.clone()).await;
+        (c, stored)
+    }
+
+    /// `web` synced with decision 5's `threshold`, then resized to (`cpu`, `mem`) while the
+    /// runtime holds its updates: the resize's watch event is handled, its pass not yet run.
+    async fn held_resize(&self, threshold: Duration, cpu: &str, mem: &str) -> (Controller, usize) {
+        let (mut c, writes) = self.web(Some(threshold)).await;
+        self.runtime.hold_updates();
+        let resized = self.resize("web", cpu, mem);
+        c.handle(pod_input(watcher::Event::Apply(resized)));
+        (c, writes)
+    }
+
+    /// Settles `c` while `script` (the test's other actor: the runtime answering, the API server
+    /// storing) runs beside it on a clone of this world; returns what the script returns.
+    async fn settle_beside<T, F>(&self, c: &mut Controller, script: impl FnOnce(World) -> F) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let script = tokio::spawn(script(self.clone()));
+        c.settle().await;
+        script.await.unwrap()
+    }
+
+    /// Settles `c` while the runtime holds calls: once `held` says they are all held, they are
+    /// released (`release`). Whether they ever were.
+    async fn settle_releasing(
+        &self,
+        c: &mut Controller,
+        held: fn(&FakeRuntime) -> bool,
+        release: fn(&FakeRuntime),
+    ) -> bool {
+        self.settle_beside(c, move |w| async move {
+            let seen = until(|| held(&w.runtime)).await;
+            release(&w.runtime);
+            seen
+        })
+        .await
     }
 
     /// The API server applied a `/resize`: new resources, generation + 1.
@@ -209,15 +264,12 @@ async fn unusable_pods_outside_the_pod_selector_are_never_written() {
 #[tokio::test]
 async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![pod]).await;
+    let (mut c, writes) = w.web(None).await;
     let v = w.pod("web");
     assert_allocated_and_actual(&v, "500m", "256Mi");
     assert_eq!(v["status"]["observedGeneration"], 1);
     assert!(c.stats().ready.load(Ordering::Relaxed));
 
-    let writes = w.writer.status_patches().len();
     let resized = w.resize("web", "1", "512Mi");
     c.step(pod_input(watcher::Event::Apply(resized))).await;
     let patches = w.writer.status_patches();
@@ -246,9 +298,7 @@ async fn populates_resize_fields_then_enacts_a_resize_in_one_status_patch() {
 #[tokio::test]
 async fn erased_fields_are_reasserted() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![pod]).await;
+    let (mut c, _) = w.web(None).await;
     // a gate-off kubelet rewrites containerStatuses without the resize fields
     let mut v = w.pod("web");
     let app = v["status"]["containerStatuses"][0].as_object_mut().unwrap();
@@ -279,10 +329,9 @@ async fn erased_fields_are_reasserted() {
 #[tokio::test]
 async fn deferred_until_another_pod_is_deleted() {
     let w = World::new();
-    let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
-    let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![a.clone(), b]).await;
+    let pods = api_pods(&[("a", "1", "1Gi"), ("b", "500m", "1Gi")]);
+    let (mut c, pods) = w.synced(&pods).await;
+    let a = pods[0].clone();
     let resized = w.resize("b", "1500m", "1Gi");
     c.step(pod_input(watcher::Event::Apply(resized))).await;
     let v = w.pod("b");
@@ -310,26 +359,27 @@ async fn deferred_until_another_pod_is_deleted() {
 }
 
 /// Node cpu 2, full: a (1 cpu), b (500m) and c (500m, priority 100). b asks for 1100m, then c
-/// for 1: both wait, b first in arrival order, c first in priority order. Returns a.
-async fn two_deferred_resizes(w: &World, c: &mut Controller) -> Pod {
-    let a = w.start(&api_pod("a", "ua", 1, "1", "1Gi"));
-    let b = w.start(&api_pod("b", "ub", 1, "500m", "1Gi"));
-    let mut high = api_pod("c", "uc", 1, "500m", "1Gi");
-    high.spec.as_mut().unwrap().priority = Some(100);
-    let c_pod = w.start(&high);
-    sync_all(c, vec![a.clone(), b, c_pod]).await;
+/// for 1: both wait, b first in arrival order, c first in priority order. Returns the
+/// controller and a.
+async fn two_deferred_resizes(w: &World) -> (Controller, Pod) {
+    let mut pods = api_pods(&[
+        ("a", "1", "1Gi"),
+        ("b", "500m", "1Gi"),
+        ("c", "500m", "1Gi"),
+    ]);
+    pods[2].spec.as_mut().unwrap().priority = Some(100);
+    let (mut c, pods) = w.synced(&pods).await;
     let rb = w.resize("b", "1100m", "1Gi");
     c.step(pod_input(watcher::Event::Apply(rb))).await;
     let rc = w.resize("c", "1", "1Gi");
     c.step(pod_input(watcher::Event::Apply(rc))).await;
-    a
+    (c, pods[0].clone())
 }
 
 #[tokio::test]
 async fn deferred_resizes_are_retried_in_priority_order() {
     let w = World::new();
-    let mut c = w.controller();
-    let a = two_deferred_resizes(&w, &mut c).await;
+    let (mut c, a) = two_deferred_resizes(&w).await;
     // what `resizelet explain b` shows: a (1) and c (500m) use the node's 2 cpu
     let report = c.stats().pods.lock().unwrap()["ub"].clone();
     let cpu = report
@@ -370,8 +420,7 @@ async fn deferred_resizes_are_retried_in_priority_order() {
 #[tokio::test]
 async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
     let w = World::new();
-    let mut c = w.controller();
-    let a = two_deferred_resizes(&w, &mut c).await;
+    let (mut c, a) = two_deferred_resizes(&w).await;
     // c (first in the queue) gets a pass of its own, held at its first CRI call …
     w.runtime.hold_lists_for("uc");
     c.handle(pod_input(watcher::Event::Apply(w.pod_object("c"))));
@@ -391,14 +440,11 @@ async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
         !c.retry_pass_running,
         "the retry pass started while c's own pass was in flight"
     );
-    let runtime = w.runtime.clone();
-    let release = tokio::spawn(async move {
-        let held = until(|| runtime.held_lists() == 1).await;
-        runtime.release_lists();
-        held
-    });
-    c.settle().await;
-    assert!(release.await.unwrap(), "c's pass never reached the runtime");
+    let held = |r: &FakeRuntime| r.held_lists() == 1;
+    let reached = w
+        .settle_releasing(&mut c, held, FakeRuntime::release_lists)
+        .await;
+    assert!(reached, "c's pass never reached the runtime");
     assert_eq!(
         w.pod("c")["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
         "1"
@@ -409,11 +455,9 @@ async fn the_retry_pass_waits_for_a_queued_pod_whose_own_pass_is_running() {
 #[tokio::test]
 async fn conflicts_are_re_read_and_retried() {
     let w = World::new();
-    let pod = w.start(&api_pod("web", "u1", 1, "500m", "256Mi"));
-    let mut c = w.controller();
     w.writer
         .fail_next(WriteError::Conflict { what: "pod".into() });
-    sync_all(&mut c, vec![pod]).await;
+    let (c, _) = w.web(None).await;
     assert_eq!(c.stats().status_conflicts.load(Ordering::Relaxed), 1);
     assert_eq!(
         w.pod("web")["status"]["containerStatuses"][0]["allocatedResources"]["memory"],
@@ -436,10 +480,8 @@ async fn until(f: impl Fn() -> bool) -> bool {
 #[tokio::test]
 async fn resizes_of_different_pods_are_enacted_concurrently() {
     let w = World::new();
-    let a = w.start(&api_pod("a", "ua", 1, "500m", "256Mi"));
-    let b = w.start(&api_pod("b", "ub", 1, "500m", "256Mi"));
-    let mut c = w.controller();
-    sync_all(&mut c, vec![a, b]).await;
+    let pods = api_pods(&[("a", "500m", "256Mi"), ("b", "500m", "256Mi")]);
+    let (mut c, _) = w.synced(&pods).await;
     w.runtime.hold_updates();
     let (ra, rb) = (
         w.resize("a", "700m", "256Mi"),
@@ -447,18 +489,12 @@ async fn resizes_of_different_pods_are_enacted_concurrently() {
     );
     c.handle(pod_input(watcher::Event::Apply(ra)));
     c.handle(pod_input(watcher::Event::Apply(rb)));
-    let runtime = w.runtime.clone();
-    let release = tokio::spawn(async move {
-        // both pods' CRI updates are in flight at once (serialised passes would show one)
-        let both = until(|| runtime.held_updates() == 2).await;
-        runtime.release_updates();
-        both
-    });
-    c.settle().await;
-    assert!(
-        release.await.unwrap(),
-        "the two pods' updates never overlapped"
-    );
+    // both pods' CRI updates are in flight at once (serialised passes would show one)
+    let both = |r: &FakeRuntime| r.held_updates() == 2;
+    let overlapped = w
+        .settle_releasing(&mut c, both, FakeRuntime::release_updates)
+        .await;
+    assert!(overlapped, "the two pods' updates never overlapped");
     for name in ["a", "b"] {
         assert_eq!(
             w.pod(name)["status"]["containerStatuses"][0]["allocatedResources"]["cpu"],
@@ -470,20 +506,16 @@ async fn resizes_of_different_pods_are_enacted_concurrently() {
 #[tokio::test]
 async fn a_slow_enactment_writes_in_progress_first() {
     let w = World::new();
-    let (mut c, writes) = w.web(Some(Duration::from_millis(5))).await;
-    w.runtime.hold_updates();
-    let resized = w.resize("web", "1", "256Mi");
-    c.handle(pod_input(watcher::Event::Apply(resized)));
-    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
-    let release = tokio::spawn(async move {
-        let seen = until(|| writer.status_patches().len() > writes).await;
-        let pod = serde_json::to_value(writer.pod("ns", "web").unwrap()).unwrap();
-        runtime.release_updates();
-        assert!(seen, "no status write while the enactment was held");
-        pod
-    });
-    c.settle().await;
-    let during = release.await.unwrap();
+    let (mut c, writes) = w.held_resize(Duration::from_millis(5), "1", "256Mi").await;
+    let during = w
+        .settle_beside(&mut c, move |w| async move {
+            let seen = until(|| w.writer.status_patches().len() > writes).await;
+            let pod = w.pod("web");
+            w.runtime.release_updates();
+            assert!(seen, "no status write while the enactment was held");
+            pod
+        })
+        .await;
     assert_eq!(
         during["status"]["conditions"][0]["type"],
         "PodResizeInProgress"

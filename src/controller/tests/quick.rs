@@ -9,34 +9,31 @@ use super::*;
 /// written. Once idle, allocated, actuated and the status must show the last resize.
 async fn quick_resizes(later: &[&str], after: &[&str]) {
     let w = World::new();
-    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
-    w.runtime.hold_updates();
-    let first = w.resize("web", "500m", "300Mi");
-    c.handle(pod_input(watcher::Event::Apply(first)));
+    let (mut c, writes) = w
+        .held_resize(Duration::from_millis(1), "500m", "300Mi")
+        .await;
     c.dispatch();
     for mem in later {
         let next = w.resize("web", "500m", mem);
         c.handle(pod_input(watcher::Event::Apply(next)));
     }
-    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
     let want = after.last().or(later.last()).unwrap().to_string();
     let after: Vec<String> = after.iter().map(|m| m.to_string()).collect();
-    let w2 = w.clone();
-    let release = tokio::spawn(async move {
-        let seen = until(|| {
-            writer.status_patches().iter().skip(writes).any(|(_, p)| {
-                p["status"]["conditions"]
-                    .to_string()
-                    .contains("PodResizeInProgress")
+    let (seen, stored) = w
+        .settle_beside(&mut c, move |w| async move {
+            let seen = until(|| {
+                w.writer.status_patches().iter().skip(writes).any(|(_, p)| {
+                    p["status"]["conditions"]
+                        .to_string()
+                        .contains("PodResizeInProgress")
+                })
             })
+            .await;
+            let stored: Vec<Pod> = after.iter().map(|m| w.resize("web", "500m", m)).collect();
+            w.runtime.release_updates();
+            (seen, stored)
         })
         .await;
-        let stored: Vec<Pod> = after.iter().map(|m| w2.resize("web", "500m", m)).collect();
-        runtime.release_updates();
-        (seen, stored)
-    });
-    c.settle().await;
-    let (seen, stored) = release.await.unwrap();
     assert!(
         seen,
         "no PodResizeInProgress write while the enactment was held"
@@ -202,21 +199,17 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
 #[tokio::test]
 async fn the_final_write_does_not_wait_for_the_in_progress_events() {
     let w = World::new();
-    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
-    w.runtime.hold_updates();
+    let (mut c, writes) = w.held_resize(Duration::from_millis(1), "1", "256Mi").await;
     w.writer.hold_events();
-    let resized = w.resize("web", "1", "256Mi");
-    c.handle(pod_input(watcher::Event::Apply(resized)));
-    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
-    let script = tokio::spawn(async move {
-        let in_progress = until(|| writer.status_patches().len() == writes + 1).await;
-        runtime.release_updates();
-        let done = until(|| writer.status_patches().len() == writes + 2).await;
-        writer.release_events();
-        (in_progress, done)
-    });
-    c.settle().await;
-    let (in_progress, done) = script.await.unwrap();
+    let (in_progress, done) = w
+        .settle_beside(&mut c, move |w| async move {
+            let in_progress = until(|| w.writer.status_patches().len() == writes + 1).await;
+            w.runtime.release_updates();
+            let done = until(|| w.writer.status_patches().len() == writes + 2).await;
+            w.writer.release_events();
+            (in_progress, done)
+        })
+        .await;
     assert!(in_progress, "no in-progress write");
     assert!(done, "the final write waited for the ResizeStarted event");
     assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);
