@@ -9,13 +9,13 @@ use futures::StreamExt;
 use tracing::warn;
 
 use crate::core::pod_status::{ResizeConditions, ResizeEvent};
-use crate::k8s::convert::{ContainerStatusResources, PodView, StatusIntent};
+use crate::k8s::convert::{now_rfc3339, ContainerStatusResources, PodView, StatusIntent};
 use crate::k8s::WriteError;
 use crate::metrics::Phase;
 
 use std::sync::Arc;
 
-use super::pass::{now_rfc3339, Retry};
+use super::pass::Retry;
 use super::{Shared, CONFLICT_RETRIES, EVENT_WRITERS};
 
 /// An event a pass produced, about the pod as that pass last saw it.

@@ -641,6 +641,23 @@ pub fn node_input(event: watcher::Event<Node>) -> Option<Input> {
     }
 }
 
+/// Now as the API's RFC 3339 time of a condition (`lastProbeTime`, `lastTransitionTime`: whole
+/// seconds).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// An API time (RFC 3339) in milliseconds since the Unix epoch; `None` when it does not parse.
+pub fn unix_millis(rfc3339: &str) -> Option<i64> {
+    rfc3339
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
 fn micro_time(t: SystemTime) -> MicroTime {
     MicroTime(
         k8s_openapi::jiff::Timestamp::try_from(t)

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use tracing::{info, warn};
 
-use super::convert::{unusable_status_patch, UnusablePod};
+use super::convert::{now_rfc3339, unusable_status_patch, UnusablePod};
 use super::events::EventRecorder;
 use super::selector::LabelSelector;
 use super::{KubeWriter, StatusPatch};
@@ -110,13 +110,6 @@ impl UnusablePods {
         events.emit(writer, &u.view, &event).await;
         info!(pod = %u.view.key(), "reported the unusable spec");
     }
-}
-
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

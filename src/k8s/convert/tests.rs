@@ -374,3 +374,12 @@ fn events_map_to_events_k8s_io_v1() {
         json!({"series": {"count": 3, "lastObservedTime": "2025-12-01T09:06:40.123456Z"}})
     );
 }
+
+#[test]
+fn api_times() {
+    assert_eq!(unix_millis("2026-01-01T00:00:00Z"), Some(1_767_225_600_000));
+    assert_eq!(unix_millis("yesterday"), None);
+    let now = now_rfc3339();
+    assert!(unix_millis(&now).is_some(), "{now}");
+    assert!(!now.contains('.'), "whole seconds: {now}");
+}
