@@ -312,7 +312,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let s = args.settings()?;
-            for d in &s.deprecations {
+            for d in &s.host.deprecations {
                 tracing::warn!("{d}");
             }
             agent::run_agent(

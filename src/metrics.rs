@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::core::resources::{PodSpec, ResourceList, CPU, MEMORY};
 
@@ -93,117 +93,91 @@ fn phase_seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
-/// Every metric resizelet exports.
-pub struct Metrics {
-    requested_resizes: Family<ResizeOpLabels, Counter>,
-    resize_duration: Family<SuccessLabels, Histogram, fn() -> Histogram>,
-    pending_resizes: Family<ReasonLabels, Gauge>,
-    infeasible_resizes: Family<ReasonDetailLabels, Counter>,
-    in_progress_resizes: Gauge,
-    deferred_accepted: Family<TriggerLabels, Counter>,
-    phase_duration: Family<PhaseLabels, Histogram, fn() -> Histogram>,
-    status_patches: Counter,
-    status_conflicts: Counter,
-    events: Counter,
-    fields_missing: Histogram,
-    stand_down: Gauge,
-    ready: Gauge,
+/// Declares every metric once — field, type, exported name, optional unit, help, optional
+/// constructor (`Default::default()` when absent) — and derives from that one list the
+/// `Metrics` struct, its `Default` and `Metrics::registry`, so a metric cannot be declared but
+/// left unregistered, and the registration order (the render order) is the list's.
+macro_rules! metrics {
+    ($($field:ident: $ty:ty $(= $init:expr)?, $name:literal $(in $unit:ident)?, $help:literal;)*) => {
+        /// Every metric resizelet exports.
+        pub struct Metrics {
+            $($field: $ty,)*
+        }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                Metrics {
+                    $($field: metrics!(@init $($init)?),)*
+                }
+            }
+        }
+
+        impl Metrics {
+            /// A registry holding (clones of) every metric; the metrics stay live.
+            pub fn registry(&self) -> Registry {
+                let mut r = Registry::default();
+                $(metrics!(@register r, $name, $help, self.$field.clone() $(, $unit)?);)*
+                r
+            }
+        }
+    };
+    (@init) => {
+        Default::default()
+    };
+    (@init $init:expr) => {
+        $init
+    };
+    (@register $r:ident, $name:literal, $help:literal, $metric:expr) => {
+        $r.register($name, $help, $metric)
+    };
+    (@register $r:ident, $name:literal, $help:literal, $metric:expr, $unit:ident) => {
+        $r.register_with_unit($name, $help, Unit::$unit, $metric)
+    };
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            requested_resizes: Family::default(),
-            resize_duration: Family::new_with_constructor(resize_duration_ms),
-            pending_resizes: Family::default(),
-            infeasible_resizes: Family::default(),
-            in_progress_resizes: Gauge::default(),
-            deferred_accepted: Family::default(),
-            phase_duration: Family::new_with_constructor(phase_seconds),
-            status_patches: Counter::default(),
-            status_conflicts: Counter::default(),
-            events: Counter::default(),
-            fields_missing: phase_seconds(),
-            stand_down: Gauge::default(),
-            ready: Gauge::default(),
-        }
-    }
+metrics! {
+    requested_resizes: Family<ResizeOpLabels, Counter>,
+        "kubelet_container_requested_resizes",
+        "Requested resizes, by resource, requirement and operation (kubelet name)";
+    resize_duration: Family<SuccessLabels, Histogram, fn() -> Histogram> = Family::new_with_constructor(resize_duration_ms),
+        "kubelet_pod_resize_duration_milliseconds",
+        "Duration of enacting a pod resize, in milliseconds (kubelet name and unit)";
+    pending_resizes: Family<ReasonLabels, Gauge>,
+        "kubelet_pod_pending_resizes",
+        "Pods with a pending resize, by reason (deferred|infeasible)";
+    infeasible_resizes: Family<ReasonDetailLabels, Counter>,
+        "kubelet_pod_infeasible_resizes",
+        "Resizes found infeasible, by reason detail";
+    in_progress_resizes: Gauge,
+        "kubelet_pod_in_progress_resizes",
+        "Pods whose resize is in progress";
+    deferred_accepted: Family<TriggerLabels, Counter>,
+        "kubelet_pod_deferred_accepted_resizes",
+        "Deferred resizes accepted on a retry, by retry trigger";
+    phase_duration: Family<PhaseLabels, Histogram, fn() -> Histogram> = Family::new_with_constructor(phase_seconds),
+        "resizelet_pod_sync_phase_duration" in Seconds,
+        "Duration of each phase of a pod pass";
+    status_patches: Counter,
+        "resizelet_status_patches",
+        "Pod status patches sent";
+    status_conflicts: Counter,
+        "resizelet_status_conflicts",
+        "Pod status patches refused with 409 Conflict (re-read and retried)";
+    events: Counter,
+        "resizelet_events",
+        "Events written (creates and series updates)";
+    fields_missing: Histogram = phase_seconds(),
+        "resizelet_resize_fields_missing_duration" in Seconds,
+        "How long containerStatuses[].resources/allocatedResources were missing after another writer erased them";
+    stand_down: Gauge,
+        "resizelet_stand_down",
+        "1 when resizelet refuses to act because the node's kubelet enacts resizes itself";
+    ready: Gauge,
+        "resizelet_ready",
+        "1 when the pod and node watches are synced";
 }
 
 impl Metrics {
-    /// A registry holding (clones of) every metric; the metrics stay live.
-    pub fn registry(&self) -> Registry {
-        let mut r = Registry::default();
-        r.register(
-            "kubelet_container_requested_resizes",
-            "Requested resizes, by resource, requirement and operation (kubelet name)",
-            self.requested_resizes.clone(),
-        );
-        r.register(
-            "kubelet_pod_resize_duration_milliseconds",
-            "Duration of enacting a pod resize, in milliseconds (kubelet name and unit)",
-            self.resize_duration.clone(),
-        );
-        r.register(
-            "kubelet_pod_pending_resizes",
-            "Pods with a pending resize, by reason (deferred|infeasible)",
-            self.pending_resizes.clone(),
-        );
-        r.register(
-            "kubelet_pod_infeasible_resizes",
-            "Resizes found infeasible, by reason detail",
-            self.infeasible_resizes.clone(),
-        );
-        r.register(
-            "kubelet_pod_in_progress_resizes",
-            "Pods whose resize is in progress",
-            self.in_progress_resizes.clone(),
-        );
-        r.register(
-            "kubelet_pod_deferred_accepted_resizes",
-            "Deferred resizes accepted on a retry, by retry trigger",
-            self.deferred_accepted.clone(),
-        );
-        r.register_with_unit(
-            "resizelet_pod_sync_phase_duration",
-            "Duration of each phase of a pod pass",
-            prometheus_client::registry::Unit::Seconds,
-            self.phase_duration.clone(),
-        );
-        r.register(
-            "resizelet_status_patches",
-            "Pod status patches sent",
-            self.status_patches.clone(),
-        );
-        r.register(
-            "resizelet_status_conflicts",
-            "Pod status patches refused with 409 Conflict (re-read and retried)",
-            self.status_conflicts.clone(),
-        );
-        r.register(
-            "resizelet_events",
-            "Events written (creates and series updates)",
-            self.events.clone(),
-        );
-        r.register_with_unit(
-            "resizelet_resize_fields_missing_duration",
-            "How long containerStatuses[].resources/allocatedResources were missing after another writer erased them",
-            prometheus_client::registry::Unit::Seconds,
-            self.fields_missing.clone(),
-        );
-        r.register(
-            "resizelet_stand_down",
-            "1 when resizelet refuses to act because the node's kubelet enacts resizes itself",
-            self.stand_down.clone(),
-        );
-        r.register(
-            "resizelet_ready",
-            "1 when the pod and node watches are synced",
-            self.ready.clone(),
-        );
-        r
-    }
-
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -343,14 +317,9 @@ mod tests {
 
     #[test]
     fn operations_per_resource_and_requirement() {
-        let before = pod(
-            "u",
-            vec![container("c", "cpu=500m,memory=1Gi", "memory=1Gi")],
-        );
-        let after = pod(
-            "u",
-            vec![container("c", "cpu=1,memory=1Gi", "cpu=2,memory=512Mi")],
-        );
+        let c = container("c", "cpu=500m,memory=1Gi", "memory=1Gi");
+        let before = pod("u", vec![c]);
+        let after = resized(&before, "cpu=1,memory=1Gi", "cpu=2,memory=512Mi");
         let ops: Vec<_> = requested_resize_operations(&before, &after)
             .iter()
             .map(|o| format!("{} {} {}", o.resource, o.requirement, o.operation))

@@ -2,17 +2,10 @@
 //! refused with the key named, `run` with a missing file does nothing else, and the README's
 //! settings table is `config docs`.
 
-use std::process::Command;
+#[path = "support/cli.rs"]
+mod cli;
 
-fn resizelet(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    // the test's own environment must not leak settings in
-    Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run resizelet")
-}
+use cli::{resizelet, run_with_missing_file};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -74,27 +67,11 @@ fn unknown_key_is_refused_with_key_and_file() {
 
 #[test]
 fn run_with_a_missing_config_file_stops_before_doing_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nope.toml");
-    let state = dir.path().join("state");
-    let out = resizelet(
-        &[
-            "run",
-            "--config",
-            missing.to_str().unwrap(),
-            "--node-name",
-            "w1",
-            "--root-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
+    let r = run_with_missing_file("--config");
     assert_eq!(
-        text(&out.stderr).trim(),
-        format!("error: config file {} not found", missing.display())
+        r.stderr.trim(),
+        format!("error: config file {} not found", r.missing.display())
     );
-    assert!(!state.exists(), "nothing may be created");
 }
 
 #[test]

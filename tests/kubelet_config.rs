@@ -4,22 +4,17 @@
 //! clear errors that stop `run` before it does anything, `--cgroup-root` is deprecated, and a
 //! redirected log has no colour codes.
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use cli::{resizelet, run, stderr};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/kubelet")
         .join(name)
-}
-
-fn resizelet(args: &[&str]) -> std::process::Output {
-    // no setting, kubeconfig or in-cluster service from the test's own environment
-    Command::new(env!("CARGO_BIN_EXE_resizelet"))
-        .args(args)
-        .env_clear()
-        .output()
-        .expect("run resizelet")
 }
 
 /// `resizelet check` with `extra` flags; no runtime to reach (its absence is one of the problems).
@@ -32,7 +27,7 @@ fn check(extra: &[&str]) -> String {
         "200",
     ];
     args.extend_from_slice(extra);
-    let out = resizelet(&args);
+    let out = resizelet(&args, &[]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -190,39 +185,28 @@ fn invalid_and_hostile_files_are_clear_errors() {
 
     // `run` refuses before it opens checkpoints, cgroups or the runtime
     let state = dir.path().join("state");
-    let out = resizelet(&[
-        "run",
-        "--node-name",
-        "worker-1",
-        "--kubeconfig",
-        "/nonexistent/kubeconfig",
-        "--root-dir",
-        state.to_str().unwrap(),
-        "--kubelet-config",
-        fixture("invalid-period.yaml").to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run(
+        &state,
+        &[
+            ("--kubeconfig", "/nonexistent/kubeconfig"),
+            (
+                "--kubelet-config",
+                fixture("invalid-period.yaml").to_str().unwrap(),
+            ),
+        ],
+    );
+    let e = stderr(&out);
     assert!(!out.status.success());
     assert!(
-        stderr.contains(
-            "cpuCFSQuotaPeriod = \"50ms\": requires feature gate CustomCPUCFSQuotaPeriod"
-        ),
-        "{stderr}"
+        e.contains("cpuCFSQuotaPeriod = \"50ms\": requires feature gate CustomCPUCFSQuotaPeriod"),
+        "{e}"
     );
     assert!(!state.exists(), "nothing created before the error");
-    let out = resizelet(&[
-        "run",
-        "--node-name",
-        "worker-1",
-        "--root-dir",
-        state.to_str().unwrap(),
-        "--kubelet-config",
-        "/nonexistent/config.yaml",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run(&state, &[("--kubelet-config", "/nonexistent/config.yaml")]);
+    let e = stderr(&out);
     assert!(
-        stderr.contains("kubelet config /nonexistent/config.yaml: No such file or directory"),
-        "{stderr}"
+        e.contains("kubelet config /nonexistent/config.yaml: No such file or directory"),
+        "{e}"
     );
 }
 
@@ -233,14 +217,17 @@ fn cgroup_root_is_deprecated_and_logs_have_no_colour_when_redirected() {
         out.contains("warning: cgroup-root (--cgroup-root, RESIZELET_CGROUP_ROOT) is deprecated"),
         "{out}"
     );
-    let out = resizelet(&[
-        "config",
-        "check",
-        "--node-name",
-        "worker-1",
-        "--cgroup-root",
-        "/host/cgroup",
-    ]);
+    let out = resizelet(
+        &[
+            "config",
+            "check",
+            "--node-name",
+            "w1",
+            "--cgroup-root",
+            "/host/cgroup",
+        ],
+        &[],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("cgroup-mount = \"/host/cgroup\""),
@@ -249,26 +236,16 @@ fn cgroup_root_is_deprecated_and_logs_have_no_colour_when_redirected() {
     assert!(stdout.contains("# warning: cgroup-root"), "{stdout}");
     // `run` logs the deprecation through the logger; stderr is a pipe here, not a terminal
     let dir = tempfile::tempdir().unwrap();
-    let out = resizelet(&[
-        "run",
-        "--node-name",
-        "worker-1",
-        "--cgroup-root",
-        "/sys/fs/cgroup",
-        "--root-dir",
-        dir.path().join("state").to_str().unwrap(),
-        "--kubelet-config",
-        "/nonexistent/config.yaml",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("WARN") && stderr.contains("deprecated"),
-        "{stderr}"
+    let out = run(
+        &dir.path().join("state"),
+        &[
+            ("--cgroup-root", "/sys/fs/cgroup"),
+            ("--kubelet-config", "/nonexistent/config.yaml"),
+        ],
     );
-    assert!(
-        !stderr.contains('\x1b'),
-        "ANSI codes in a redirected log: {stderr:?}"
-    );
+    let e = stderr(&out);
+    assert!(e.contains("WARN") && e.contains("deprecated"), "{e}");
+    assert!(!e.contains('\x1b'), "ANSI codes in a redirected log: {e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

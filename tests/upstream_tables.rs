@@ -4,9 +4,9 @@
 //! with the spec decision or deviation that explains it, and counted, never silently skipped.
 //!
 //! The tables are data files in `tests/fixtures/upstream/` (JSON, each table with that
-//! provenance), run by one runner per table kind; TestResourceConfigForPod(+WithCustomCPUCFS-
-//! QuotaPeriod) and TestGetContainerOOMScoreAdjust are still Rust literals below (their
-//! expectations are computed from upstream's helpers and constants).
+//! provenance), run by one runner per table kind. Where upstream computes an expectation from
+//! its helpers or constants, the file names it as upstream does and gives its value (checked
+//! against resizelet's conversion where one computes it).
 //!
 //! Counts (passing / deviations) are printed by each test and listed in docs/ARCHITECTURE.md.
 
@@ -35,7 +35,27 @@ fn with_pod_level(mut p: PodSpec, requests: &str, limits: &str) -> PodSpec {
     p
 }
 
-/// Runs `cases`, asserting every non-deviation; returns (passed, deviations).
+/// `tests/fixtures/upstream/<name>` (embedded at build time), parsed.
+macro_rules! fixture {
+    ($name:literal) => {
+        serde_json::from_str::<serde_json::Value>(include_str!(concat!(
+            "fixtures/upstream/",
+            $name
+        )))
+        .expect($name)
+    };
+}
+
+/// The table of `file.tables` whose `key` is `value`, as `T`.
+fn table<T: serde::de::DeserializeOwned>(file: &serde_json::Value, key: &str, value: &str) -> T {
+    let t = file["tables"]
+        .as_array()
+        .and_then(|tables| tables.iter().find(|t| t[key] == value))
+        .unwrap_or_else(|| panic!("no table with {key} {value:?}"));
+    serde_json::from_value(t.clone()).unwrap_or_else(|e| panic!("table {value}: {e}"))
+}
+
+/// Prints a table's counts of passing cases and named deviations.
 fn report(table: &str, passed: usize, deviations: usize) {
     eprintln!("{table}: {passed} cases pass, {deviations} named deviations");
 }
@@ -52,7 +72,6 @@ fn report(table: &str, passed: usize, deviations: usize) {
 struct ConversionTable {
     repo: String,
     function: String,
-    kind: String,
     cases: Vec<Vec<i64>>,
     #[serde(default)]
     deviations: Vec<ConversionDeviation>,
@@ -80,15 +99,7 @@ fn conversion(kind: &str, args: &[i64]) -> i64 {
 
 /// Runs the table of `kind`, asserting every row and that every deviation still deviates.
 fn run_conversions(kind: &str) {
-    let file: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/upstream/cpu_conversions.json"))
-            .expect("cpu_conversions.json");
-    let tables: Vec<ConversionTable> =
-        serde_json::from_value(file["tables"].clone()).expect("cpu_conversions.json tables");
-    let t = tables
-        .into_iter()
-        .find(|t| t.kind == kind)
-        .unwrap_or_else(|| panic!("cpu_conversions.json: no table of kind {kind}"));
+    let t: ConversionTable = table(&fixture!("cpu_conversions.json"), "kind", kind);
     for row in &t.cases {
         let (args, want) = row.split_at(row.len() - 1);
         assert_eq!(
@@ -136,820 +147,195 @@ fn upstream_convert_cpu_shares_to_cgroup_v2_value() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go (v1.34–v1.36 copy):
+// Pod cgroup values, as data: tests/fixtures/upstream/resource_config_for_pod.json
+// (kubernetes/kubernetes pkg/kubelet/cm/helpers_linux_test.go, v1.34–v1.36 copy):
 // TestResourceConfigForPod and TestResourceConfigForPodWithCustomCPUCFSQuotaPeriod.
 // `ResourceConfigForPod(pod, enforceCPULimits, quotaPeriod)` ↔ `pod_cgroup_values(pod, node)`
 // with `cpu_cfs_quota = enforceCPULimits`, `cpu_cfs_period_us = quotaPeriod`. −1 quota = max.
 
+/// [name, requests, limits]
+type Ctr = (String, String, String);
+
+/// Containers of the kit from `[name, requests, limits]` rows.
+fn containers(rows: &[Ctr]) -> Vec<Container> {
+    rows.iter().map(|(n, r, l)| container(n, r, l)).collect()
+}
+
+/// The pod of a table row: containers, init containers, and `[requests, limits]` of
+/// spec.resources when set.
+fn table_pod(
+    cs: Vec<Container>,
+    init: Vec<Container>,
+    pod_level: &Option<(String, String)>,
+) -> PodSpec {
+    let p = pod(cs, init);
+    match pod_level {
+        Some((r, l)) => with_pod_level(p, r, l),
+        None => p,
+    }
+}
+
+/// One of upstream's named expectations (`burstableShares := MilliCPUToShares(100)`).
+#[derive(serde::Deserialize)]
+struct NamedValue {
+    upstream: String,
+    /// The conversion upstream computes it with, checked against resizelet's.
+    kind: Option<String>,
+    #[serde(default)]
+    args: Vec<i64>,
+    value: i64,
+}
+
+/// Upstream's `ResourceConfig` literal: each field names a value (absent = nil).
+#[derive(serde::Deserialize)]
+struct RcExpected {
+    cpu_shares: Option<String>,
+    cpu_quota: Option<String>,
+    cpu_period: Option<String>,
+    memory: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
 struct RcCase {
-    name: &'static str,
-    pod: PodSpec,
-    enforce: bool,
-    period: u64,
-    want: PodCgroupValues,
+    name: String,
+    containers: Vec<Ctr>,
+    init_containers: Vec<Ctr>,
+    pod_level: Option<(String, String)>,
+    enforce_cpu_limits: bool,
+    quota_period: String,
+    expected: RcExpected,
     /// Why resizelet deliberately differs.
-    deviation: Option<&'static str>,
+    deviation: Option<String>,
 }
 
-fn rc(
-    shares: u64,
-    quota: Option<i64>,
-    period: Option<u64>,
-    memory: Option<i64>,
-) -> PodCgroupValues {
-    PodCgroupValues {
-        cpu_shares: Some(shares),
-        cpu_quota: quota.map(Limit::from_quota),
-        cpu_period: period,
-        memory_limit: memory.map(Limit::Value),
-    }
+#[derive(serde::Deserialize)]
+struct RcTable {
+    values: std::collections::BTreeMap<String, NamedValue>,
+    cases: Vec<RcCase>,
 }
 
-const MI: i64 = 1 << 20;
-const DEF: u64 = 100_000;
-const TUNED: u64 = 5_000;
-
-fn resource_config_cases(custom_period_gate: bool) -> Vec<RcCase> {
-    let burstable_shares = milli_cpu_to_shares(100);
-    let partial_shares = milli_cpu_to_shares(200);
-    let burstable_quota = milli_cpu_to_quota(200, DEF);
-    let guaranteed_shares = milli_cpu_to_shares(100);
-    let guaranteed_quota = milli_cpu_to_quota(100, DEF);
-    let guaranteed_tuned = milli_cpu_to_quota(100, TUNED);
-    // With the gate on, the tuned period scales the quota (tunedQuota = 1ms); without it the
-    // kubelet computes the quota with the default period but still reports the tuned period.
-    let burstable_tuned = if custom_period_gate {
-        1000
-    } else {
-        burstable_quota
-    };
-    let gate_off_tuned = (!custom_period_gate).then_some(
-        "§1: resizelet's NodeConfig carries the effective CFS period (the tuned period only \
-         with CustomCPUCFSQuotaPeriod); a tuned period with the gate off is modelled by the \
-         gate-on table",
+/// Runs the table of `function`, asserting every case and that every deviation still deviates.
+fn run_resource_config(function: &str) {
+    let t: RcTable = table(
+        &fixture!("resource_config_for_pod.json"),
+        "function",
+        function,
     );
-    let burstable = || {
-        pod(
-            vec![container(
-                "c",
-                "cpu=100m,memory=100Mi",
-                "cpu=200m,memory=200Mi",
-            )],
-            vec![],
-        )
-    };
-    let partial = || {
-        pod(
-            vec![
-                container("c1", "cpu=100m,memory=100Mi", "cpu=200m,memory=200Mi"),
-                container("c2", "cpu=100m,memory=100Mi", ""),
-            ],
-            vec![],
-        )
-    };
-    let guaranteed = || {
-        pod(
-            vec![container(
-                "c",
-                "cpu=100m,memory=100Mi",
-                "cpu=100m,memory=100Mi",
-            )],
-            vec![],
-        )
-    };
-    let mut cases = vec![
-        RcCase {
-            name: "besteffort",
-            pod: pod(vec![container("c", "", "")], vec![]),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(2),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-no-limits",
-            pod: pod(vec![container("c", "cpu=100m,memory=100Mi", "")], vec![]),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(burstable_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-limits",
-            pod: burstable(),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                burstable_shares,
-                Some(burstable_quota),
-                Some(DEF),
-                Some(200 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-limits-no-cpu-enforcement",
-            pod: burstable(),
-            enforce: false,
-            period: DEF,
-            want: rc(burstable_shares, Some(-1), Some(DEF), Some(200 * MI)),
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-partial-limits",
-            pod: partial(),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(partial_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-limits-with-tuned-quota",
-            pod: burstable(),
-            enforce: true,
-            period: TUNED,
-            want: rc(
-                burstable_shares,
-                Some(burstable_tuned),
-                Some(TUNED),
-                Some(200 * MI),
-            ),
-            deviation: gate_off_tuned,
-        },
-        RcCase {
-            name: "burstable-with-limits-no-cpu-enforcement-with-tuned-quota",
-            pod: burstable(),
-            enforce: false,
-            period: TUNED,
-            want: rc(burstable_shares, Some(-1), Some(TUNED), Some(200 * MI)),
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-partial-limits-with-tuned-quota",
-            pod: partial(),
-            enforce: true,
-            period: TUNED,
-            want: PodCgroupValues {
-                cpu_shares: Some(partial_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed",
-            pod: guaranteed(),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                guaranteed_shares,
-                Some(guaranteed_quota),
-                Some(DEF),
-                Some(100 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-no-cpu-enforcement",
-            pod: guaranteed(),
-            enforce: false,
-            period: DEF,
-            want: rc(guaranteed_shares, Some(-1), Some(DEF), Some(100 * MI)),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-with-tuned-quota",
-            pod: guaranteed(),
-            enforce: true,
-            period: TUNED,
-            want: rc(
-                guaranteed_shares,
-                Some(guaranteed_tuned),
-                Some(TUNED),
-                Some(100 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-no-cpu-enforcement-with-tuned-quota",
-            pod: guaranteed(),
-            enforce: false,
-            period: TUNED,
-            want: rc(guaranteed_shares, Some(-1), Some(TUNED), Some(100 * MI)),
-            deviation: None,
-        },
-    ];
-    if custom_period_gate {
-        return cases;
+    for (name, v) in &t.values {
+        if let Some(kind) = &v.kind {
+            assert_eq!(
+                conversion(kind, &v.args),
+                v.value,
+                "{function} {name} = {}",
+                v.upstream
+            );
+        }
     }
-    // Only in TestResourceConfigForPod (PodLevelResources on where the case says so).
-    cases.extend([
-        RcCase {
-            name: "burstable-partial-limits-with-init-containers",
-            pod: pod(
-                vec![
-                    container("c1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    container("c2", "cpu=100m,memory=100m", ""),
-                ],
-                vec![
-                    container("i1", "cpu=100m,memory=100m", "cpu=100m,memory=100Mi"),
-                    container("i2", "cpu=100m,memory=100m", ""),
-                ],
-            ),
-            enforce: true,
-            period: TUNED,
-            want: PodCgroupValues {
-                cpu_shares: Some(partial_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "besteffort-with-pod-level-resources-enabled",
-            pod: with_pod_level(pod(vec![container("c", "", "")], vec![]), "", ""),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(2),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-pod-level-requests",
-            pod: with_pod_level(
-                pod(vec![container("c", "", "")], vec![]),
-                "cpu=100m,memory=100Mi",
-                "",
-            ),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(burstable_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-pod-and-container-level-requests",
-            pod: with_pod_level(
-                pod(vec![container("c", "cpu=10m,memory=50Mi", "")], vec![]),
-                "cpu=100m,memory=100Mi",
-                "",
-            ),
-            enforce: true,
-            period: DEF,
-            want: PodCgroupValues {
-                cpu_shares: Some(burstable_shares),
-                ..Default::default()
-            },
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-pod-level-resources",
-            pod: with_pod_level(
-                pod(vec![container("c", "", "")], vec![]),
-                "cpu=100m,memory=100Mi",
-                "cpu=200m,memory=200Mi",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                burstable_shares,
-                Some(burstable_quota),
-                Some(DEF),
-                Some(200 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-pod-and-container-level-resources",
-            pod: with_pod_level(
-                pod(
-                    vec![container(
-                        "c",
-                        "cpu=10m,memory=50Mi",
-                        "cpu=50m,memory=100Mi",
-                    )],
-                    vec![],
-                ),
-                "cpu=100m,memory=100Mi",
-                "cpu=200m,memory=200Mi",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                burstable_shares,
-                Some(burstable_quota),
-                Some(DEF),
-                Some(200 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "burstable-with-partial-pod-level-resources-limits",
-            pod: with_pod_level(
-                pod(
-                    vec![container(
-                        "c",
-                        "cpu=200m,memory=200Mi",
-                        "cpu=200m,memory=200Mi",
-                    )],
-                    vec![],
-                ),
-                "cpu=200m,memory=300Mi",
-                "",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                partial_shares,
-                Some(burstable_quota),
-                Some(DEF),
-                Some(200 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-with-pod-level-resources",
-            pod: with_pod_level(
-                pod(vec![container("c", "", "")], vec![]),
-                "cpu=100m,memory=100Mi",
-                "cpu=100m,memory=100Mi",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                guaranteed_shares,
-                Some(guaranteed_quota),
-                Some(DEF),
-                Some(100 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-with-pod-and-container-level-resources",
-            pod: with_pod_level(
-                pod(
-                    vec![container(
-                        "c",
-                        "cpu=10m,memory=50Mi",
-                        "cpu=50m,memory=100Mi",
-                    )],
-                    vec![],
-                ),
-                "cpu=100m,memory=100Mi",
-                "cpu=100m,memory=100Mi",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                guaranteed_shares,
-                Some(guaranteed_quota),
-                Some(DEF),
-                Some(100 * MI),
-            ),
-            deviation: None,
-        },
-        RcCase {
-            name: "guaranteed-pod-level-resources-with-init-containers",
-            pod: with_pod_level(
-                pod(
-                    vec![container("c", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
-                    vec![container("i", "cpu=10m,memory=50Mi", "cpu=50m,memory=50Mi")],
-                ),
-                "cpu=100m,memory=100Mi",
-                "cpu=100m,memory=100Mi",
-            ),
-            enforce: true,
-            period: DEF,
-            want: rc(
-                guaranteed_shares,
-                Some(guaranteed_quota),
-                Some(DEF),
-                Some(100 * MI),
-            ),
-            deviation: None,
-        },
-    ]);
-    cases
-}
-
-fn run_resource_config(table: &str, cases: Vec<RcCase>) {
+    let value = |name: &String| {
+        t.values
+            .get(name)
+            .unwrap_or_else(|| panic!("{function}: no value {name}"))
+            .value
+    };
     let (mut passed, mut deviations) = (0, 0);
-    for c in cases {
+    for c in &t.cases {
         let node = NodeConfig {
-            cpu_cfs_quota: c.enforce,
-            cpu_cfs_period_us: c.period,
+            cpu_cfs_quota: c.enforce_cpu_limits,
+            cpu_cfs_period_us: value(&c.quota_period) as u64,
             cgroup_driver: CgroupDriver::Cgroupfs,
             ..NodeConfig::default()
         };
-        let got = pod_cgroup_values(&c.pod, &node);
-        match c.deviation {
-            Some(why) => {
-                assert_ne!(
-                    got, c.want,
-                    "{}: marked as a deviation but agrees ({why})",
-                    c.name
-                );
-                deviations += 1;
-            }
-            None => {
-                assert_eq!(got, c.want, "{table} {}", c.name);
-                passed += 1;
-            }
+        let p = table_pod(
+            containers(&c.containers),
+            containers(&c.init_containers),
+            &c.pod_level,
+        );
+        let e = &c.expected;
+        let want = PodCgroupValues {
+            cpu_shares: e.cpu_shares.as_ref().map(|n| value(n) as u64),
+            cpu_quota: e.cpu_quota.as_ref().map(|n| Limit::from_quota(value(n))),
+            cpu_period: e.cpu_period.as_ref().map(|n| value(n) as u64),
+            memory_limit: e.memory.as_ref().map(|n| Limit::Value(value(n))),
+        };
+        let got = pod_cgroup_values(&p, &node);
+        if let Some(why) = &c.deviation {
+            assert_ne!(
+                got, want,
+                "{}: marked as a deviation but agrees ({why})",
+                c.name
+            );
+            deviations += 1;
+        } else {
+            assert_eq!(got, want, "{function} {}", c.name);
+            passed += 1;
         }
     }
-    report(table, passed, deviations);
+    report(function, passed, deviations);
 }
 
 #[test]
 fn upstream_resource_config_for_pod() {
-    run_resource_config("TestResourceConfigForPod", resource_config_cases(false));
+    run_resource_config("TestResourceConfigForPod");
 }
 
 #[test]
 fn upstream_resource_config_for_pod_with_custom_cpu_cfs_quota_period() {
-    run_resource_config(
-        "TestResourceConfigForPodWithCustomCPUCFSQuotaPeriod",
-        resource_config_cases(true),
-    );
+    run_resource_config("TestResourceConfigForPodWithCustomCPUCFSQuotaPeriod");
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubernetes/kubernetes pkg/kubelet/qos/policy_test.go (v1.34–v1.36 copy with
-// podLevelResourcesFeatureEnabled) TestGetContainerOOMScoreAdjust. Every container (init ones
-// too) must score within [low, high].
+// OOM scores, as data: tests/fixtures/upstream/oom_score_adjust.json (kubernetes/kubernetes
+// pkg/kubelet/qos/policy_test.go, v1.34–v1.36 copy with podLevelResourcesFeatureEnabled)
+// TestGetContainerOOMScoreAdjust. Every container (init ones too) must score within [low, high].
 
 #[test]
 fn upstream_get_container_oom_score_adjust() {
-    const STD: i64 = 8_000_000_000;
-    let q = |v: i64| v.to_string();
-    let def_req = q(STD / 8);
-    let def_lim = q(1000 + STD / 8);
-    let pod_req = q(STD / 4);
-    let pod_lim = q(1000 + STD / 4);
-    let mem = |r: &str, l: &str| (format!("memory={r}"), format!("memory={l}"));
-    let (mr, ml) = mem(&def_req, &def_lim);
-    let main1 = container("main-1", &mr, &ml);
-    let init = container("init-container", &mr, &ml);
-    let side = sidecar("sidecar-container", &mr, &ml);
-    let small_side = sidecar(
-        "sidecar-small-container",
-        &format!("memory={}", STD / 20),
-        &ml,
-    );
-    let big_side = sidecar("sidecar-big-container", &format!("memory={}", STD / 2), &ml);
-    let g = |n: &str| {
-        container(
-            n,
-            &format!("cpu=5m,memory={def_req}"),
-            &format!("cpu=5m,memory={def_req}"),
-        )
-    };
-    let pl_g = format!("cpu=5m,memory={pod_req}");
-    let pl_b_lim = format!("cpu=5m,memory={pod_lim}");
-    let mut critical_cluster = pod(vec![container("cluster-critical", "", "")], vec![]);
-    critical_cluster.priority = 2_000_000_000;
-    critical_cluster.critical = true;
-    let mut critical_node = pod(vec![container("node-critical", "", "")], vec![]);
-    critical_node.priority = 2_000_001_000;
-    critical_node.critical = true;
-    critical_node.node_critical = true;
-    type Want = &'static [(&'static str, i64, i64)];
-    let cases: Vec<(&str, PodSpec, i64, Want)> = vec![
-        (
-            "cpu-limit",
-            pod(vec![container("cpu-limit", "", "cpu=10")], vec![]),
-            4_000_000_000,
-            &[("cpu-limit", 999, 999)],
-        ),
-        (
-            "memory-limit-cpu-request",
-            pod(
-                vec![container("memory-limit-cpu-request", "cpu=0", "memory=10G")],
-                vec![],
-            ),
-            8_000_000_000,
-            &[("memory-limit-cpu-request", 999, 999)],
-        ),
-        (
-            "zero-memory-limit",
-            pod(vec![container("zero-memory-limit", "", "memory=0")], vec![]),
-            7_230_457_451,
-            &[("zero-memory-limit", 1000, 1000)],
-        ),
-        (
-            "no-request-limit",
-            pod(vec![container("no-request-limit", "", "")], vec![]),
-            4_000_000_000,
-            &[("no-request-limit", 1000, 1000)],
-        ),
-        (
-            "equal-request-limit-cpu-memory",
-            pod(
-                vec![container(
-                    "equal-request-limit-cpu-memory",
-                    "memory=10G,cpu=5m",
-                    "cpu=5m,memory=10G",
-                )],
-                vec![],
-            ),
-            123_456_789,
-            &[("equal-request-limit-cpu-memory", -997, -997)],
-        ),
-        (
-            "cpu-unlimited-memory-limited-with-requests",
-            pod(
-                vec![container(
-                    "cpu-unlimited-memory-limited-with-requests",
-                    &format!("memory={},cpu=5m", STD / 2),
-                    "memory=10G",
-                )],
-                vec![],
-            ),
-            STD,
-            &[("cpu-unlimited-memory-limited-with-requests", 495, 505)],
-        ),
-        (
-            "request-no-limit",
-            pod(
-                vec![container(
-                    "request-no-limit",
-                    &format!("memory={},cpu=5m", STD - 1),
-                    "",
-                )],
-                vec![],
-            ),
-            STD,
-            &[("request-no-limit", 3, 3)],
-        ),
-        (
-            "cluster-critical",
-            critical_cluster,
-            4_000_000_000,
-            &[("cluster-critical", 1000, 1000)],
-        ),
-        (
-            "node-critical",
-            critical_node,
-            4_000_000_000,
-            &[("node-critical", -997, -997)],
-        ),
-        (
-            "burstable-unique-container-pod",
-            pod(
-                vec![container("burstable-unique-container", &mr, &ml)],
-                vec![],
-            ),
-            STD,
-            &[("burstable-unique-container", 875, 880)],
-        ),
-        (
-            "burstable-mixed-unique-main-container-pod",
-            pod(vec![main1.clone()], vec![init.clone()]),
-            STD,
-            &[("init-container", 875, 880), ("main-1", 875, 880)],
-        ),
-        (
-            "burstable-mixed-multi-container-small-sidecar-pod",
-            pod(vec![main1.clone()], vec![init.clone(), small_side]),
-            STD,
-            &[
-                ("init-container", 875, 880),
-                ("sidecar-small-container", 875, 875),
-                ("main-1", 875, 875),
-            ],
-        ),
-        (
-            "burstable-mixed-multi-container-sample-request-pod",
-            pod(vec![main1.clone()], vec![init.clone(), side]),
-            STD,
-            &[
-                ("init-container", 875, 880),
-                ("sidecar-container", 875, 875),
-                ("main-1", 875, 875),
-            ],
-        ),
-        (
-            "burstable-mixed-multi-container-big-sidecar-container-pod",
-            pod(vec![main1.clone()], vec![init.clone(), big_side]),
-            STD,
-            &[
-                ("init-container", 875, 880),
-                ("sidecar-big-container", 500, 500),
-                ("main-1", 875, 875),
-            ],
-        ),
-        (
-            "guaranteed-pod-resources-no-container-resources",
-            with_pod_level(
-                pod(
-                    vec![
-                        container("no-request-limit-1", "", ""),
-                        container("no-request-limit-2", "", ""),
-                    ],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_g,
-            ),
-            4_000_000_000,
-            &[
-                ("no-request-limit-1", -997, -997),
-                ("no-request-limit-2", -997, -997),
-            ],
-        ),
-        (
-            "guaranteed-pod-resources-equal-container-resources",
-            with_pod_level(
-                pod(
-                    vec![g("guaranteed-container-1"), g("guaranteed-container-2")],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_g,
-            ),
-            4_000_000_000,
-            &[
-                ("guaranteed-container-1", -997, -997),
-                ("guaranteed-container-2", -997, -997),
-            ],
-        ),
-        (
-            "guaranteed-pod-resources-unequal-container-requests",
-            with_pod_level(
-                pod(
-                    vec![
-                        container(
-                            "burstable-container",
-                            &format!("cpu=3m,memory={def_req}"),
-                            &format!("cpu=5m,memory={def_lim}"),
-                        ),
-                        container("best-effort-container", "", ""),
-                    ],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_g,
-            ),
-            4_000_000_000,
-            &[
-                ("burstable-container", -997, -997),
-                ("best-effort-container", -997, -997),
-            ],
-        ),
-        (
-            "burstable-pod-resources-no-container-resources",
-            with_pod_level(
-                pod(
-                    vec![
-                        container("no-request-limit-1", "", ""),
-                        container("no-request-limit-2", "", ""),
-                    ],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("no-request-limit-1", 750, 750),
-                ("no-request-limit-2", 750, 750),
-            ],
-        ),
-        (
-            "burstable-pod-resources-equal-container-requests",
-            with_pod_level(
-                pod(
-                    vec![g("guaranteed-container-1"), g("guaranteed-container-2")],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("guaranteed-container-1", 750, 750),
-                ("guaranteed-container-2", 750, 750),
-            ],
-        ),
-        (
-            "burstable-pod-resources-unequal-container-requests",
-            with_pod_level(
-                pod(
-                    vec![
-                        container(
-                            "burstable-container",
-                            &format!("cpu=3m,memory={def_req}"),
-                            &format!("cpu=5m,memory={def_req}"),
-                        ),
-                        container("best-effort-container", "", ""),
-                    ],
-                    vec![],
-                ),
-                &pl_g,
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("burstable-container", 625, 625),
-                ("best-effort-container", 875, 875),
-            ],
-        ),
-        (
-            "burstable-pod-resources-no-container-resources-with-sidecar",
-            with_pod_level(
-                pod(
-                    vec![container("no-request-limit", "", "")],
-                    vec![sidecar("no-request-limit-sidecar", "", "")],
-                ),
-                &pl_g,
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("no-request-limit", 750, 750),
-                ("no-request-limit-sidecar", 750, 750),
-            ],
-        ),
-        (
-            "burstable-pod-resources-equal-container-requests-with-sidecar",
-            with_pod_level(
-                pod(
-                    vec![container(
-                        "burstable-container",
-                        &format!("cpu=5m,memory={def_req}"),
-                        &format!("cpu=5m,memory={def_lim}"),
-                    )],
-                    vec![sidecar(
-                        "burstable-sidecar",
-                        &format!("cpu=5m,memory={def_req}"),
-                        &format!("cpu=5m,memory={def_lim}"),
-                    )],
-                ),
-                &pl_g,
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("burstable-container", 750, 750),
-                ("burstable-sidecar", 750, 750),
-            ],
-        ),
-        (
-            "burstable-pod-resources-unequal-container-requests-with-sidecar",
-            with_pod_level(
-                pod(
-                    vec![
-                        container(
-                            "burstable-container-1",
-                            "cpu=5m,memory=1000000000",
-                            &pl_b_lim,
-                        ),
-                        container(
-                            "burstable-container-2",
-                            "cpu=5m,memory=500000000",
-                            &pl_b_lim,
-                        ),
-                    ],
-                    vec![sidecar(
-                        "burstable-sidecar",
-                        "cpu=5m,memory=200000000",
-                        &pl_b_lim,
-                    )],
-                ),
-                "cpu=5m,memory=2000000000",
-                &pl_b_lim,
-            ),
-            4_000_000_000,
-            &[
-                ("burstable-container-1", 725, 725),
-                ("burstable-container-2", 850, 850),
-                ("burstable-sidecar", 850, 850),
-            ],
-        ),
-    ];
+    /// [name, requests, limits, restartPolicy]
+    type InitCtr = (String, String, String, String);
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        containers: Vec<Ctr>,
+        init_containers: Vec<InitCtr>,
+        pod_level: Option<(String, String)>,
+        priority_class_name: Option<String>,
+        priority: Option<i32>,
+        memory_capacity: i64,
+        /// container name → [lowOOMScoreAdj, highOOMScoreAdj]
+        low_high: std::collections::BTreeMap<String, (i64, i64)>,
+    }
+    let cases: Vec<Case> = rows(&fixture!("oom_score_adjust.json"));
     let n = cases.len();
-    for (name, p, capacity, want) in cases {
-        for c in p.init_containers.iter().chain(&p.containers) {
-            let (_, low, high) = want
-                .iter()
-                .find(|(n, ..)| *n == c.name)
-                .unwrap_or_else(|| panic!("{name}: no expectation for {}", c.name));
-            let got = oom_score_adj(&p, c, capacity);
+    for c in cases {
+        let init = c
+            .init_containers
+            .iter()
+            .map(|(n, r, l, restart)| match restart.as_str() {
+                "Always" => sidecar(n, r, l),
+                "" => container(n, r, l),
+                other => panic!("{}: {n}: restartPolicy {other:?}", c.name),
+            })
+            .collect();
+        let mut p = table_pod(containers(&c.containers), init, &c.pod_level);
+        // what k8s::convert derives from spec.priority and spec.priorityClassName
+        p.priority = c.priority.unwrap_or(0);
+        p.critical = p.priority >= 2_000_000_000;
+        p.node_critical =
+            p.critical && c.priority_class_name.as_deref() == Some("system-node-critical");
+        assert_eq!(
+            c.low_high.len(),
+            p.init_containers.len() + p.containers.len(),
+            "{}: one expectation a container",
+            c.name
+        );
+        for ctr in p.init_containers.iter().chain(&p.containers) {
+            let (low, high) = c.low_high[&ctr.name];
+            let got = oom_score_adj(&p, ctr, c.memory_capacity);
             assert!(
-                (*low..=*high).contains(&got),
-                "{name}: {} scored {got}, upstream [{low}, {high}]",
-                c.name
+                (low..=high).contains(&got),
+                "{}: {} scored {got}, upstream [{low}, {high}]",
+                c.name,
+                ctr.name
             );
         }
     }
@@ -964,8 +350,6 @@ fn upstream_get_container_oom_score_adjust() {
 #[test]
 fn upstream_compute_pod_qos() {
     use resizelet::core::resources::{qos_class, QosClass};
-    /// [name, requests, limits]
-    type Ctr = (String, String, String);
     #[derive(serde::Deserialize)]
     struct Case {
         name: String,
@@ -975,19 +359,14 @@ fn upstream_compute_pod_qos() {
         pod_level: Option<(String, String)>,
         qos: QosClass,
     }
-    let file: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/upstream/compute_pod_qos.json"))
-            .expect("compute_pod_qos.json");
-    let cases: Vec<Case> =
-        serde_json::from_value(file["cases"].clone()).expect("compute_pod_qos.json cases");
-    let build =
-        |cs: &[Ctr]| -> Vec<Container> { cs.iter().map(|(n, r, l)| container(n, r, l)).collect() };
+    let cases: Vec<Case> = rows(&fixture!("compute_pod_qos.json"));
     let n = cases.len();
     for c in cases {
-        let mut p = pod(build(&c.containers), build(&c.init_containers));
-        if let Some((r, l)) = &c.pod_level {
-            p = with_pod_level(p, r, l);
-        }
+        let p = table_pod(
+            containers(&c.containers),
+            containers(&c.init_containers),
+            &c.pod_level,
+        );
         assert_eq!(qos_class(&p), c.qos, "{}", c.name);
     }
     report("TestComputePodQOS", n, 0);
@@ -1003,20 +382,12 @@ use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupVersion, NodeSwapBehavior};
 use resizelet::core::runtime::LinuxResources;
 
-/// tests/fixtures/upstream/linux_container_resources.json
 fn linux_tables() -> serde_json::Value {
-    serde_json::from_str(include_str!(
-        "fixtures/upstream/linux_container_resources.json"
-    ))
-    .expect("linux_container_resources.json")
+    fixture!("linux_container_resources.json")
 }
 
-/// tests/fixtures/upstream/component_helpers_resources.json
 fn helpers_tables() -> serde_json::Value {
-    serde_json::from_str(include_str!(
-        "fixtures/upstream/component_helpers_resources.json"
-    ))
-    .expect("component_helpers_resources.json")
+    fixture!("component_helpers_resources.json")
 }
 
 /// `table.cases`, each row a tuple in the table's column order.
@@ -1025,91 +396,67 @@ fn rows<T: serde::de::DeserializeOwned>(table: &serde_json::Value) -> Vec<T> {
         .unwrap_or_else(|e| panic!("{}: {e}", table["function"]))
 }
 
-fn text(v: &serde_json::Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("{v}: not a string"))
-        .to_string()
-}
-
-fn int(v: &serde_json::Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("{v}: not an integer"))
-}
-
 fn linux(p: &PodSpec, name: &str, node: &NodeConfig) -> LinuxResources {
     let c = p.container(name).expect("container");
     container_linux_resources(p, c, Reduced::of(&c.resources), node)
 }
 
+/// The cgroup version of a table row's `cgroup_v2`.
+fn cgroup_version(v2: bool) -> CgroupVersion {
+    if v2 {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }
+}
+
+/// What TestCalculateLinuxResources compares.
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct CalculatedResources {
+    cpu_period: i64,
+    cpu_quota: i64,
+    cpu_shares: i64,
+    memory_limit_in_bytes: i64,
+}
+
 #[test]
 fn upstream_calculate_linux_resources() {
-    let t = &linux_tables()["TestCalculateLinuxResources"];
-    type Case = (
-        String,
-        String,
-        String,
-        String,
-        bool,
-        bool,
-        (i64, i64, i64, i64),
-        Option<String>,
-    );
-    let cases: Vec<Case> = t["cases"]
-        .as_array()
-        .expect("TestCalculateLinuxResources cases")
-        .iter()
-        .map(|c| {
-            let w = &c["want"];
-            (
-                text(&c["name"]),
-                text(&c["cpu_request"]),
-                text(&c["cpu_limit"]),
-                text(&c["memory_limit"]),
-                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
-                c["single_process_oom_kill"]
-                    .as_bool()
-                    .expect("single_process_oom_kill"),
-                (
-                    int(&w["cpu_period"]),
-                    int(&w["cpu_quota"]),
-                    int(&w["cpu_shares"]),
-                    int(&w["memory_limit_in_bytes"]),
-                ),
-                c["deviation"].as_str().map(str::to_string),
-            )
-        })
-        .collect();
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        /// "" = nil
+        cpu_request: String,
+        cpu_limit: String,
+        memory_limit: String,
+        cgroup_v2: bool,
+        single_process_oom_kill: bool,
+        want: CalculatedResources,
+        deviation: Option<String>,
+    }
+    let cases: Vec<Case> = rows(&linux_tables()["TestCalculateLinuxResources"]);
     let (mut passed, mut deviations) = (0, 0);
-    for (name, req, lim, mem, v2, single, want, deviation) in cases {
-        let requests = if req.is_empty() {
+    for c in cases {
+        let (name, v2, single) = (&c.name, c.cgroup_v2, c.single_process_oom_kill);
+        let requests = if c.cpu_request.is_empty() {
             String::new()
         } else {
-            format!("cpu={req}")
+            format!("cpu={}", c.cpu_request)
         };
-        let p = pod(
-            vec![container(
-                "c",
-                &requests,
-                &format!("cpu={lim},memory={mem}"),
-            )],
-            vec![],
-        );
+        let limits = format!("cpu={},memory={}", c.cpu_limit, c.memory_limit);
+        let p = pod(vec![container("c", &requests, &limits)], vec![]);
         let node = NodeConfig {
-            cgroup_version: if v2 {
-                CgroupVersion::V2
-            } else {
-                CgroupVersion::V1
-            },
+            cgroup_version: cgroup_version(v2),
             single_process_oom_kill: single,
             machine_memory_bytes: 8 << 30,
             ..NodeConfig::default()
         };
         let r = linux(&p, "c", &node);
-        let got = (
-            r.cpu_period,
-            r.cpu_quota,
-            r.cpu_shares,
-            r.memory_limit_in_bytes,
-        );
+        let got = CalculatedResources {
+            cpu_period: r.cpu_period,
+            cpu_quota: r.cpu_quota,
+            cpu_shares: r.cpu_shares,
+            memory_limit_in_bytes: r.memory_limit_in_bytes,
+        };
         let oom_group = r.unified.get("memory.oom.group").map(String::as_str);
         assert_eq!(
             oom_group,
@@ -1122,14 +469,14 @@ fn upstream_calculate_linux_resources() {
             "{name}: unified {:?}",
             r.unified
         );
-        if let Some(why) = deviation {
+        if let Some(why) = &c.deviation {
             assert_ne!(
-                got, want,
+                got, c.want,
                 "{name}: marked as a deviation but agrees ({why})"
             );
             deviations += 1;
         } else {
-            assert_eq!(got, want, "{name} v2={v2}");
+            assert_eq!(got, c.want, "{name} v2={v2}");
             passed += 1;
         }
     }
@@ -1139,39 +486,27 @@ fn upstream_calculate_linux_resources() {
 #[test]
 fn upstream_generate_linux_container_resources() {
     // cpuCFSQuota is off in upstream's test runtime manager: no period/quota.
-    let t = &linux_tables()["TestGenerateLinuxContainerResources"];
-    type Case = (String, String, String, bool, bool, (i64, i64, i64));
-    let cases: Vec<Case> = t["cases"]
-        .as_array()
-        .expect("TestGenerateLinuxContainerResources cases")
-        .iter()
-        .map(|c| {
-            let w = &c["want"];
-            (
-                text(&c["name"]),
-                text(&c["limits"]),
-                text(&c["requests"]),
-                c["single_process_oom_kill"]
-                    .as_bool()
-                    .expect("single_process_oom_kill"),
-                c["cgroup_v2"].as_bool().expect("cgroup_v2"),
-                (
-                    int(&w["cpu_shares"]),
-                    int(&w["memory_limit_in_bytes"]),
-                    int(&w["oom_score_adj"]),
-                ),
-            )
-        })
-        .collect();
-    for (name, limits, requests, single, v2, want) in &cases {
-        let (single, v2, want) = (*single, *v2, *want);
-        let p = pod(vec![container("c1", requests, limits)], vec![]);
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Want {
+        cpu_shares: i64,
+        memory_limit_in_bytes: i64,
+        oom_score_adj: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        limits: String,
+        requests: String,
+        single_process_oom_kill: bool,
+        cgroup_v2: bool,
+        want: Want,
+    }
+    let cases: Vec<Case> = rows(&linux_tables()["TestGenerateLinuxContainerResources"]);
+    for c in &cases {
+        let (name, v2, single) = (&c.name, c.cgroup_v2, c.single_process_oom_kill);
+        let p = pod(vec![container("c1", &c.requests, &c.limits)], vec![]);
         let node = NodeConfig {
-            cgroup_version: if v2 {
-                CgroupVersion::V2
-            } else {
-                CgroupVersion::V1
-            },
+            cgroup_version: cgroup_version(v2),
             single_process_oom_kill: single,
             cpu_cfs_quota: false,
             machine_memory_bytes: 17_179_860_387,
@@ -1179,11 +514,12 @@ fn upstream_generate_linux_container_resources() {
         };
         let r = linux(&p, "c1", &node);
         assert_eq!((r.cpu_period, r.cpu_quota), (0, 0), "{name}");
-        assert_eq!(
-            (r.cpu_shares, r.memory_limit_in_bytes, r.oom_score_adj),
-            want,
-            "{name} v2={v2}"
-        );
+        let got = Want {
+            cpu_shares: r.cpu_shares,
+            memory_limit_in_bytes: r.memory_limit_in_bytes,
+            oom_score_adj: r.oom_score_adj,
+        };
+        assert_eq!(got, c.want, "{name} v2={v2}");
         let want_unified: Vec<(String, String)> = if v2 && !single {
             vec![("memory.oom.group".into(), "1".into())]
         } else {
@@ -1258,11 +594,7 @@ fn upstream_generate_linux_container_resources_with_swap() {
             p.critical = true;
         }
         let node = NodeConfig {
-            cgroup_version: if v2 {
-                CgroupVersion::V2
-            } else {
-                CgroupVersion::V1
-            },
+            cgroup_version: cgroup_version(v2),
             machine_memory_bytes: 40 * GI,
             swap_capacity_bytes: 5 * GI,
             swap_available: !disabled,
@@ -1442,7 +774,7 @@ fn upstream_aggregate_container_requests_and_limits() {
 // TestQuantityParse, TestQuantityString (string half), TestQuantityParseEmit, TestJSONWhitespace.
 
 fn quantity_tables() -> serde_json::Value {
-    serde_json::from_str(include_str!("fixtures/upstream/quantity.json")).expect("quantity.json")
+    fixture!("quantity.json")
 }
 
 /// `table.cases` of `quantity.json` as rows of `T`.

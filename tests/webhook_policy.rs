@@ -196,7 +196,8 @@ fn webhook(user: &str, old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
-fn pod(statuses: Value, init: Value) -> Value {
+/// A running pod `ns/web` on n1 with these container and init container statuses.
+fn pod(statuses: &[Value], init: &[Value]) -> Value {
     json!({"metadata": {"name": "web", "namespace": "ns"}, "spec": {"nodeName": "n1"},
            "status": {"phase": "Running", "containerStatuses": statuses, "initContainerStatuses": init}})
 }
@@ -225,18 +226,18 @@ fn every_expression_of_the_policy_compiles() {
 fn the_gate_off_kubelets_write_changes_nothing() {
     // two containers (the second erased one sits at index 1, so indexOf matters) and a sidecar
     let old = pod(
-        json!([
+        &[
             with("a", "containerd://1", "1"),
-            with("b", "containerd://2", "500m")
-        ]),
-        json!([with("s", "containerd://3", "100m")]),
+            with("b", "containerd://2", "500m"),
+        ],
+        &[with("s", "containerd://3", "100m")],
     );
     let new = pod(
-        json!([
+        &[
             without("a", "containerd://1"),
-            without("b", "containerd://2")
-        ]),
-        json!([without("s", "containerd://3")]),
+            without("b", "containerd://2"),
+        ],
+        &[without("s", "containerd://3")],
     );
     let out = admit(NODE, &old, &new).expect("called");
     assert_eq!(out, old, "every field carried over, nothing else changed");
@@ -246,16 +247,16 @@ fn the_gate_off_kubelets_write_changes_nothing() {
 #[test]
 fn only_the_missing_field_of_an_unchanged_container_is_carried() {
     let old = pod(
-        json!([
+        &[
             with("a", "containerd://1", "1"),
-            with("b", "containerd://2", "2")
-        ]),
-        json!([]),
+            with("b", "containerd://2", "2"),
+        ],
+        &[],
     );
     // a: only allocatedResources dropped; b: restarted (new containerID), left to the agent
     let mut a = with("a", "containerd://1", "1");
     a.as_object_mut().unwrap().remove("allocatedResources");
-    let new = pod(json!([a, without("b", "containerd://9")]), json!([]));
+    let new = pod(&[a, without("b", "containerd://9")], &[]);
     let out = admit(NODE, &old, &new).expect("called");
     assert_eq!(
         out["status"]["containerStatuses"][0],
@@ -272,8 +273,8 @@ fn only_the_missing_field_of_an_unchanged_container_is_carried() {
 
 #[test]
 fn not_called_for_other_users_or_when_nothing_is_dropped() {
-    let old = pod(json!([with("a", "containerd://1", "1")]), json!([]));
-    let new = pod(json!([without("a", "containerd://1")]), json!([]));
+    let old = pod(&[with("a", "containerd://1", "1")], &[]);
+    let new = pod(&[without("a", "containerd://1")], &[]);
     for user in [
         "system:serviceaccount:resizelet:resizelet",
         "kubernetes-admin",
@@ -282,7 +283,7 @@ fn not_called_for_other_users_or_when_nothing_is_dropped() {
         assert_eq!(webhook(user, &old, &new), None, "{user}");
     }
     assert_eq!(admit(NODE, &old, &old), None, "nothing dropped");
-    let restarted = pod(json!([without("a", "containerd://2")]), json!([]));
+    let restarted = pod(&[without("a", "containerd://2")], &[]);
     assert_eq!(admit(NODE, &old, &restarted), None, "restarted");
     assert_eq!(webhook(NODE, &old, &restarted), None, "restarted");
 }

@@ -3,12 +3,14 @@
 //! gate-off kubelet actor writing: fields kept for unrestarted containers, never for other users,
 //! failure policies, malformed requests, the serving certificate reloaded. No containerd needed.
 
+mod support;
 mod webhook_support;
 
 use std::time::Duration;
 
 use resizelet_double::{ApiServer, FailurePolicy, PatchKind, UserInfo};
 use serde_json::{json, Value};
+use support::process::free_port;
 use webhook_support::{register, Pki, Webhook};
 
 const PERIOD: Duration = Duration::from_millis(50);
@@ -32,25 +34,19 @@ fn has_fields(api: &ApiServer, name: &str) -> bool {
     !s["resources"].is_null() && !s["allocatedResources"].is_null()
 }
 
+/// A status patch dropping `resources` and `allocatedResources` of the pod's container.
+fn dropped() -> Value {
+    json!({"status": {"containerStatuses": [{"name": "app", "containerID": "containerd://a", "ready": true}]}})
+}
+
+/// [`support::eventually`] of a check that needs no await, with the tests' deadline.
 async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::eventually(what, Duration::from_secs(20), || std::future::ready(f())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_writes_keep_the_fields_only_for_unrestarted_containers() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new("resizelet-webhook");
-    let webhook = Webhook::start(&pki, dir.path(), "10s").await;
+    let (webhook, pki) = Webhook::start_fresh("resizelet-webhook", "10s").await;
     let api = ApiServer::start().await;
     register(&api, &webhook.url(), &pki.ca_pem, FailurePolicy::Fail);
     api.create_pod(pod("web")).unwrap();
@@ -100,13 +96,12 @@ async fn kubelet_writes_keep_the_fields_only_for_unrestarted_containers() {
     // anyone else dropping the fields: the webhook is not even called
     api.create_pod(pod("other")).unwrap();
     let calls = api.admission_stats().calls;
-    let dropped = json!({"status": {"containerStatuses": [{"name": "app", "containerID": "containerd://a", "ready": true}]}});
     api.patch_pod_status_as(
         &UserInfo::named("system:serviceaccount:resizelet:resizelet"),
         "default",
         "other",
         PatchKind::Merge,
-        &dropped,
+        &dropped(),
     )
     .await
     .unwrap();
@@ -119,17 +114,10 @@ async fn kubelet_writes_keep_the_fields_only_for_unrestarted_containers() {
 async fn a_webhook_that_is_down_is_ignored_or_refuses_by_failure_policy() {
     let pki = Pki::new("nobody");
     let api = ApiServer::start().await;
-    let closed = format!(
-        "https://127.0.0.1:{}/mutate",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let closed = format!("https://127.0.0.1:{}/mutate", free_port());
     api.create_pod(pod("web")).unwrap();
     let node = UserInfo::named("system:node:n1");
-    let dropped = json!({"status": {"containerStatuses": [{"name": "app", "containerID": "containerd://a", "ready": true}]}});
+    let dropped = dropped();
     register(&api, &closed, &pki.ca_pem, FailurePolicy::Fail);
     let e = api
         .patch_pod_status_as(&node, "default", "web", PatchKind::Merge, &dropped)
@@ -171,10 +159,8 @@ fn curl(webhook: &Webhook, ca: &std::path::Path, body: &str) -> (String, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_reviews_get_a_clear_400() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new("resizelet-webhook");
-    let webhook = Webhook::start(&pki, dir.path(), "10s").await;
-    let ca = dir.path().join("ca.crt");
+    let (webhook, pki) = Webhook::start_fresh("resizelet-webhook", "10s").await;
+    let ca = webhook.dir.join("ca.crt");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let (code, body) = curl(&webhook, &ca, "{\"kind\": ");
     assert_eq!(code, "400");
@@ -203,13 +189,11 @@ async fn malformed_reviews_get_a_clear_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_serving_certificate_is_picked_up_and_a_broken_one_is_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Pki::new("first");
-    let webhook = Webhook::start(&first, dir.path(), "100ms").await;
+    let (webhook, first) = Webhook::start_fresh("first", "100ms").await;
     let api = ApiServer::start().await;
     api.create_pod(pod("web")).unwrap();
     let node = UserInfo::named("system:node:n1");
-    let dropped = json!({"status": {"containerStatuses": [{"name": "app", "containerID": "containerd://a", "ready": true}]}});
+    let dropped = dropped();
     let write = || async {
         api.patch_pod_status_as(&node, "default", "web", PatchKind::Merge, &dropped)
             .await
@@ -218,32 +202,26 @@ async fn a_renewed_serving_certificate_is_picked_up_and_a_broken_one_is_not() {
     write().await.expect("served with the first certificate");
     // renewed under a new CA; the API server trusts only the new CA from now on
     let second = Pki::new("second");
-    second.install(dir.path());
+    second.install(&webhook.dir);
     register(&api, &webhook.url(), &second.ca_pem, FailurePolicy::Fail);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while write().await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the renewed certificate was not served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let deadline = Duration::from_secs(20);
+    support::eventually("the renewed certificate served", deadline, || async {
+        write().await.ok()
+    })
+    .await;
     assert!(has_fields(&api, "web"));
     // a broken renewal: counted, the current certificate stays
-    std::fs::write(dir.path().join("tls.crt"), "not a certificate").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    std::fs::write(webhook.dir.join("tls.crt"), "not a certificate").unwrap();
+    let m = support::eventually("a failed reload counted", deadline, || async {
         let m = webhook.metrics_text().await;
-        if m.contains("resizelet_webhook_certificate_reloads_total{result=\"failure\"}") {
-            assert!(
-                m.contains("resizelet_webhook_certificate_reloads_total{result=\"success\"} 1"),
-                "{m}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{m}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        m.contains("resizelet_webhook_certificate_reloads_total{result=\"failure\"}")
+            .then_some(m)
+    })
+    .await;
+    assert!(
+        m.contains("resizelet_webhook_certificate_reloads_total{result=\"success\"} 1"),
+        "{m}"
+    );
     write()
         .await
         .expect("still served with the second certificate");

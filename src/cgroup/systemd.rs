@@ -323,17 +323,20 @@ impl<F: CgroupFs, B: SystemdBus> SystemdCgroupFs<F, B> {
     }
 }
 
-impl<F: CgroupFs, B: SystemdBus> CgroupFs for SystemdCgroupFs<F, B> {
-    fn version(&self) -> CgroupVersion {
-        self.files.version()
-    }
+/// `CgroupFs` methods of [`SystemdCgroupFs`] that are its `files`' unchanged.
+macro_rules! from_files {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.files.$name($($arg),*)
+            }
+        )*
+    };
+}
 
+impl<F: CgroupFs, B: SystemdBus> CgroupFs for SystemdCgroupFs<F, B> {
     fn driver(&self) -> CgroupDriver {
         CgroupDriver::Systemd
-    }
-
-    fn read_pod(&self, pod: &PodCgroupId) -> Result<PodCgroupValues, CgroupError> {
-        self.files.read_pod(pod)
     }
 
     fn write_pod(&self, pod: &PodCgroupId, write: &PodCgroupWrite) -> Result<(), CgroupError> {
@@ -351,24 +354,15 @@ impl<F: CgroupFs, B: SystemdBus> CgroupFs for SystemdCgroupFs<F, B> {
         self.files.write_pod(pod, &file_write)
     }
 
-    fn pod_memory_usage(&self, pod: &PodCgroupId) -> Result<u64, CgroupError> {
-        self.files.pod_memory_usage(pod)
-    }
-
-    fn container_memory_usage(
-        &self,
-        pod: &PodCgroupId,
-        container_id: &str,
-    ) -> Result<u64, CgroupError> {
-        self.files.container_memory_usage(pod, container_id)
-    }
-
-    fn read_container(
-        &self,
-        pod: &PodCgroupId,
-        container_id: &str,
-    ) -> Result<PodCgroupValues, CgroupError> {
-        self.files.read_container(pod, container_id)
+    // reads, usage and containers
+    from_files! {
+        fn version(&self) -> CgroupVersion;
+        fn read_pod(&self, pod: &PodCgroupId) -> Result<PodCgroupValues, CgroupError>;
+        fn pod_memory_usage(&self, pod: &PodCgroupId) -> Result<u64, CgroupError>;
+        fn container_memory_usage(&self, pod: &PodCgroupId, container_id: &str)
+            -> Result<u64, CgroupError>;
+        fn read_container(&self, pod: &PodCgroupId, container_id: &str)
+            -> Result<PodCgroupValues, CgroupError>;
     }
 }
 
@@ -464,13 +458,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_set_the_unit_then_the_files() {
+    const SLICE: &str = "kubepods-burstable-pod1234_5678.slice";
+
+    /// The driver over in-memory files and bus, both holding [`pod`] (cgroup and slice unit).
+    fn with_pod_slice() -> SystemdCgroupFs<MemoryCgroupFs, MemorySystemd> {
         let files = MemoryCgroupFs::new(CgroupVersion::V2);
         files.add_pod("1234-5678", PodCgroupValues::default());
         let bus = MemorySystemd::default();
-        bus.add_unit("kubepods-burstable-pod1234_5678.slice");
-        let cg = SystemdCgroupFs::new(files, bus, vec![]);
+        bus.add_unit(SLICE);
+        SystemdCgroupFs::new(files, bus, vec![])
+    }
+
+    #[test]
+    fn writes_set_the_unit_then_the_files() {
+        let cg = with_pod_slice();
         cg.write_pod(
             &pod(),
             &PodCgroupWrite::CpuLimit {
@@ -480,12 +481,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            cg.bus()
-                .unit_property(
-                    "kubepods-burstable-pod1234_5678.slice",
-                    "CPUQuotaPerSecUSec"
-                )
-                .unwrap(),
+            cg.bus().unit_property(SLICE, "CPUQuotaPerSecUSec").unwrap(),
             20_000
         );
         // the file has the rounded quota, as libcontainer writes it after the properties
@@ -497,12 +493,8 @@ mod tests {
 
     #[test]
     fn a_refused_property_leaves_the_files_alone() {
-        let files = MemoryCgroupFs::new(CgroupVersion::V2);
-        files.add_pod("1234-5678", PodCgroupValues::default());
-        let bus = MemorySystemd::default();
-        bus.add_unit("kubepods-burstable-pod1234_5678.slice");
-        bus.fail_with("Access denied");
-        let cg = SystemdCgroupFs::new(files, bus, vec![]);
+        let cg = with_pod_slice();
+        cg.bus().fail_with("Access denied");
         let err = cg
             .write_pod(
                 &pod(),

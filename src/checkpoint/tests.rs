@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::state::CheckpointKind::{Actuated, Allocated};
 use crate::core::state::PodResourceState;
 use crate::testing::reqs;
 use std::os::unix::fs::PermissionsExt;
@@ -47,59 +48,40 @@ fn missing_file_is_empty_state_and_save_round_trips() {
         fs::metadata(&root).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    assert_eq!(
-        store.load(CheckpointKind::Allocated).unwrap(),
-        CheckpointData::default()
-    );
-    save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
-    let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
+    assert_eq!(store.load(Allocated).unwrap(), CheckpointData::default());
+    save_all(&store, Allocated, &sample("100m")).unwrap();
+    let path = store.pod_path(Allocated, "uid-1");
     assert_eq!(
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
     // a fresh store (a restart) reads it back
     let again = FileCheckpointStore::new(&root).unwrap();
-    assert_eq!(
-        again.load(CheckpointKind::Allocated).unwrap(),
-        sample("100m")
-    );
-    assert_eq!(
-        again.load(CheckpointKind::Actuated).unwrap(),
-        CheckpointData::default()
-    );
+    assert_eq!(again.load(Allocated).unwrap(), sample("100m"));
+    assert_eq!(again.load(Actuated).unwrap(), CheckpointData::default());
 }
 
 #[test]
 fn leftover_temp_file_from_a_crash_is_ignored_and_replaced() {
-    let (dir, store) = store_holding(CheckpointKind::Actuated);
+    let (dir, store) = store_holding(Actuated);
     // a crash after writing the temp file but before the rename
-    fs::write(
-        store.dir(CheckpointKind::Actuated).join(".uid-1.tmp"),
-        b"{half",
-    )
-    .unwrap();
+    fs::write(store.dir(Actuated).join(".uid-1.tmp"), b"{half").unwrap();
     let store = FileCheckpointStore::new(dir.path()).unwrap();
-    assert_eq!(
-        store.load(CheckpointKind::Actuated).unwrap(),
-        sample("100m")
-    );
-    save_all(&store, CheckpointKind::Actuated, &sample("200m")).unwrap();
-    assert_eq!(
-        store.load(CheckpointKind::Actuated).unwrap(),
-        sample("200m")
-    );
+    assert_eq!(store.load(Actuated).unwrap(), sample("100m"));
+    save_all(&store, Actuated, &sample("200m")).unwrap();
+    assert_eq!(store.load(Actuated).unwrap(), sample("200m"));
 }
 
 #[test]
 fn corrupt_file_is_quarantined_with_its_bytes_and_refused() {
-    let (dir, store) = store_holding(CheckpointKind::Allocated);
-    let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
+    let (dir, store) = store_holding(Allocated);
+    let path = store.pod_path(Allocated, "uid-1");
     let tampered = fs::read_to_string(&path).unwrap().replace("100m", "999m");
     fs::write(&path, &tampered).unwrap();
 
     let err = FileCheckpointStore::new(dir.path())
         .unwrap()
-        .load(CheckpointKind::Allocated)
+        .load(Allocated)
         .unwrap_err();
     let CheckpointError::Corrupt {
         reason,
@@ -119,11 +101,11 @@ fn corrupt_file_is_quarantined_with_its_bytes_and_refused() {
 
 #[test]
 fn unchanged_content_is_not_rewritten() {
-    let (_dir, store) = store_holding(CheckpointKind::Allocated);
-    let path = store.pod_path(CheckpointKind::Allocated, "uid-1");
+    let (_dir, store) = store_holding(Allocated);
+    let path = store.pod_path(Allocated, "uid-1");
     // Replace the file behind the store's back: an unchanged save must not touch it.
     fs::write(&path, b"sentinel").unwrap();
-    save_all(&store, CheckpointKind::Allocated, &sample("100m")).unwrap();
+    save_all(&store, Allocated, &sample("100m")).unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"sentinel");
 }
 
@@ -133,49 +115,34 @@ fn a_pod_save_writes_only_that_pods_file_and_none_forgets_it() {
     let mut two = sample("100m");
     two.entries
         .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
-    save_all(&store, CheckpointKind::Allocated, &two).unwrap();
-    let other = store.pod_path(CheckpointKind::Allocated, "uid-2");
+    save_all(&store, Allocated, &two).unwrap();
+    let other = store.pod_path(Allocated, "uid-2");
     fs::write(&other, b"sentinel").unwrap();
     let changed = sample("200m").entries["uid-1"].clone();
-    store
-        .save_pod(CheckpointKind::Allocated, "uid-1", Some(&changed))
-        .unwrap();
+    store.save_pod(Allocated, "uid-1", Some(&changed)).unwrap();
     assert_eq!(
         fs::read(&other).unwrap(),
         b"sentinel",
         "another pod's file was rewritten"
     );
-    store
-        .save_pod(CheckpointKind::Allocated, "uid-2", None)
-        .unwrap();
+    store.save_pod(Allocated, "uid-2", None).unwrap();
     assert!(!other.exists());
     let again = FileCheckpointStore::new(dir.path()).unwrap();
-    assert_eq!(
-        again.load(CheckpointKind::Allocated).unwrap(),
-        sample("200m")
-    );
+    assert_eq!(again.load(Allocated).unwrap(), sample("200m"));
     // a uid that is not a file name is refused, nothing written
-    assert!(store
-        .save_pod(CheckpointKind::Allocated, "../x", Some(&changed))
-        .is_err());
+    assert!(store.save_pod(Allocated, "../x", Some(&changed)).is_err());
 }
 
 #[test]
 fn the_single_file_layout_is_migrated_on_load() {
     let (dir, store) = empty_store();
-    let legacy = store.legacy_path(CheckpointKind::Actuated);
+    let legacy = store.legacy_path(Actuated);
     fs::write(&legacy, encode(&sample("100m"))).unwrap();
-    assert_eq!(
-        store.load(CheckpointKind::Actuated).unwrap(),
-        sample("100m")
-    );
+    assert_eq!(store.load(Actuated).unwrap(), sample("100m"));
     assert!(!legacy.exists(), "migrated files are removed");
-    assert!(store.pod_path(CheckpointKind::Actuated, "uid-1").exists());
+    assert!(store.pod_path(Actuated, "uid-1").exists());
     let again = FileCheckpointStore::new(dir.path()).unwrap();
-    assert_eq!(
-        again.load(CheckpointKind::Actuated).unwrap(),
-        sample("100m")
-    );
+    assert_eq!(again.load(Actuated).unwrap(), sample("100m"));
 }
 
 #[test]
@@ -184,14 +151,14 @@ fn a_symlink_planted_at_the_temp_path_is_replaced_never_followed() {
     let store = FileCheckpointStore::new(dir.path().join("state")).unwrap();
     let victim = dir.path().join("victim");
     fs::write(&victim, b"precious").unwrap();
-    let adir = store.dir(CheckpointKind::Allocated);
+    let adir = store.dir(Allocated);
     std::os::unix::fs::symlink(&victim, adir.join(".uid-1.tmp")).unwrap();
     let outside = dir.path().join("created-outside");
     std::os::unix::fs::symlink(&outside, adir.join(".uid-2.tmp")).unwrap();
     let mut two = sample("100m");
     two.entries
         .insert("uid-2".into(), sample("300m").entries["uid-1"].clone());
-    save_all(&store, CheckpointKind::Allocated, &two).unwrap();
+    save_all(&store, Allocated, &two).unwrap();
     assert_eq!(
         fs::read(&victim).unwrap(),
         b"precious",
@@ -202,10 +169,10 @@ fn a_symlink_planted_at_the_temp_path_is_replaced_never_followed() {
         "a dangling link created a file outside root-dir"
     );
     for uid in ["uid-1", "uid-2"] {
-        let m = fs::symlink_metadata(store.pod_path(CheckpointKind::Allocated, uid)).unwrap();
+        let m = fs::symlink_metadata(store.pod_path(Allocated, uid)).unwrap();
         assert!(m.file_type().is_file(), "{uid} is not a regular file");
     }
-    assert_eq!(store.load(CheckpointKind::Allocated).unwrap(), two);
+    assert_eq!(store.load(Allocated).unwrap(), two);
 }
 
 #[test]
@@ -213,7 +180,7 @@ fn writable_state_dirs_are_fixed_and_symlinked_or_foreign_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("state");
     let store = FileCheckpointStore::new(&root).unwrap();
-    let adir = store.dir(CheckpointKind::Allocated);
+    let adir = store.dir(Allocated);
     for d in [&root, &adir] {
         fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
     }
@@ -254,7 +221,7 @@ fn writable_state_dirs_are_fixed_and_symlinked_or_foreign_ones_refused() {
 #[test]
 fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
     let (dir, store) = empty_store();
-    let adir = store.dir(CheckpointKind::Allocated);
+    let adir = store.dir(Allocated);
     let big = adir.join("uid-big");
     let f = File::create(&big).unwrap();
     f.set_len(MAX_CHECKPOINT_BYTES + 1).unwrap();
@@ -269,7 +236,7 @@ fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
     let mut reasons = Vec::new();
     // one refusal per load (the agent exits, its restart meets the next)
     for _ in 0..4 {
-        let err = store.load(CheckpointKind::Allocated).unwrap_err();
+        let err = store.load(Allocated).unwrap_err();
         let CheckpointError::Corrupt {
             reason,
             quarantined,
@@ -309,23 +276,17 @@ fn oversized_symlinked_fifo_and_foreign_files_are_quarantined_unread() {
     );
     assert_eq!(fs::read(&target).unwrap(), encode(&sample("1")));
     // the quarantined files are kept aside (logged) and no longer refuse the start
-    assert_eq!(
-        store.load(CheckpointKind::Allocated).unwrap(),
-        CheckpointData::default()
-    );
+    assert_eq!(store.load(Allocated).unwrap(), CheckpointData::default());
 }
 
 #[test]
 fn names_that_are_not_pod_uids_are_skipped() {
     use std::os::unix::ffi::OsStrExt;
-    let (_dir, store) = store_holding(CheckpointKind::Allocated);
-    let adir = store.dir(CheckpointKind::Allocated);
+    let (_dir, store) = store_holding(Allocated);
+    let adir = store.dir(Allocated);
     fs::write(adir.join(std::ffi::OsStr::from_bytes(b"\xff\xfe")), b"x").unwrap();
     fs::write(adir.join("not a uid"), b"x").unwrap();
-    assert_eq!(
-        store.load(CheckpointKind::Allocated).unwrap(),
-        sample("100m")
-    );
+    assert_eq!(store.load(Allocated).unwrap(), sample("100m"));
 }
 
 #[test]
@@ -334,6 +295,6 @@ fn memory_store_can_fail_saves() {
     store
         .fail_saves
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(save_all(&store, CheckpointKind::Allocated, &sample("1")).is_err());
+    assert!(save_all(&store, Allocated, &sample("1")).is_err());
     assert_eq!(store.saves(), 0);
 }

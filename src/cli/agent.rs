@@ -15,7 +15,7 @@ pub(crate) async fn run_agent(
     if !admin_address.ip().is_loopback() {
         tracing::warn!(address = %admin_address, "the admin endpoint (metrics, pod reports) listens beyond loopback");
     }
-    let host = Host::open(&s.host())?;
+    let host = Host::open(&s.host)?;
     for line in resizelet::kubelet_config::describe(&host.facts) {
         tracing::info!("node fact {line}");
     }

@@ -177,15 +177,8 @@ pub fn parse_admin_address(text: &str) -> Option<SocketAddr> {
 pub struct Settings {
     pub node_name: String,
     pub kubeconfig: Option<PathBuf>,
-    pub container_runtime_endpoint: String,
-    /// Mount point of the cgroup filesystem.
-    pub cgroup_mount: PathBuf,
-    /// Explicit settings of node facts the kubelet's file also holds (`None`: from the file).
-    pub cgroup_driver: Option<CgroupDriver>,
-    pub kubelet_cgroup_root: Option<String>,
-    pub swap_behavior: Option<NodeSwapBehavior>,
-    pub kubelet_config: KubeletConfigPath,
-    pub cri_timeout: Duration,
+    /// The settings of the host (those `check` and `resize` share), with the deprecation warnings.
+    pub host: HostSettings,
     pub root_dir: PathBuf,
     pub admin_address: SocketAddr,
     pub kube_api_qps: f64,
@@ -196,26 +189,6 @@ pub struct Settings {
     pub pod_selector: crate::k8s::selector::LabelSelector,
     pub log_level: String,
     pub log_format: LogFormat,
-    /// Deprecated keys that were used, as warnings.
-    pub deprecations: Vec<String>,
-}
-
-impl Settings {
-    /// The settings of the host (those `check` and `resize` share).
-    pub fn host(&self) -> HostSettings {
-        HostSettings {
-            container_runtime_endpoint: self.container_runtime_endpoint.clone(),
-            cgroup_mount: self.cgroup_mount.clone(),
-            kubelet_config: self.kubelet_config.clone(),
-            explicit: crate::kubelet_config::Explicit {
-                cgroup_driver: self.cgroup_driver,
-                kubelet_cgroup_root: self.kubelet_cgroup_root.clone(),
-                swap_behavior: self.swap_behavior,
-            },
-            cri_timeout: self.cri_timeout,
-            deprecations: self.deprecations.clone(),
-        }
-    }
 }
 
 fn invalid(key: &'static str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
@@ -407,13 +380,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
     Ok(Settings {
         node_name,
         kubeconfig: layer.kubeconfig,
-        container_runtime_endpoint: endpoint,
-        cgroup_mount: host.cgroup_mount,
-        cgroup_driver: host.explicit.cgroup_driver,
-        kubelet_cgroup_root: host.explicit.kubelet_cgroup_root,
-        swap_behavior: host.explicit.swap_behavior,
-        kubelet_config: host.kubelet_config,
-        cri_timeout: host.cri_timeout,
+        host,
         root_dir: layer.root_dir.unwrap_or_default(),
         admin_address,
         kube_api_qps: qps,
@@ -423,7 +390,6 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         pod_selector,
         log_level,
         log_format: layer.log_format.unwrap_or(LogFormat::Text),
-        deprecations: host.deprecations,
     })
 }
 
@@ -445,10 +411,10 @@ pub fn describe(s: &Settings) -> String {
         format!("kubeconfig = {kubeconfig}"),
         format!(
             "container-runtime-endpoint = {}",
-            q(&s.container_runtime_endpoint)
+            q(&s.host.container_runtime_endpoint)
         ),
-        format!("cgroup-mount = {}", q(&s.cgroup_mount.display())),
-        match &s.kubelet_config {
+        format!("cgroup-mount = {}", q(&s.host.cgroup_mount.display())),
+        match &s.host.kubelet_config {
             KubeletConfigPath::Given(p) => format!("kubelet-config = {}", q(&p.display())),
             KubeletConfigPath::Discover => format!(
                 "# kubelet-config: {} if it exists",
@@ -458,17 +424,23 @@ pub fn describe(s: &Settings) -> String {
         },
         or_kubelet(
             "cgroup-driver",
-            s.cgroup_driver.map(|d| q(&DriverName::from(d))),
+            s.host
+                .explicit
+                .cgroup_driver
+                .map(|d| q(&DriverName::from(d))),
         ),
         or_kubelet(
             "kubelet-cgroup-root",
-            s.kubelet_cgroup_root.as_ref().map(|r| q(r)),
+            s.host.explicit.kubelet_cgroup_root.as_ref().map(|r| q(r)),
         ),
         or_kubelet(
             "swap-behavior",
-            s.swap_behavior.map(|b| q(&SwapBehaviorName::from(b))),
+            s.host
+                .explicit
+                .swap_behavior
+                .map(|b| q(&SwapBehaviorName::from(b))),
         ),
-        format!("cri-timeout-ms = {}", s.cri_timeout.as_millis()),
+        format!("cri-timeout-ms = {}", s.host.cri_timeout.as_millis()),
         format!("root-dir = {}", q(&s.root_dir.display())),
         format!("admin-address = {}", q(&s.admin_address)),
         format!("kube-api-qps = {:?}", s.kube_api_qps),
@@ -485,6 +457,11 @@ pub fn describe(s: &Settings) -> String {
         format!("log-level = {}", q(&s.log_level)),
         format!("log-format = {}", q(&s.log_format)),
     ];
-    lines.extend(s.deprecations.iter().map(|d| format!("# warning: {d}")));
+    lines.extend(
+        s.host
+            .deprecations
+            .iter()
+            .map(|d| format!("# warning: {d}")),
+    );
     lines.into_iter().map(|l| l + "\n").collect()
 }

@@ -38,7 +38,7 @@ fn flag_beats_env_beats_file_beats_default() {
     let s = resolve(flags.over(env).over(f)).unwrap();
     assert_eq!(s.kube_api_qps, 5.0);
     assert_eq!(s.kube_api_burst, 7);
-    assert_eq!(s.cri_timeout, Duration::from_millis(10));
+    assert_eq!(s.host.cri_timeout, Duration::from_millis(10));
     assert_eq!(s.node_name, "from-env");
     assert_eq!(s.root_dir, PathBuf::from("/var/lib/resizelet"));
 }
@@ -147,28 +147,38 @@ fn legacy_resize_status_is_auto_true_or_false() {
 fn cgroup_root_is_the_deprecated_name_of_cgroup_mount() {
     let with = |text: &str| resolve(file(&format!("node-name = \"worker-1\"\n{text}")));
     let s = with("").unwrap();
-    assert_eq!(s.cgroup_mount, PathBuf::from("/sys/fs/cgroup"));
-    assert!(s.deprecations.is_empty());
-    assert_eq!(s.cgroup_driver, None, "from the kubelet's file unless set");
-    assert_eq!(s.kubelet_config, KubeletConfigPath::Discover);
-    let s = with("cgroup-root = \"/host/cgroup\"").unwrap();
-    assert_eq!(s.cgroup_mount, PathBuf::from("/host/cgroup"));
-    assert!(
-        s.deprecations[0].contains("cgroup-root"),
-        "{:?}",
-        s.deprecations
+    assert_eq!(s.host.cgroup_mount, PathBuf::from("/sys/fs/cgroup"));
+    assert!(s.host.deprecations.is_empty());
+    assert_eq!(
+        s.host.explicit.cgroup_driver, None,
+        "from the kubelet's file unless set"
     );
-    let s = with("cgroup-root = \"/old\"\ncgroup-mount = \"/new\"").unwrap();
-    assert_eq!(s.cgroup_mount, PathBuf::from("/new"));
-    assert!(
-        s.deprecations[0].contains("ignored"),
-        "{:?}",
-        s.deprecations
-    );
+    assert_eq!(s.host.kubelet_config, KubeletConfigPath::Discover);
+    // the old name alone is the mount; beside the new name it is ignored; warned of either way
+    for (text, mount, warning) in [
+        (
+            "cgroup-root = \"/host/cgroup\"",
+            "/host/cgroup",
+            "cgroup-root",
+        ),
+        (
+            "cgroup-root = \"/old\"\ncgroup-mount = \"/new\"",
+            "/new",
+            "ignored",
+        ),
+    ] {
+        let s = with(text).unwrap();
+        assert_eq!(s.host.cgroup_mount, PathBuf::from(mount), "{text}");
+        assert!(
+            s.host.deprecations[0].contains(warning),
+            "{:?}",
+            s.host.deprecations
+        );
+    }
     let e = with("kubelet-cgroup-root = \"/a/../b\"").unwrap_err();
     assert!(e.to_string().contains("kubelet-cgroup-root"), "{e}");
     let s = with("kubelet-config = \"\"").unwrap();
-    assert_eq!(s.kubelet_config, KubeletConfigPath::Off);
+    assert_eq!(s.host.kubelet_config, KubeletConfigPath::Off);
 }
 
 #[test]

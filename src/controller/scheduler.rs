@@ -154,18 +154,30 @@ mod tests {
         BASE.with(|b| *b + Duration::from_millis(ms))
     }
 
+    /// A scheduler with `key` touched at 0, handed out by `pop_ready` and running.
+    fn running(limit: usize, key: &'static str) -> Scheduler<&'static str> {
+        let mut s = Scheduler::new(limit);
+        s.touch(key, at(0));
+        assert_eq!(s.pop_ready(), Some((key, at(0))));
+        assert!(s.start(key));
+        s
+    }
+
+    /// Also when the key was removed before the touch: the removed run's end reports the
+    /// removal, and the touch after it still gets its run.
     #[test]
     fn a_key_touched_while_running_is_held_until_its_run_ends() {
-        let mut s = Scheduler::new(4);
-        s.touch("a", at(0));
-        let (k, since) = s.pop_ready().unwrap();
-        assert_eq!((k, since), ("a", at(0)));
-        assert!(s.start("a"));
-        s.touch("a", at(1));
-        assert_eq!(s.pop_ready(), None, "a second run of a beside the first");
-        assert!(!s.start("a"));
-        assert_eq!(s.finish(&"a", at(2)), Finished::Done);
-        assert_eq!(s.pop_ready(), Some(("a", at(2))));
+        for (removed, ends) in [(false, Finished::Done), (true, Finished::Removed)] {
+            let mut s = running(4, "a");
+            if removed {
+                assert!(s.remove(&"a"));
+            }
+            s.touch("a", at(1));
+            assert_eq!(s.pop_ready(), None, "a second run of a beside the first");
+            assert!(!s.start("a"), "removed: {removed}");
+            assert_eq!(s.finish(&"a", at(2)), ends);
+            assert_eq!(s.pop_ready(), Some(("a", at(2))), "removed: {removed}");
+        }
     }
 
     #[test]
@@ -195,10 +207,7 @@ mod tests {
 
     #[test]
     fn a_key_removed_while_running_reports_it_and_is_not_rerun() {
-        let mut s = Scheduler::new(2);
-        s.touch("a", at(0));
-        s.pop_ready();
-        s.start("a");
+        let mut s = running(2, "a");
         s.touch("a", at(1));
         s.set_timer("a", at(9));
         assert!(s.remove(&"a"));
@@ -206,19 +215,6 @@ mod tests {
         assert_eq!(s.pop_ready(), None);
         assert_eq!(s.next_timer(), None);
         assert!(s.is_idle());
-    }
-
-    #[test]
-    fn a_key_touched_again_after_its_removal_runs_after_the_removed_run() {
-        let mut s = Scheduler::new(2);
-        s.touch("a", at(0));
-        s.pop_ready();
-        s.start("a");
-        s.remove(&"a");
-        s.touch("a", at(1));
-        assert_eq!(s.pop_ready(), None);
-        assert_eq!(s.finish(&"a", at(2)), Finished::Removed);
-        assert_eq!(s.pop_ready(), Some(("a", at(2))));
     }
 
     #[test]

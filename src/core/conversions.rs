@@ -127,21 +127,31 @@ mod tests {
     }
 
     #[test]
-    fn shares_from_milli_cpu() {
-        for (milli, shares) in [
-            (0, 2),
-            (1, 2),
-            (2, 2),
-            (3, 3),
-            (20, 20),
-            (100, 102),
-            (1000, 1024),
-            (-5, 2),
-            (256_000, 262_144),
-            (300_000, 262_144),
+    fn milli_cpu_to_shares_to_weights() {
+        // spec §9's chains: 20m → 20 shares → weight 1 / 6; 100m → 102 → 4 / 17; 1000m → 1024 →
+        // 39 / 100 (linear / quadratic); and the ends of the range: 0m (and below 3m, and
+        // negative) → 2 shares → weight 1, 256 cpus and more → 262144 → 10000 (both formulas)
+        for (milli, shares, linear, quadratic) in [
+            (0, 2, 1, 1),
+            (1, 2, 1, 1),
+            (2, 2, 1, 1),
+            (3, 3, 1, 2),
+            (20, 20, 1, 6),
+            (100, 102, 4, 17),
+            (1000, 1024, 39, 100),
+            (-5, 2, 1, 1),
+            (256_000, 262_144, 10_000, 10_000),
+            (300_000, 262_144, 10_000, 10_000),
         ] {
             assert_eq!(milli_cpu_to_shares(milli), shares, "milli {milli}");
+            assert_eq!(shares_to_weight_linear(shares), linear, "linear {shares}");
+            assert_eq!(
+                shares_to_weight_quadratic(shares),
+                quadratic,
+                "quadratic {shares}"
+            );
         }
+        assert_eq!(shares_to_weight_quadratic(0), 0);
     }
 
     #[test]
@@ -158,27 +168,6 @@ mod tests {
         ] {
             assert_eq!(milli_cpu_to_quota(milli, period), quota, "milli {milli}");
         }
-    }
-
-    #[test]
-    fn weights_match_spec_examples() {
-        // spec §9: 20m → 20 shares → weight 1 / 6; 100m → 102 → 4 / 17; 1000m → 1024 → 39 / 100.
-        // and the ends of the range: 2 shares → weight 1, 262144 → 10000 (both formulas)
-        for (shares, linear, quadratic) in [
-            (20, 1, 6),
-            (102, 4, 17),
-            (1024, 39, 100),
-            (2, 1, 1),
-            (262_144, 10_000, 10_000),
-        ] {
-            assert_eq!(shares_to_weight_linear(shares), linear, "linear {shares}");
-            assert_eq!(
-                shares_to_weight_quadratic(shares),
-                quadratic,
-                "quadratic {shares}"
-            );
-        }
-        assert_eq!(shares_to_weight_quadratic(0), 0);
     }
 
     #[test]

@@ -117,58 +117,74 @@ mod tests {
     use crate::testing::*;
 
     #[test]
-    fn guaranteed_pod_values() {
-        let p = pod(
-            "g",
-            vec![
-                container("a", "cpu=250m,memory=32Mi", "cpu=250m,memory=32Mi"),
-                container("b", "cpu=250m,memory=64Mi", "cpu=250m,memory=64Mi"),
-            ],
-        );
-        assert_eq!(
-            pod_cgroup_values(&p, &node("")),
-            PodCgroupValues {
-                cpu_shares: Some(512),
-                cpu_quota: Some(Limit::Value(50_000)),
-                cpu_period: Some(100_000),
-                memory_limit: Some(Limit::Value(96 << 20)),
-            }
-        );
-    }
-
-    #[test]
-    fn burstable_pod_values_follow_declared_limits() {
-        let p = pod(
+    fn pod_values_by_qos_class_and_node() {
+        // a has no memory limit, so the pod has none; cpu limit 200m + 25m, request 125m
+        let burstable = pod(
             "b",
             vec![
                 container("a", "cpu=100m,memory=64Mi", "cpu=200m"),
                 container("b", "cpu=25m", "cpu=25m,memory=1Gi"),
             ],
         );
-        let v = pod_cgroup_values(&p, &node(""));
-        assert_eq!(v.cpu_shares, Some(128)); // 125m
-        assert_eq!(v.cpu_quota, Some(Limit::Value(22_500)));
-        assert_eq!(v.memory_limit, None); // a has no memory limit
         let systemd = NodeConfig {
             cgroup_driver: CgroupDriver::Systemd,
             ..node("")
         };
-        assert_eq!(
-            pod_cgroup_values(&p, &systemd).cpu_quota,
-            Some(Limit::Value(23_000))
-        );
         let no_cfs = NodeConfig {
             cpu_cfs_quota: false,
             ..node("")
         };
-        assert_eq!(pod_cgroup_values(&p, &no_cfs).cpu_quota, Some(Limit::Max));
-        let be = pod("e", vec![container("a", "", "")]);
-        assert_eq!(
-            pod_cgroup_values(&be, &node("")),
-            PodCgroupValues {
-                cpu_shares: Some(2),
-                ..Default::default()
-            }
-        );
+        let cpu = |shares, quota| PodCgroupValues {
+            cpu_shares: Some(shares),
+            cpu_quota: Some(quota),
+            cpu_period: Some(100_000),
+            memory_limit: None,
+        };
+        for (what, p, n, want) in [
+            (
+                "guaranteed",
+                pod(
+                    "g",
+                    vec![
+                        container("a", "cpu=250m,memory=32Mi", "cpu=250m,memory=32Mi"),
+                        container("b", "cpu=250m,memory=64Mi", "cpu=250m,memory=64Mi"),
+                    ],
+                ),
+                node(""),
+                PodCgroupValues {
+                    memory_limit: Some(Limit::Value(96 << 20)),
+                    ..cpu(512, Limit::Value(50_000))
+                },
+            ),
+            (
+                "burstable",
+                burstable.clone(),
+                node(""),
+                cpu(128, Limit::Value(22_500)),
+            ),
+            (
+                "burstable, systemd rounds the quota",
+                burstable.clone(),
+                systemd,
+                cpu(128, Limit::Value(23_000)),
+            ),
+            (
+                "burstable, no CFS quota",
+                burstable,
+                no_cfs,
+                cpu(128, Limit::Max),
+            ),
+            (
+                "best effort",
+                pod("e", vec![container("a", "", "")]),
+                node(""),
+                PodCgroupValues {
+                    cpu_shares: Some(2),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            assert_eq!(pod_cgroup_values(&p, &n), want, "{what}");
+        }
     }
 }

@@ -450,22 +450,28 @@ impl Runtime for FakeRuntime {
 mod tests {
     use super::*;
 
-    fn res(shares: i64, quota: i64, mem: i64) -> LinuxResources {
-        LinuxResources {
-            cpu_period: 100_000,
-            cpu_quota: quota,
-            cpu_shares: shares,
-            memory_limit_in_bytes: mem,
-            ..Default::default()
-        }
+    use crate::testing::linux;
+
+    /// A runtime with one running container `c1` (pod `u1`) at 2 cpu shares.
+    fn running_c1() -> FakeRuntime {
+        let rt = FakeRuntime::new();
+        rt.add_running("u1", "a", "c1", linux(2, 0, 0));
+        rt
+    }
+
+    /// `err` is the `NotFound` of `c1`, as the real client maps a gRPC `NotFound`.
+    fn assert_c1_not_found(err: &CriError) {
+        assert!(
+            matches!(err, CriError::NotFound { id } if id == "c1"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn lists_by_pod_uid_in_insertion_order() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
-        rt.add_running("u2", "b", "c2", res(2, 0, 0));
-        rt.add_running("u1", "c", "c3", res(2, 0, 0));
+        let rt = running_c1();
+        rt.add_running("u2", "b", "c2", linux(2, 0, 0));
+        rt.add_running("u1", "c", "c3", linux(2, 0, 0));
         let ids = |v: Vec<RuntimeContainer>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(
             ids(rt.list_containers(Some("u1")).await.unwrap()),
@@ -481,22 +487,21 @@ mod tests {
     #[tokio::test]
     async fn update_merges_non_zero_fields_and_status_reports_them() {
         let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(512, 50_000, 128 << 20));
+        rt.add_running("u1", "a", "c1", linux(512, 50_000, 128 << 20));
         let update = LinuxResources {
             cpu_shares: 1024,
             ..Default::default()
         };
         rt.update_container_resources("c1", &update).await.unwrap();
         let st = rt.container_status("c1").await.unwrap();
-        assert_eq!(st.resources, Some(res(1024, 50_000, 128 << 20)));
+        assert_eq!(st.resources, Some(linux(1024, 50_000, 128 << 20)));
         rt.set_report_resources(false);
         assert_eq!(rt.container_status("c1").await.unwrap().resources, None);
     }
 
     #[tokio::test]
-    async fn injected_fault_fails_only_the_next_call_of_its_kind() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
+    async fn injected_faults_fail_only_the_next_call_of_their_kind() {
+        let rt = running_c1();
         rt.fail_next(
             CallKind::UpdateContainerResources,
             CallStatus::new(CallCode::Unavailable, "boom"),
@@ -504,7 +509,7 @@ mod tests {
         // other kinds are unaffected
         rt.container_status("c1").await.unwrap();
         let err = rt
-            .update_container_resources("c1", &res(4, 0, 0))
+            .update_container_resources("c1", &linux(4, 0, 0))
             .await
             .unwrap_err();
         match &err {
@@ -519,56 +524,42 @@ mod tests {
             2,
             "failed update applied"
         );
-        rt.update_container_resources("c1", &res(4, 0, 0))
+        rt.update_container_resources("c1", &linux(4, 0, 0))
             .await
             .unwrap();
         assert_eq!(rt.resources("c1").unwrap().cpu_shares, 4);
         assert_eq!(rt.pending_faults(), 0);
-    }
-
-    #[tokio::test]
-    async fn injected_not_found_maps_like_the_real_client() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
+        // an injected NotFound maps like the real client's
         rt.fail_next(
             CallKind::ContainerStatus,
             CallStatus::new(CallCode::NotFound, "gone"),
         );
-        let err = rt.container_status("c1").await.unwrap_err();
-        assert!(
-            matches!(err, CriError::NotFound { ref id } if id == "c1"),
-            "{err}"
-        );
+        assert_c1_not_found(&rt.container_status("c1").await.unwrap_err());
     }
 
     #[tokio::test]
     async fn vanished_container_gives_not_found() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
+        let rt = running_c1();
         assert!(rt.remove_container("c1"));
         assert!(!rt.remove_container("c1"));
         for err in [
             rt.container_status("c1").await.unwrap_err(),
-            rt.update_container_resources("c1", &res(4, 0, 0))
+            rt.update_container_resources("c1", &linux(4, 0, 0))
                 .await
                 .unwrap_err(),
             rt.stop_container("c1", 30).await.unwrap_err(),
         ] {
-            assert!(
-                matches!(err, CriError::NotFound { ref id } if id == "c1"),
-                "{err}"
-            );
+            assert_c1_not_found(&err);
         }
     }
 
     #[tokio::test]
     async fn stop_exits_and_exited_refuses_updates() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
+        let rt = running_c1();
         rt.stop_container("c1", 30).await.unwrap();
         assert_eq!(rt.state("c1"), Some(ContainerState::Exited));
         let err = rt
-            .update_container_resources("c1", &res(4, 0, 0))
+            .update_container_resources("c1", &linux(4, 0, 0))
             .await
             .unwrap_err();
         assert!(
@@ -579,11 +570,10 @@ mod tests {
 
     #[tokio::test]
     async fn records_calls_in_order() {
-        let rt = FakeRuntime::new();
-        rt.add_running("u1", "a", "c1", res(2, 0, 0));
+        let rt = running_c1();
         rt.version().await.unwrap();
         rt.list_containers(Some("u1")).await.unwrap();
-        rt.update_container_resources("c1", &res(4, 0, 0))
+        rt.update_container_resources("c1", &linux(4, 0, 0))
             .await
             .unwrap();
         rt.stop_container("c1", 5).await.unwrap();
@@ -597,7 +587,7 @@ mod tests {
                 },
                 Call::UpdateContainerResources {
                     id: "c1".into(),
-                    resources: res(4, 0, 0)
+                    resources: linux(4, 0, 0)
                 },
                 Call::StopContainer {
                     id: "c1".into(),

@@ -204,15 +204,21 @@ mod tests {
         }
     }
 
+    /// A write by `user` that drops both resize fields of the unrestarted container `app`.
+    fn dropping_both(user: &str) -> Request {
+        let id = "containerd://a";
+        request(
+            user,
+            vec![entry("app", id, true)],
+            vec![entry("app", id, false)],
+        )
+    }
+
     const NODE: &str = "system:node:worker-1";
 
     #[test]
     fn carries_both_fields_over_when_a_node_drops_them() {
-        let r = request(
-            NODE,
-            vec![entry("app", "containerd://a", true)],
-            vec![entry("app", "containerd://a", false)],
-        );
+        let r = dropping_both(NODE);
         assert_eq!(
             decide(&r),
             Decision::Carry(vec![
@@ -278,22 +284,14 @@ mod tests {
             "system:nodes",
             "",
         ] {
-            let r = request(
-                user,
-                vec![entry("app", "containerd://a", true)],
-                vec![entry("app", "containerd://a", false)],
-            );
+            let r = dropping_both(user);
             assert_eq!(decide(&r), Decision::NotApplicable, "{user}");
         }
     }
 
     #[test]
     fn never_outside_pods_status_updates() {
-        let base = request(
-            NODE,
-            vec![entry("app", "containerd://a", true)],
-            vec![entry("app", "containerd://a", false)],
-        );
+        let base = dropping_both(NODE);
         for (op, res, sub) in [
             ("CREATE", "pods", "status"),
             ("DELETE", "pods", "status"),
@@ -310,45 +308,25 @@ mod tests {
     }
 
     #[test]
-    fn restarted_containers_are_left_alone() {
-        let r = request(
-            NODE,
-            vec![entry("app", "containerd://old", true)],
-            vec![entry("app", "containerd://new", false)],
-        );
-        assert_eq!(decide(&r), Decision::Unchanged);
-        // a container without an ID (waiting) has nothing to keep
-        let r = request(
-            NODE,
-            vec![entry("app", "", true)],
-            vec![entry("app", "", false)],
-        );
-        assert_eq!(decide(&r), Decision::Unchanged);
-    }
-
-    #[test]
-    fn unchanged_when_nothing_is_dropped_or_nothing_was_there() {
-        let r = request(
-            NODE,
-            vec![entry("app", "containerd://a", true)],
-            vec![entry("app", "containerd://a", true)],
-        );
-        assert_eq!(decide(&r), Decision::Unchanged);
-        let r = request(
-            NODE,
-            vec![entry("app", "containerd://a", false)],
-            vec![entry("app", "containerd://a", false)],
-        );
-        assert_eq!(decide(&r), Decision::Unchanged);
-        // a new container name or a container gone from the new object
-        let r = request(
-            NODE,
-            vec![entry("app", "containerd://a", true)],
-            vec![entry("other", "containerd://a", false)],
-        );
-        assert_eq!(decide(&r), Decision::Unchanged);
+    fn unchanged_unless_an_unrestarted_container_drops_a_field() {
+        let (a, old, new) = ("containerd://a", "containerd://old", "containerd://new");
+        for (before, after) in [
+            // restarted: a new container ID
+            (entry("app", old, true), entry("app", new, false)),
+            // a container without an ID (waiting) has nothing to keep
+            (entry("app", "", true), entry("app", "", false)),
+            // nothing dropped, or nothing was there
+            (entry("app", a, true), entry("app", a, true)),
+            (entry("app", a, false), entry("app", a, false)),
+            // a new container name or a container gone from the new object
+            (entry("app", a, true), entry("other", a, false)),
+        ] {
+            let case = format!("{before:?} -> {after:?}");
+            let r = request(NODE, vec![before], vec![after]);
+            assert_eq!(decide(&r), Decision::Unchanged, "{case}");
+        }
         let mut r = request(NODE, vec![], vec![]);
         r.old = None;
-        assert_eq!(decide(&r), Decision::Unchanged);
+        assert_eq!(decide(&r), Decision::Unchanged, "no old object");
     }
 }

@@ -3,13 +3,14 @@
 //! binary as a child process — exactly the command line users run.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use resizelet_double::{ApiServer, Options, PatchKind, ServerVersion};
 use serde_json::{json, Value};
 
 use super::kubelet::{Kubelet, RunningPod, TestContainer, TestPod};
+use super::process::{child_stderr, free_port, KillOnDrop};
 
 pub const NODE: &str = "n1";
 /// The bearer token of the agent's kubeconfig: the double counts refused writes per token.
@@ -337,17 +338,9 @@ pub fn condition<'a>(pod: &'a Value, type_: &str) -> Option<&'a Value> {
 
 /// `resizelet run` as a child process; killed (SIGKILL) on drop.
 pub struct Agent {
-    pub child: Child,
+    pub child: KillOnDrop,
     /// The agent's admin endpoint (`ip:port`).
     pub admin: String,
-}
-
-/// A loopback port free at the time of asking.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 impl Agent {
@@ -391,14 +384,13 @@ impl Agent {
             .args(extra)
             .env("RESIZELET_LOG", "resizelet=debug,info")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(child_stderr())
             .spawn()
             .expect("spawn resizelet run");
-        Agent { child, admin }
+        Agent {
+            child: KillOnDrop::new(child),
+            admin,
+        }
     }
 
     /// `GET path` on the admin endpoint: (status code, body).
@@ -418,14 +410,7 @@ impl Agent {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 

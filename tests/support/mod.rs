@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod engine;
 pub mod kubelet;
+pub mod process;
 pub mod systemd;
 
 use std::future::Future;

@@ -21,7 +21,7 @@ use resizelet::core::resources::QosClass;
 use resizelet_double::FailurePolicy;
 use serde_json::{json, Value};
 
-use super::webhook_support::{quantile, register, Pki, Webhook};
+use super::webhook_support::{quantile, register, Webhook};
 
 const MIB: i64 = 1 << 20;
 
@@ -173,8 +173,7 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
     let cluster = Cluster::start("64", "256Gi").await;
     let dir = tempfile::tempdir().unwrap();
     let webhook = if with_webhook {
-        let pki = Pki::new("resizelet-webhook");
-        let w = Webhook::start(&pki, dir.path(), "10s").await;
+        let (w, pki) = Webhook::start_fresh("resizelet-webhook", "10s").await;
         register(&cluster.api, &w.url(), &pki.ca_pem, FailurePolicy::Ignore);
         Some(w)
     } else {

@@ -5,10 +5,13 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use resizelet_double::{ApiServer, FailurePolicy, MutatingWebhook};
+
+use crate::support::eventually;
+use crate::support::process::{child_stderr, free_port, KillOnDrop};
 
 /// A CA and a serving certificate for 127.0.0.1 signed by it, as PEM.
 pub struct Pki {
@@ -54,19 +57,15 @@ impl Pki {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
-
 /// `resizelet webhook` as a child process; killed on drop.
 pub struct Webhook {
-    child: Child,
+    child: KillOnDrop,
     pub address: String,
     pub metrics: String,
+    /// Where `tls.crt`/`tls.key` are (a renewal installs there).
     pub dir: PathBuf,
+    /// The temp dir of [`Webhook::start_fresh`], removed with the webhook.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Webhook {
@@ -86,30 +85,36 @@ impl Webhook {
             .args(["--cert-reload-interval", reload])
             .env("RESIZELET_LOG", "resizelet=debug,info")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("RESIZELET_TEST_AGENT_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(child_stderr())
             .spawn()
             .expect("spawn resizelet webhook");
         let w = Webhook {
-            child,
+            child: KillOnDrop::new(child),
             address,
             metrics,
             dir: dir.to_path_buf(),
+            _tmp: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok((200, _)) = resizelet::admin::get(&w.metrics, "/healthz").await {
-                return w;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "resizelet webhook did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            "resizelet webhook's /healthz",
+            Duration::from_secs(20),
+            || async {
+                let healthz = resizelet::admin::get(&w.metrics, "/healthz").await;
+                matches!(healthz, Ok((200, _))).then_some(())
+            },
+        )
+        .await;
+        w
+    }
+
+    /// [`Webhook::start`] with a fresh certificate for `cn` in a temp dir of its own: the
+    /// webhook and its PKI.
+    pub async fn start_fresh(cn: &str, reload: &str) -> (Webhook, Pki) {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let pki = Pki::new(cn);
+        let mut w = Webhook::start(&pki, tmp.path(), reload).await;
+        w._tmp = Some(tmp);
+        (w, pki)
     }
 
     pub fn url(&self) -> String {
@@ -125,14 +130,7 @@ impl Webhook {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 
