@@ -575,22 +575,6 @@ async fn stands_down_when_the_kubelet_writes_resize_conditions() {
         .contains("resizelet_stand_down 1"));
 }
 
-#[test]
-fn a_gate_off_kubelet_owning_container_statuses_is_no_evidence() {
-    let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-        serde_json::from_value(json!({"managedFields": [{
-            "manager": "kubelet", "operation": "Update", "subresource": "status",
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:status": {"f:containerStatuses": {}, "f:conditions": {
-                "k:{\"type\":\"Ready\"}": {}}}}}, {
-            "manager": "resizelet", "operation": "Update", "subresource": "status",
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:status": {"f:conditions": {
-                "k:{\"type\":\"PodResizePending\"}": {}}}}}]}))
-        .unwrap();
-    assert!(crate::k8s::convert::kubelet_resize_conditions(&meta).is_empty());
-}
-
 #[tokio::test]
 async fn stands_down_next_to_a_resizing_kubelet() {
     let w = World::new();

@@ -383,3 +383,19 @@ fn api_times() {
     assert!(unix_millis(&now).is_some(), "{now}");
     assert!(!now.contains('.'), "whole seconds: {now}");
 }
+
+/// Decision 6's evidence is the kubelet owning a `PodResize*` condition, nothing else.
+#[test]
+fn a_gate_off_kubelet_owning_container_statuses_is_no_evidence() {
+    let meta: ObjectMeta = serde_json::from_value(json!({"managedFields": [{
+            "manager": "kubelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:containerStatuses": {}, "f:conditions": {
+                "k:{\"type\":\"Ready\"}": {}}}}}, {
+            "manager": "resizelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {
+                "k:{\"type\":\"PodResizePending\"}": {}}}}}]}))
+    .unwrap();
+    assert!(kubelet_resize_conditions(&meta).is_empty());
+}
