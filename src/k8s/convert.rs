@@ -6,15 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher;
 use serde_json::{json, Map, Value};
 
-use super::{EventRecord, Input, PodEvent, Regarding, SeriesUpdate, StatusPatch, WatchedPod};
+use super::{Input, PodEvent, StatusPatch, WatchedPod};
 
 use crate::core::pod_status::{
     ResizeCondition, ResizeConditions, POD_RESIZE_IN_PROGRESS, POD_RESIZE_PENDING,
@@ -180,10 +178,7 @@ const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 
 /// `IsCriticalPod`: a static pod (`kubernetes.io/config.source` other than `api`), a mirror pod, or
 /// priority ≥ `SystemCriticalPriority` (`kubernetes/kubernetes pkg/kubelet/types/pod_update.go`).
-fn is_critical_pod(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    priority: i32,
-) -> bool {
+fn is_critical_pod(meta: &ObjectMeta, priority: i32) -> bool {
     let annotations = meta.annotations.as_ref();
     let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
     let static_pod = annotation("kubernetes.io/config.source").is_some_and(|s| s != "api");
@@ -294,9 +289,7 @@ pub const KUBELET_FIELD_MANAGER: &str = "kubelet";
 /// `PodResize*` condition types whose ownership `managedFields` gives to the kubelet: a kubelet
 /// that enacts resizes itself (decision 6). A gate-off kubelet never writes these conditions
 /// (`containerStatuses` is an atomic list, so its ownership says nothing).
-pub fn kubelet_resize_conditions(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Vec<String> {
+pub fn kubelet_resize_conditions(meta: &ObjectMeta) -> Vec<String> {
     let mut found = Vec::new();
     for entry in meta.managed_fields.iter().flatten() {
         if entry.manager.as_deref() != Some(KUBELET_FIELD_MANAGER) {
@@ -658,60 +651,8 @@ pub fn unix_millis(rfc3339: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
-fn micro_time(t: SystemTime) -> MicroTime {
-    MicroTime(
-        k8s_openapi::jiff::Timestamp::try_from(t)
-            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
-    )
-}
-
-/// The `events.k8s.io/v1` Event for `e` (no `generateName`: see `events.rs`).
-pub fn event_object(e: &EventRecord) -> Event {
-    let regarding = match &e.regarding {
-        Regarding::Pod {
-            namespace,
-            name,
-            uid,
-            resource_version,
-        } => ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: Some(namespace.clone()),
-            name: Some(name.clone()),
-            uid: Some(uid.clone()),
-            resource_version: Some(resource_version.clone()),
-            ..ObjectReference::default()
-        },
-        Regarding::Node { name } => ObjectReference {
-            kind: Some("Node".into()),
-            name: Some(name.clone()),
-            ..ObjectReference::default()
-        },
-    };
-    Event {
-        metadata: ObjectMeta {
-            name: Some(e.name.clone()),
-            namespace: Some(e.namespace.clone()),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(micro_time(e.time)),
-        action: Some(e.action.into()),
-        reason: Some(e.reason.clone()),
-        note: Some(e.note.clone()),
-        type_: Some(if e.warning { "Warning" } else { "Normal" }.into()),
-        reporting_controller: Some(e.reporting_controller.into()),
-        reporting_instance: Some(e.reporting_instance.clone()),
-        regarding: Some(ObjectReference {
-            api_version: Some("v1".into()),
-            ..regarding
-        }),
-        ..Event::default()
-    }
-}
-
-/// The merge patch of an Event's series.
-pub fn series_patch(s: &SeriesUpdate) -> Value {
-    json!({"series": {"count": s.count, "lastObservedTime": micro_time(s.last_observed)}})
-}
+mod events;
+pub use events::{event_object, series_patch};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::k8s::{EventRecord, Regarding, SeriesUpdate};
 use crate::testing::{list, reqs};
 
 fn api_pod() -> Pod {
