@@ -15,12 +15,11 @@ use resizelet::checkpoint::MemoryCheckpointStore;
 use resizelet::core::container_resources::{container_linux_resources, Reduced};
 use resizelet::core::node::{CgroupDriver, CgroupVersion, NodeConfig, NodeSwapBehavior};
 
-use resizelet::core::resources::QosClass;
 use resizelet::cri::fake::{Call, CallKind, FakeRuntime};
 use resizelet::engine::Engine;
 use resizelet::testing::{self, enact, sync};
 use support::engine::{pod_spec, resized, Log, RecordingCgroups};
-use support::kubelet::{sized, TestPod};
+use support::kubelet::{app, sized, TestPod};
 
 const MIB: i64 = 1 << 20;
 
@@ -48,14 +47,9 @@ fn v2_files(weight: u64, max: &str, memory_max: &str, usage: i64) -> Vec<(&'stat
 #[tokio::test]
 async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
     let root = tempfile::tempdir().unwrap();
-    let pod = TestPod::new(
-        "v2",
-        QosClass::Burstable,
-        vec![
-            sized("a", (200, 400), (64, 256)),
-            sized("b", (300, 600), (128, 256)),
-        ],
-    );
+    let a = sized("a", (200, 400), (64, 256));
+    let b = sized("b", (300, 600), (128, 256));
+    let pod = TestPod::burstable("v2", [a, b]);
     let spec = pod_spec(&pod);
     let slice = root.path().join(format!(
         "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
@@ -99,14 +93,9 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
     // a: cpu up, memory limit down to 128Mi; b: cpu down, memory limit up to 512Mi
-    let desired = resized(
-        &spec,
-        &[
-            sized("a", (500, 800), (64, 128)),
-            sized("b", (100, 200), (128, 512)),
-        ],
-    );
-    enact(&engine, &desired).await;
+    let a = sized("a", (500, 800), (64, 128));
+    let b = sized("b", (100, 200), (128, 512));
+    enact(&engine, &resized(&spec, &[a, b])).await;
 
     // memory: pod grow (512Mi → 640Mi) first, then containers, a's decrease before b's
     // increase; cpu: the pod limit stays 1 cpu (quota unchanged, not written), pod shares grow
@@ -166,11 +155,7 @@ async fn v2_systemd_burstable_pod_mixed_resize_exact_files_and_order() {
 #[tokio::test]
 async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() {
     let root = tempfile::tempdir().unwrap();
-    let pod = TestPod::new(
-        "swap",
-        QosClass::Burstable,
-        vec![sized("app", (100, 200), (1024, 2048))],
-    );
+    let pod = TestPod::burstable("swap", [app((100, 200), (1024, 2048))]);
     let spec = pod_spec(&pod);
     let pod_dir = root
         .path()
@@ -216,7 +201,7 @@ async fn limited_swap_burstable_container_keeps_its_swap_on_a_cpu_only_resize() 
     assert!(first.plan.is_empty(), "{:?}", first.plan);
 
     // cpu only: 100m/200m → 300m/500m; memory untouched
-    let desired = resized(&spec, &[sized("app", (300, 500), (1024, 2048))]);
+    let desired = resized(&spec, &[app((300, 500), (1024, 2048))]);
     enact(&engine, &desired).await;
     let updates: Vec<_> = runtime
         .calls_of(CallKind::UpdateContainerResources)

@@ -8,11 +8,13 @@ mod support;
 use std::time::Duration;
 
 use resizelet::core::plan::{Limit, PodCgroupValues};
-use resizelet::core::resources::QosClass;
 use resizelet::core::runtime::{ContainerState, LinuxResources};
 use resizelet::cri::client::CriClient;
 use resizelet::cri::{CriError, Runtime};
-use support::kubelet::{container_resources, pod_cgroup_values, Kubelet, TestContainer, TestPod};
+use support::kubelet::{
+    cgroup_values, container_resources, guaranteed, pod_cgroup_values, sized, start_pod, Kubelet,
+    TestContainer, TestPod,
+};
 
 const MIB: i64 = 1 << 20;
 
@@ -72,23 +74,14 @@ async fn version_reports_containerd_1_6_and_cri_v1() {
 #[tokio::test]
 async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
     let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "burstable",
-        QosClass::Burstable,
-        vec![TestContainer::new("app")
-            .cpu(Some(100), Some(200))
-            .memory(Some(64 * MIB), Some(128 * MIB))],
-    );
+    let pod = TestPod::burstable("burstable", [sized("app", (100, 200), (64, 128))]);
     let running = kubelet.run_pod(&pod).await;
     let id = running.container_id("app").to_string();
 
     // The double created the pod like the kubelet: pod cgroup per §11.2, container per §10.
     let created = container_resources(&pod, pod.container("app"), &kubelet.host);
-    let pod_values = running.pod_cgroup_values();
     let expected_pod = pod_cgroup_values(&pod);
-    assert_eq!(pod_values.cpu_shares, expected_pod.cpu_shares);
-    assert_eq!(pod_values.cpu_quota, expected_pod.cpu_quota);
-    assert_eq!(pod_values.memory_limit, expected_pod.memory_limit);
+    running.assert_pod(expected_pod.into());
     assert_eq!(
         running.container_cgroup_values("app"),
         cgroup_values_of(&created)
@@ -110,9 +103,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
     // Resize: cpu 100m/200m → 300m/400m, memory limit 128Mi → 256Mi. Increases grow the pod
     // cgroup first (spec §7.2), then update the container.
     let mut resized_pod = pod.clone();
-    resized_pod.containers[0] = TestContainer::new("app")
-        .cpu(Some(300), Some(400))
-        .memory(Some(64 * MIB), Some(256 * MIB));
+    resized_pod.containers[0] = sized("app", (300, 400), (64, 256));
     let resized = container_resources(&resized_pod, &resized_pod.containers[0], &kubelet.host);
     let resized_pod_values = pod_cgroup_values(&resized_pod);
     running.write_pod_cgroup(&resized_pod_values);
@@ -126,18 +117,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
     assert!(took < Duration::from_secs(2), "update took {took:?}");
 
     // UpdateContainerResources is synchronous: the files are updated when it returns.
-    assert_eq!(
-        running.read_container_file("app", "cpu", "cpu.shares"),
-        "307"
-    );
-    assert_eq!(
-        running.read_container_file("app", "cpu", "cpu.cfs_quota_us"),
-        "40000"
-    );
-    assert_eq!(
-        running.read_container_file("app", "memory", "memory.limit_in_bytes"),
-        (256 * MIB).to_string()
-    );
+    running.assert_v1_files("app", 307, 40_000, 256 * MIB);
     assert_eq!(
         running.container_cgroup_values("app"),
         cgroup_values_of(&resized)
@@ -145,10 +125,7 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
     let reported = reported_resources(&kubelet, &id).await;
     assert_eq!(cpu_memory(&reported), cpu_memory(&resized));
     // The container update did not touch the pod cgroup.
-    let after = running.pod_cgroup_values();
-    assert_eq!(after.cpu_shares, resized_pod_values.cpu_shares);
-    assert_eq!(after.cpu_quota, resized_pod_values.cpu_quota);
-    assert_eq!(after.memory_limit, resized_pod_values.memory_limit);
+    running.assert_pod(resized_pod_values.into());
 
     // Decrease back: container first, then shrink the pod cgroup (spec §7.2).
     kubelet
@@ -172,11 +149,8 @@ async fn burstable_pod_resize_reaches_container_cgroup_and_status() {
 #[tokio::test]
 async fn container_quota_above_pod_quota_is_refused() {
     let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "order",
-        QosClass::Burstable,
-        vec![TestContainer::new("app").cpu(Some(100), Some(200))],
-    );
+    let app = TestContainer::new("app").cpu(Some(100), Some(200));
+    let pod = TestPod::burstable("order", [app]);
     let running = kubelet.run_pod(&pod).await;
     let id = running.container_id("app").to_string();
     let grown = TestContainer::new("app").cpu(Some(100), Some(400));
@@ -206,30 +180,10 @@ async fn container_quota_above_pod_quota_is_refused() {
 
 #[tokio::test]
 async fn guaranteed_pod_cgroup_gets_kubelet_values() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "guaranteed",
-        QosClass::Guaranteed,
-        vec![
-            TestContainer::new("a")
-                .cpu(Some(250), Some(250))
-                .memory(Some(32 * MIB), Some(32 * MIB)),
-            TestContainer::new("b")
-                .cpu(Some(250), Some(250))
-                .memory(Some(64 * MIB), Some(64 * MIB)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    assert!(pod.cgroup_parent().starts_with("/kubepods/pod"));
-    assert_eq!(
-        running.pod_cgroup_values(),
-        PodCgroupValues {
-            cpu_shares: Some(512),
-            cpu_quota: Some(Limit::Value(50_000)),
-            cpu_period: Some(100_000),
-            memory_limit: Some(Limit::Value(96 * MIB)),
-        }
-    );
+    let (a, b) = (guaranteed("a", 250, 32), guaranteed("b", 250, 64));
+    let running = start_pod(&TestPod::guaranteed("guaranteed", [a, b])).await;
+    assert!(running.pod.cgroup_parent().starts_with("/kubepods/pod"));
+    running.assert_pod_values(cgroup_values(512, 50_000, 96 * MIB));
     for name in ["a", "b"] {
         let dir = running.container_cgroup_dir(name, "cpu");
         assert!(
@@ -254,13 +208,7 @@ async fn guaranteed_pod_cgroup_gets_kubelet_values() {
 #[tokio::test]
 async fn list_containers_filters_by_pod_uid() {
     let kubelet = Kubelet::from_env().await;
-    let make = |name: &str| {
-        TestPod::new(
-            name,
-            QosClass::BestEffort,
-            vec![TestContainer::new("one"), TestContainer::new("two")],
-        )
-    };
+    let make = |name| TestPod::best_effort(name, ["one", "two"].map(TestContainer::new));
     let (p1, p2) = (make("list-a"), make("list-b"));
     let (r1, r2) = tokio::join!(kubelet.run_pod(&p1), kubelet.run_pod(&p2));
 
@@ -308,11 +256,7 @@ async fn list_containers_filters_by_pod_uid() {
 #[tokio::test]
 async fn stop_container_exits_it() {
     let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "stop",
-        QosClass::Burstable,
-        vec![TestContainer::new("app").cpu(Some(50), None)],
-    );
+    let pod = TestPod::burstable("stop", [TestContainer::new("app").cpu(Some(50), None)]);
     let running = kubelet.run_pod(&pod).await;
     let id = running.container_id("app").to_string();
     // The workload exits 0 on SIGTERM, so this returns well before the grace period.

@@ -4,39 +4,22 @@
 mod support;
 
 use resizelet::checkpoint::FileCheckpointStore;
-use resizelet::core::plan::Limit;
-use resizelet::core::resources::QosClass;
 use resizelet::core::state::{decode, CheckpointKind};
-use support::engine::{pod_spec, resized};
-use support::kubelet::{Kubelet, TestContainer, TestPod};
-use support::resize_cmd;
+use support::engine::{pod_spec, start_with_resize, ResizeInputs};
+use support::kubelet::{cpu_memory, TestContainer, TestPod};
 
 const MIB: i64 = 1 << 20;
 
 #[tokio::test]
 async fn crash_between_steps_then_rerun_converges() {
-    let kubelet = Kubelet::from_env().await;
-    let start = |cpu: (i64, i64), mem: (i64, i64)| {
-        TestContainer::new("app")
-            .cpu(Some(cpu.0), Some(cpu.1))
-            .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-    };
-    let pod = TestPod::new(
-        "crash",
-        QosClass::Burstable,
-        vec![start((100, 200), (32, 64))],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let pod_file = dir.path().join("pod.json");
-
-    let desired = resized(&pod_spec(&pod), &[start((300, 400), (32, 128))]);
-    std::fs::write(&pod_file, serde_json::to_vec(&desired).unwrap()).unwrap();
+    // 100m/200m cpu and 32/64 MiB → 300m/400m and 32/128 MiB
+    let (running, inputs) = start_with_resize("crash").await;
+    let pod = &running.pod;
 
     // Plan: pod memory grow (step 0), container memory (1), pod quota (2), pod shares (3),
     // container cpu (4). Abort right after step 1.
-    let crashed = resize_cmd(&pod_file, &state)
+    let crashed = inputs
+        .cmd()
         .args(["--crash-after-step", "1"])
         .output()
         .unwrap();
@@ -46,24 +29,10 @@ async fn crash_between_steps_then_rerun_converges() {
         "{}",
         String::from_utf8_lossy(&crashed.stderr)
     );
-    // half done: memory enacted and recorded, cpu untouched
-    assert_eq!(
-        running.pod_cgroup_values().memory_limit,
-        Some(Limit::Value(128 * MIB))
-    );
-    assert_eq!(
-        running.container_cgroup_values("app").memory_limit,
-        Some(Limit::Value(128 * MIB))
-    );
-    assert_eq!(
-        running.container_cgroup_values("app").cpu_quota,
-        Some(Limit::Value(20_000))
-    );
-    assert_eq!(
-        running.pod_cgroup_values().cpu_quota,
-        Some(Limit::Value(20_000))
-    );
-    let pod_file_path = FileCheckpointStore::new(&state)
+    // half done: memory enacted and recorded, cpu untouched (100m → 102 shares, 200m → 20 ms)
+    running.assert_pod(cpu_memory(102, 20_000, 128 * MIB));
+    running.assert_container("app", cpu_memory(102, 20_000, 128 * MIB));
+    let pod_file_path = FileCheckpointStore::new(&inputs.state)
         .unwrap()
         .pod_path(CheckpointKind::Actuated, &pod.uid);
     let actuated = decode(&std::fs::read(pod_file_path).unwrap()).unwrap();
@@ -72,7 +41,7 @@ async fn crash_between_steps_then_rerun_converges() {
     assert_eq!(app.limits["cpu"].milli_value(), 200);
 
     // re-run: the allocation is already checkpointed, only the rest is applied
-    let rerun = resize_cmd(&pod_file, &state).output().unwrap();
+    let rerun = inputs.cmd().output().unwrap();
     let stdout = String::from_utf8_lossy(&rerun.stdout);
     assert!(
         rerun.status.success(),
@@ -83,27 +52,11 @@ async fn crash_between_steps_then_rerun_converges() {
     assert_eq!(report["decision"], "Unchanged", "{report}");
     assert_eq!(report["applied"], 3, "{report}");
     assert_eq!(report["inProgress"], false, "{report}");
-    let app = running.container_cgroup_values("app");
-    assert_eq!(
-        (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (
-            Some(307),
-            Some(Limit::Value(40_000)),
-            Some(Limit::Value(128 * MIB))
-        )
-    );
-    let p = running.pod_cgroup_values();
-    assert_eq!(
-        (p.cpu_shares, p.cpu_quota, p.memory_limit),
-        (
-            Some(307),
-            Some(Limit::Value(40_000)),
-            Some(Limit::Value(128 * MIB))
-        )
-    );
+    running.assert_container("app", cpu_memory(307, 40_000, 128 * MIB));
+    running.assert_pod(cpu_memory(307, 40_000, 128 * MIB));
 
     // a third run finds nothing to do
-    let third = resize_cmd(&pod_file, &state).output().unwrap();
+    let third = inputs.cmd().output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
     assert_eq!(report["applied"], 0, "{report}");
     assert_eq!(report["steps"], serde_json::json!([]), "{report}");
@@ -112,27 +65,22 @@ async fn crash_between_steps_then_rerun_converges() {
 
 #[test]
 fn corrupt_checkpoint_is_refused_and_quarantined_by_the_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
+    let inputs = ResizeInputs::default();
+    let state = &inputs.state;
+    std::fs::create_dir_all(state).unwrap();
     std::fs::write(
         state.join("allocated_pods_state"),
         b"{\"version\":1,\"data\":\"{}\",\"checksum\":1}",
     )
     .unwrap();
-    let pod_file = dir.path().join("pod.json");
-    let pod = TestPod::new(
-        "corrupt",
-        QosClass::Burstable,
-        vec![TestContainer::new("app").cpu(Some(100), None)],
-    );
-    std::fs::write(&pod_file, serde_json::to_vec(&pod_spec(&pod)).unwrap()).unwrap();
-    let out = resize_cmd(&pod_file, &state).output().unwrap();
+    let pod = TestPod::burstable("corrupt", [TestContainer::new("app").cpu(Some(100), None)]);
+    inputs.write_pod(&pod_spec(&pod));
+    let out = inputs.cmd().output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is corrupt (checksum mismatch"), "{stderr}");
     assert!(!state.join("allocated_pods_state").exists());
-    let quarantined: Vec<_> = std::fs::read_dir(&state)
+    let quarantined: Vec<_> = std::fs::read_dir(state)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("allocated_pods_state.corrupt-"))

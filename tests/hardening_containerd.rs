@@ -9,19 +9,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use resizelet::core::resources::QosClass;
 use support::cluster::{condition, Agent, Cluster, DEADLINE};
-use support::engine::{pod_spec, resized};
-use support::kubelet::{Kubelet, TestContainer, TestPod};
-use support::{eventually, resize_cmd};
+use support::engine::{pod_spec, resized, start_with_resize, ResizeInputs};
+use support::eventually;
+use support::kubelet::{app, sized, start_pod, TestPod};
 
 const MIB: i64 = 1 << 20;
-
-fn app(cpu: (i64, i64), mem: (i64, i64)) -> TestContainer {
-    TestContainer::new("app")
-        .cpu(Some(cpu.0), Some(cpu.1))
-        .memory(Some(mem.0 * MIB), Some(mem.1 * MIB))
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -31,22 +24,11 @@ fn text(b: &[u8]) -> String {
 /// nothing checkpointed for the pod, its cgroup untouched.
 #[tokio::test]
 async fn resize_refuses_unknown_and_missing_containers() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "wrong-containers",
-        QosClass::Burstable,
-        vec![
-            app((100, 200), (32, 64)),
-            TestContainer::new("side")
-                .cpu(Some(100), Some(200))
-                .memory(Some(32 * MIB), Some(64 * MIB)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
+    let side = sized("side", (100, 200), (32, 64));
+    let pod = TestPod::burstable("wrong-containers", [app((100, 200), (32, 64)), side]);
+    let running = start_pod(&pod).await;
     let before = running.pod_cgroup_values();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let pod_file = dir.path().join("pod.json");
+    let inputs = ResizeInputs::default();
     let spec = pod_spec(&pod);
 
     let mut unknown = spec.clone();
@@ -66,12 +48,12 @@ async fn resize_refuses_unknown_and_missing_containers() {
             "container \"side\" runs in the pod but the pod file does not have it".to_string(),
         ),
     ] {
-        std::fs::write(&pod_file, serde_json::to_vec(desired).unwrap()).unwrap();
-        let out = resize_cmd(&pod_file, &state).output().unwrap();
+        inputs.write_pod(desired);
+        let out = inputs.cmd().output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
         assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
         assert_eq!(running.pod_cgroup_values(), before, "pod cgroup rewritten");
-        let allocated = state.join("allocated_pods_state.d").join(&pod.uid);
+        let allocated = inputs.state.join("allocated_pods_state.d").join(&pod.uid);
         assert!(!allocated.exists(), "a refused resize was checkpointed");
     }
     running.teardown().await.expect("teardown");
@@ -82,22 +64,16 @@ async fn resize_refuses_unknown_and_missing_containers() {
 /// limit (the memory-limited DaemonSet the issue crash-looped).
 #[tokio::test]
 async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a_huge_file() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "hostile-state",
-        QosClass::Burstable,
-        vec![app((100, 200), (32, 64))],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
+    let (running, inputs) = start_with_resize("hostile-state").await;
+    let pod = &running.pod;
+    let (dir, state) = (inputs.dir.path(), &inputs.state);
     let allocated_dir = state.join("allocated_pods_state.d");
     std::fs::create_dir_all(&allocated_dir).unwrap();
     std::fs::create_dir_all(state.join("actuated_pods_state.d")).unwrap();
-    for d in [&state, &allocated_dir] {
+    for d in [state, &allocated_dir] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let victim = dir.path().join("victim");
+    let victim = dir.join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, allocated_dir.join(format!(".{}.tmp", pod.uid))).unwrap();
     // 600 MiB (sparse): more than the whole address space allowed below
@@ -107,9 +83,6 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
         .set_len(600 * MIB as u64)
         .unwrap();
 
-    let pod_file = dir.path().join("pod.json");
-    let desired = resized(&pod_spec(&pod), &[app((300, 400), (32, 128))]);
-    std::fs::write(&pod_file, serde_json::to_vec(&desired).unwrap()).unwrap();
     let limited = |cmd: Command| {
         let mut p = Command::new("prlimit");
         p.arg("--as=400000000")
@@ -118,7 +91,7 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
             .env_remove("RESIZELET_ALLOCATABLE");
         p
     };
-    let out = limited(resize_cmd(&pod_file, &state)).output().unwrap();
+    let out = limited(inputs.cmd()).output().unwrap();
     let e = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(
@@ -130,7 +103,7 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
         "{e}"
     );
     assert!(!big.exists(), "the oversized file was left in place");
-    for d in [&state, &allocated_dir] {
+    for d in [state, &allocated_dir] {
         let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o755, "{} left writable", d.display());
     }
@@ -140,7 +113,7 @@ async fn resize_with_hostile_state_files_never_writes_through_a_link_nor_reads_a
     );
 
     // the restart after the quarantine: warned about, then the resize goes through
-    let out = limited(resize_cmd(&pod_file, &state)).output().unwrap();
+    let out = limited(inputs.cmd()).output().unwrap();
     let e = text(&out.stderr);
     assert!(out.status.success(), "{}\n{e}", text(&out.stdout));
     assert!(
@@ -211,11 +184,7 @@ async fn an_unusable_spec_is_reported_and_its_checkpoints_survive_a_restart() {
     let cluster = Cluster::start("2", "4Gi").await;
     let state = cluster.dir.path().join("state");
     let mut agent = start_agent(&cluster, &state, "/sys/fs/cgroup");
-    let pod = TestPod::new(
-        "unusable",
-        QosClass::Burstable,
-        vec![app((100, 200), (32, 64))],
-    );
+    let pod = TestPod::burstable("unusable", [app((100, 200), (32, 64))]);
     let running = cluster.run_pod(pod).await;
     let pod = running.pod.clone();
     cluster.wait_resize_fields(&pod).await;
@@ -231,15 +200,7 @@ async fn an_unusable_spec_is_reported_and_its_checkpoints_survive_a_restart() {
     let patch = serde_json::json!({"spec": {"containers": [{"name": "app",
         "resources": {"requests": {"cpu": "99999999999999Ei", "memory": "32Mi"},
                       "limits": {"cpu": "99999999999999Ei", "memory": "64Mi"}}}]}});
-    cluster
-        .api
-        .resize_pod(
-            &pod.namespace,
-            &pod.name,
-            resizelet_double::PatchKind::Strategic,
-            &patch,
-        )
-        .expect("resize accepted by the API");
+    cluster.resize_raw(&pod, &patch, "resize accepted by the API");
     let reported = eventually("PodResizePending naming the field", DEADLINE, || async {
         let p = cluster.pod(&pod);
         condition(&p, "PodResizePending")
@@ -288,15 +249,9 @@ async fn an_unusable_spec_is_reported_and_its_checkpoints_survive_a_restart() {
 #[tokio::test]
 async fn resize_never_writes_through_a_symlinked_pod_cgroup() {
     use resizelet::core::node::CgroupVersion;
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "symlinked-cgroup",
-        QosClass::Burstable,
-        vec![app((100, 200), (32, 64))],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("cgroup");
+    let (running, inputs) = start_with_resize("symlinked-cgroup").await;
+    let pod = &running.pod;
+    let root = inputs.dir.path().join("cgroup");
     let layout = resizelet::cgroup::detect::detect_host().unwrap();
     let files: &[(&str, &str)] = match layout.version {
         CgroupVersion::V1 => &[
@@ -321,7 +276,7 @@ async fn resize_never_writes_through_a_symlinked_pod_cgroup() {
     let mut targets = Vec::new();
     for mount in mounts.into_iter().flatten() {
         let rel = mount.strip_prefix("/sys/fs/cgroup").unwrap();
-        let target = dir.path().join("elsewhere").join(rel);
+        let target = inputs.dir.path().join("elsewhere").join(rel);
         std::fs::create_dir_all(&target).unwrap();
         for (f, v) in files {
             std::fs::write(target.join(f), v).unwrap();
@@ -331,11 +286,8 @@ async fn resize_never_writes_through_a_symlinked_pod_cgroup() {
         std::os::unix::fs::symlink(&target, parent.join(format!("pod{}", pod.uid))).unwrap();
         targets.push(target);
     }
-    let state = dir.path().join("state");
-    let pod_file = dir.path().join("pod.json");
-    let desired = resized(&pod_spec(&pod), &[app((300, 400), (32, 128))]);
-    std::fs::write(&pod_file, serde_json::to_vec(&desired).unwrap()).unwrap();
-    let out = resize_cmd(&pod_file, &state)
+    let out = inputs
+        .cmd()
         .arg("--cgroup-root")
         .arg(&root)
         .output()

@@ -10,14 +10,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use resizelet::core::plan::Limit;
-use resizelet::core::resources::QosClass;
 use resizelet_double::Fault;
 use resizelet_double::ServerVersion;
 use support::cluster::{
     api_version, condition, resize_done, resize_fields_present, Agent, Cluster, DEADLINE,
 };
 use support::eventually;
-use support::kubelet::{sized, TestPod};
+use support::kubelet::{app, cpu_memory, grow_and_shrink, guaranteed, sized, TestPod};
 
 const MIB: i64 = 1 << 20;
 
@@ -80,35 +79,19 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     });
 
     // Guaranteed, one container
-    let g = TestPod::new(
-        "guaranteed",
-        QosClass::Guaranteed,
-        vec![sized("app", (200, 200), (64, 64))],
-    );
+    let g = TestPod::guaranteed("guaranteed", [guaranteed("app", 200, 64)]);
     let g_run = cluster.run_pod(g.clone()).await;
     let g = g_run.pod.clone();
     cluster.wait_resize_fields(&g).await;
     let started = Instant::now();
     cluster
-        .resize(&g, &[sized("app", (400, 400), (96, 96))])
+        .resize(&g, &[guaranteed("app", 400, 96)])
         .await
         .expect("resize accepted by the API server");
     let p = done(&cluster, &g).await;
     eprintln!("guaranteed resize reflected after {:?}", started.elapsed());
-    let app = g_run.container_cgroup_values("app");
-    assert_eq!(
-        (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (
-            Some(409),
-            Some(Limit::Value(40_000)),
-            Some(Limit::Value(96 * MIB))
-        )
-    );
-    let pod_cg = g_run.pod_cgroup_values();
-    assert_eq!(
-        (pod_cg.cpu_quota, pod_cg.memory_limit),
-        (Some(Limit::Value(40_000)), Some(Limit::Value(96 * MIB)))
-    );
+    g_run.assert_container("app", cpu_memory(409, 40_000, 96 * MIB));
+    g_run.assert_pod(cpu_memory(409, 40_000, 96 * MIB));
     let st = &p["status"]["containerStatuses"][0];
     assert_eq!(st["resources"]["limits"]["cpu"], "400m");
     assert_eq!(st["resources"]["limits"]["memory"], "96Mi");
@@ -169,48 +152,24 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     );
 
     // Burstable, two containers: one grows, one shrinks
-    let b = TestPod::new(
-        "burstable",
-        QosClass::Burstable,
-        vec![
-            sized("c1", (100, 300), (32, 128)),
-            sized("c2", (300, 600), (64, 256)),
-        ],
-    );
-    let b_run = cluster.run_pod(b).await;
+    let (before, grown) = grow_and_shrink();
+    let b_run = cluster
+        .run_pod(TestPod::burstable("burstable", before))
+        .await;
     let b = b_run.pod.clone();
     cluster.wait_resize_fields(&b).await;
-    let grown = [
-        sized("c1", (300, 500), (32, 192)),
-        sized("c2", (100, 200), (64, 128)),
-    ];
     cluster.resize(&b, &grown).await.expect("resize");
     done(&cluster, &b).await;
-    assert_eq!(
-        b_run.container_cgroup_values("c1").cpu_quota,
-        Some(Limit::Value(50_000))
-    );
-    assert_eq!(
-        b_run.container_cgroup_values("c2").cpu_quota,
-        Some(Limit::Value(20_000))
-    );
-    assert_eq!(
-        b_run.container_cgroup_values("c2").memory_limit,
-        Some(Limit::Value(128 * MIB))
-    );
-    assert_eq!(
-        b_run.pod_cgroup_values().memory_limit,
-        Some(Limit::Value(320 * MIB))
-    );
+    // c1 300m/500m and 192 MiB, c2 100m/200m and 128 MiB; the pod 400m (409 shares)/700m, 320 MiB
+    b_run.assert_container("c1", cpu_memory(307, 50_000, 192 * MIB));
+    b_run.assert_container("c2", cpu_memory(102, 20_000, 128 * MIB));
+    b_run.assert_pod(cpu_memory(409, 70_000, 320 * MIB));
 
     // Infeasible: more cpu than the node has
     cluster
         .resize(
             &b,
-            &[
-                sized("c1", (3000, 3000), (32, 192)),
-                sized("c2", (100, 200), (64, 128)),
-            ],
+            &[sized("c1", (3000, 3000), (32, 192)), grown[1].clone()],
         )
         .await
         .expect("resize");
@@ -238,7 +197,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
     cluster.api.fail_next(Fault::Conflict);
     cluster.api.force_gone();
     cluster
-        .resize(&g, &[sized("app", (300, 300), (96, 96))])
+        .resize(&g, &[guaranteed("app", 300, 96)])
         .await
         .expect("resize");
     done(&cluster, &g).await;
@@ -258,7 +217,7 @@ async fn resizes_through_the_api_with_a_gate_off_kubelet_erasing_fields() {
         cluster.wait_resize_fields(&g).await;
         let t = Instant::now();
         cluster
-            .resize(&g, &[sized("app", (cpu, cpu), (96, 96))])
+            .resize(&g, &[guaranteed("app", cpu, 96)])
             .await
             .expect("resize");
         loop {
@@ -385,20 +344,12 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     let state = cluster.dir.path().join("state");
     let mut agent = Agent::start(&cluster, &state);
     let a_run = cluster
-        .run_pod(TestPod::new(
-            "a",
-            QosClass::Guaranteed,
-            vec![sized("app", (500, 500), (64, 64))],
-        ))
+        .run_pod(TestPod::guaranteed("a", [guaranteed("app", 500, 64)]))
         .await;
     let b_run = cluster
-        .run_pod(TestPod::new(
-            "b",
-            QosClass::Burstable,
-            vec![sized("app", (400, 500), (32, 64)).shell(
-                "head -c 41943040 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
-            )],
-        ))
+        .run_pod(TestPod::burstable("b", [app((400, 500), (32, 64)).shell(
+            "head -c 41943040 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
+        )]))
         .await;
     let (a, b) = (a_run.pod.clone(), b_run.pod.clone());
     cluster.wait_resize_fields(&a).await;
@@ -406,7 +357,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
 
     // b wants 800m: does not fit next to a → Deferred
     cluster
-        .resize(&b, &[sized("app", (800, 800), (32, 64))])
+        .resize(&b, &[app((800, 800), (32, 64))])
         .await
         .expect("resize");
     eventually("Deferred", DEADLINE, || async {
@@ -446,7 +397,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     // memory limit below usage (b holds ~40 MiB in /dev/shm): InProgress/Error, nothing changed
     b_run.wait_memory_usage("app", 40 * MIB).await;
     cluster
-        .resize(&b, &[sized("app", (800, 800), (16, 20))])
+        .resize(&b, &[app((800, 800), (16, 20))])
         .await
         .expect("resize");
     let p = eventually("PodResizeInProgress Error", DEADLINE, || async {
@@ -465,7 +416,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     );
     // reverted → success
     cluster
-        .resize(&b, &[sized("app", (800, 800), (32, 64))])
+        .resize(&b, &[app((800, 800), (32, 64))])
         .await
         .expect("revert");
     done(&cluster, &b).await;
@@ -473,7 +424,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
     // restart: the agent is killed, a resize arrives while it is down, it converges on start
     agent.kill();
     cluster
-        .resize(&b, &[sized("app", (600, 600), (32, 64))])
+        .resize(&b, &[app((600, 600), (32, 64))])
         .await
         .expect("resize");
     let mut agent = Agent::start(&cluster, &state);
@@ -492,7 +443,7 @@ async fn deferred_until_another_pod_leaves_memory_error_then_revert_and_restart(
         &["--crash-after-step", "0"],
     ));
     cluster
-        .resize(&b, &[sized("app", (700, 700), (48, 64))])
+        .resize(&b, &[app((700, 700), (48, 64))])
         .await
         .expect("resize");
     let status = eventually("the agent aborts mid-enactment", DEADLINE, || async {
@@ -518,14 +469,7 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
     let state = cluster.dir.path().join("state");
     let _agent = Agent::start(&cluster, &state);
     let run = |name: &str, cpu: i64, priority: i32| {
-        cluster.run_pod(
-            TestPod::new(
-                name,
-                QosClass::Guaranteed,
-                vec![sized("app", (cpu, cpu), (32, 32))],
-            )
-            .priority(priority),
-        )
+        cluster.run_pod(TestPod::guaranteed(name, [guaranteed("app", cpu, 32)]).priority(priority))
     };
     let a_run = run("a", 1000, 0).await;
     let b_run = run("b", 500, 0).await;
@@ -545,12 +489,12 @@ async fn deferred_resizes_are_accepted_in_priority_order() {
         }
     };
     cluster
-        .resize(&b, &[sized("app", (1100, 1100), (32, 32))])
+        .resize(&b, &[guaranteed("app", 1100, 32)])
         .await
         .expect("resize");
     deferred(b.clone()).await;
     cluster
-        .resize(&cp, &[sized("app", (1000, 1000), (32, 32))])
+        .resize(&cp, &[guaranteed("app", 1000, 32)])
         .await
         .expect("resize");
     deferred(cp.clone()).await;

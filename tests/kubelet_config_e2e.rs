@@ -8,10 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use resizelet::core::pod_cgroup::Limit;
-use resizelet::core::resources::QosClass;
 use serde_json::json;
 use support::cluster::{resize_done, Cluster, DEADLINE, NODE};
-use support::kubelet::{TestContainer, TestPod};
+use support::kubelet::{app, TestPod};
 
 const MIB: i64 = 1 << 20;
 
@@ -71,13 +70,7 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
     let mut child = agent(&cluster, &log, &extra);
     let _show = ShowLogOnPanic(log.clone());
 
-    let pod = TestPod::new(
-        "legacy",
-        QosClass::Burstable,
-        vec![TestContainer::new("app")
-            .cpu(Some(100), Some(200))
-            .memory(Some(64 * MIB), Some(128 * MIB))],
-    );
+    let pod = TestPod::burstable("legacy", [app((100, 200), (64, 128))]);
     let running = cluster.run_pod(pod).await;
     let pod = running.pod.clone();
     cluster.wait_resize_fields(&pod).await;
@@ -87,15 +80,7 @@ async fn on_a_1_32_api_server_status_resize_is_cleared_in_the_write_that_reports
     let patch = json!({"spec": {"containers": [{"name": "app", "resources": {
         "requests": {"cpu": "300m", "memory": "96Mi"},
         "limits": {"cpu": "0.5", "memory": "192Mi"}}}]}});
-    cluster
-        .api
-        .resize_pod(
-            &pod.namespace,
-            &pod.name,
-            resizelet_double::PatchKind::Strategic,
-            &patch,
-        )
-        .expect("resize accepted");
+    cluster.resize_raw(&pod, &patch, "resize accepted");
     let proposed = cluster.pod(&pod);
     assert_eq!(
         proposed["status"]["resize"], "Proposed",

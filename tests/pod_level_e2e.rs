@@ -6,12 +6,10 @@
 
 mod support;
 
-use resizelet::core::plan::{Limit, PodCgroupValues};
-use resizelet::core::resources::QosClass;
 use serde_json::json;
 use support::cluster::{resize_done, Agent, Cluster, DEADLINE, NODE};
 use support::eventually;
-use support::kubelet::{TestContainer, TestPod};
+use support::kubelet::{cgroup_values, cpu_memory, requests, TestPod};
 
 const MIB: i64 = 1 << 20;
 
@@ -23,13 +21,7 @@ async fn pod_level_resources_set_the_pod_cgroup_through_the_api() {
 
     // One container with requests only; the pod-level resources give the pod 500m/128Mi
     // requested and 1 cpu/512Mi as its limits (Burstable: requests ≠ limits).
-    let pod = TestPod::new(
-        "podlevel",
-        QosClass::Burstable,
-        vec![TestContainer::new("app")
-            .cpu(Some(100), None)
-            .memory(Some(64 * MIB), None)],
-    );
+    let pod = TestPod::burstable("podlevel", [requests("app", 100, 64)]);
     let spec = json!({
         "nodeName": NODE, "terminationGracePeriodSeconds": 2,
         "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
@@ -45,12 +37,7 @@ async fn pod_level_resources_set_the_pod_cgroup_through_the_api() {
 
     // a cpu request resize of the container, inside the pod-level request
     cluster
-        .resize(
-            &pod,
-            &[TestContainer::new("app")
-                .cpu(Some(200), None)
-                .memory(Some(64 * MIB), None)],
-        )
+        .resize(&pod, &[requests("app", 200, 64)])
         .await
         .expect("resize accepted by the API server");
     eventually("resize completed in the API status", DEADLINE, || async {
@@ -61,24 +48,8 @@ async fn pod_level_resources_set_the_pod_cgroup_through_the_api() {
     // upstream's pod cgroup: shares from the pod-level request (500m → 512), quota from the
     // pod-level cpu limit (limits declared at pod level), memory from the pod-level limit —
     // not the container sums (204 shares, no quota, no memory limit)
-    assert_eq!(
-        running.pod_cgroup_values(),
-        PodCgroupValues {
-            cpu_shares: Some(512),
-            cpu_quota: Some(Limit::Value(100_000)),
-            cpu_period: Some(100_000),
-            memory_limit: Some(Limit::Value(512 * MIB)),
-        }
-    );
+    running.assert_pod_values(cgroup_values(512, 100_000, 512 * MIB));
     // the container: its own request, the pod-level limits as the limits it lacks
-    let app = running.container_cgroup_values("app");
-    assert_eq!(
-        (app.cpu_shares, app.cpu_quota, app.memory_limit),
-        (
-            Some(204),
-            Some(Limit::Value(100_000)),
-            Some(Limit::Value(512 * MIB))
-        )
-    );
+    running.assert_container("app", cpu_memory(204, 100_000, 512 * MIB));
     running.teardown().await.unwrap();
 }

@@ -6,40 +6,52 @@ mod support;
 
 use resizelet::core::admission::Decision;
 use resizelet::core::plan::Limit;
-use resizelet::core::resources::QosClass;
+use resizelet::core::resources::PodSpec;
 use resizelet::cri::Runtime;
 use resizelet::executor::ExecError;
 use resizelet::testing::{enact, sync};
-use support::engine::{engine, resized, seed};
-use support::kubelet::{sized, Kubelet, TestPod};
+use support::engine::{engine, resized, seed, TestEngine};
+use support::kubelet::{
+    cpu_memory, guaranteed, sized, start_pod, RunningPod, TestContainer, TestPod,
+};
 
 const MIB: i64 = 1 << 20;
 
-#[tokio::test]
-async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "guaranteed",
-        QosClass::Guaranteed,
-        vec![
-            sized("a", (250, 250), (32, 32)),
-            sized("b", (250, 250), (64, 64)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
+/// `pod` running on the test containerd, the recording engine, and the spec of the engine's
+/// first pass over the pod, which seeds it from the runtime and has nothing to do.
+async fn start(pod: TestPod) -> (RunningPod, TestEngine, PodSpec) {
+    let running = start_pod(&pod).await;
     let t = engine().await;
-    let (spec, first) = seed(&t.engine, &pod).await;
+    let (spec, first) = seed(&t.engine, &running.pod).await;
     assert!(first.seeded);
     assert_eq!(first.decision, Decision::Unchanged);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
+    (running, t, spec)
+}
 
-    let desired = resized(
-        &spec,
-        &[
-            sized("a", (500, 500), (64, 64)),
-            sized("b", (250, 250), (64, 64)),
-        ],
-    );
+/// Containers at 100m/200m cpu, 32/64 MiB.
+fn small(names: &[&str]) -> Vec<TestContainer> {
+    names
+        .iter()
+        .map(|name| sized(name, (100, 200), (32, 64)))
+        .collect()
+}
+
+/// [`small`] with the cpu grown to 300m/400m.
+fn grown(names: &[&str]) -> Vec<TestContainer> {
+    names
+        .iter()
+        .map(|name| sized(name, (300, 400), (32, 64)))
+        .collect()
+}
+
+#[tokio::test]
+async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
+    let b = guaranteed("b", 250, 64);
+    let pod = TestPod::guaranteed("guaranteed", [guaranteed("a", 250, 32), b.clone()]);
+    let (running, t, spec) = start(pod).await;
+
+    let desired = resized(&spec, &[guaranteed("a", 500, 64), b]);
     let out = enact(&t.engine, &desired).await;
     assert!(!out.in_progress);
     assert_eq!(
@@ -89,28 +101,14 @@ async fn guaranteed_pod_grows_pod_cgroup_first_then_container() {
 
 #[tokio::test]
 async fn burstable_multi_container_mixed_increases_and_decreases() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "mixed",
-        QosClass::Burstable,
-        vec![
-            sized("c1", (200, 400), (64, 128)),
-            sized("c2", (300, 600), (128, 256)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let t = engine().await;
-    let (spec, _) = seed(&t.engine, &pod).await;
+    let c1 = sized("c1", (200, 400), (64, 128));
+    let c2 = sized("c2", (300, 600), (128, 256));
+    let (running, t, spec) = start(TestPod::burstable("mixed", [c1, c2])).await;
 
     // c1: memory limit up, cpu down; c2: memory limit down, cpu up.
-    let desired = resized(
-        &spec,
-        &[
-            sized("c1", (100, 200), (64, 256)),
-            sized("c2", (500, 900), (64, 96)),
-        ],
-    );
-    enact(&t.engine, &desired).await;
+    let c1 = sized("c1", (100, 200), (64, 256));
+    let c2 = sized("c2", (500, 900), (64, 96));
+    enact(&t.engine, &resized(&spec, &[c1, c2])).await;
     assert_eq!(
         t.log.take(),
         [
@@ -125,33 +123,20 @@ async fn burstable_multi_container_mixed_increases_and_decreases() {
             "update c2".to_string(),
         ]
     );
-    let values = |name| running.container_cgroup_values(name);
-    assert_eq!(values("c1").cpu_shares, Some(102));
-    assert_eq!(values("c1").cpu_quota, Some(Limit::Value(20_000)));
-    assert_eq!(values("c1").memory_limit, Some(Limit::Value(256 * MIB)));
-    assert_eq!(values("c2").cpu_shares, Some(512));
-    assert_eq!(values("c2").cpu_quota, Some(Limit::Value(90_000)));
-    assert_eq!(values("c2").memory_limit, Some(Limit::Value(96 * MIB)));
-    let pod_values = running.pod_cgroup_values();
-    assert_eq!(pod_values.cpu_shares, Some(614));
-    assert_eq!(pod_values.cpu_quota, Some(Limit::Value(110_000)));
-    assert_eq!(pod_values.memory_limit, Some(Limit::Value(352 * MIB)));
+    running.assert_container("c1", cpu_memory(102, 20_000, 256 * MIB));
+    running.assert_container("c2", cpu_memory(512, 90_000, 96 * MIB));
+    running.assert_pod(cpu_memory(614, 110_000, 352 * MIB));
     running.teardown().await.expect("teardown");
 }
 
 #[tokio::test]
 async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
-    let kubelet = Kubelet::from_env().await;
     // 48 MiB in the container's /dev/shm (tmpfs, charged to its memory cgroup).
     let hog = sized("hog", (100, 200), (64, 128)).shell(
         "head -c 50331648 /dev/zero > /dev/shm/fill; trap 'exit 0' TERM; sleep 2147483647 & wait",
     );
-    let pod = TestPod::new("hog", QosClass::Burstable, vec![hog]);
-    let running = kubelet.run_pod(&pod).await;
+    let (running, t, spec) = start(TestPod::burstable("hog", [hog])).await;
     running.wait_memory_usage("hog", 48 * MIB).await;
-
-    let t = engine().await;
-    let (spec, _) = seed(&t.engine, &pod).await;
     let desired = resized(&spec, &[sized("hog", (100, 200), (16, 32))]);
     let out = sync(&t.engine, &desired).await;
     assert_eq!(out.decision, Decision::Accepted);
@@ -192,32 +177,14 @@ async fn memory_decrease_below_usage_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn container_that_is_not_running_is_left_to_its_restart() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "stopped",
-        QosClass::Burstable,
-        vec![
-            sized("up", (100, 200), (32, 64)),
-            sized("down", (100, 200), (32, 64)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let t = engine().await;
-    let (spec, _) = seed(&t.engine, &pod).await;
+    let (running, t, spec) = start(TestPod::burstable("stopped", small(&["up", "down"]))).await;
     t.runtime
         .inner
         .stop_container(running.container_id("down"), 0)
         .await
         .unwrap();
 
-    let desired = resized(
-        &spec,
-        &[
-            sized("up", (300, 400), (32, 64)),
-            sized("down", (300, 400), (32, 64)),
-        ],
-    );
-    let out = sync(&t.engine, &desired).await;
+    let out = sync(&t.engine, &resized(&spec, &grown(&["up", "down"]))).await;
     out.enactment.expect("enactment");
     assert!(
         !out.in_progress,
@@ -245,28 +212,11 @@ async fn container_that_is_not_running_is_left_to_its_restart() {
 
 #[tokio::test]
 async fn container_vanishing_mid_plan_stops_the_plan_with_a_clear_error() {
-    let kubelet = Kubelet::from_env().await;
-    let pod = TestPod::new(
-        "vanish",
-        QosClass::Burstable,
-        vec![
-            sized("first", (100, 200), (32, 64)),
-            sized("second", (100, 200), (32, 64)),
-        ],
-    );
-    let running = kubelet.run_pod(&pod).await;
-    let t = engine().await;
-    let (spec, _) = seed(&t.engine, &pod).await;
+    let pod = TestPod::burstable("vanish", small(&["first", "second"]));
+    let (running, t, spec) = start(pod).await;
     *t.runtime.vanish.lock().unwrap() = Some("first".to_string());
 
-    let desired = resized(
-        &spec,
-        &[
-            sized("first", (300, 400), (32, 64)),
-            sized("second", (300, 400), (32, 64)),
-        ],
-    );
-    let out = sync(&t.engine, &desired).await;
+    let out = sync(&t.engine, &resized(&spec, &grown(&["first", "second"]))).await;
     let err = out.enactment.expect_err("first is gone");
     assert!(
         matches!(err, ExecError::ContainerGone { ref container, .. } if container == "first"),

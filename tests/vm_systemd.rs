@@ -13,7 +13,7 @@ use std::time::Duration;
 use resizelet::cgroup::fs::RealCgroupFs;
 use resizelet::cgroup::systemd::{DbusSystemd, SystemdCgroupFs};
 use resizelet::core::node::{CgroupDriver, CgroupVersion};
-use resizelet::core::resources::{PodSpec, QosClass};
+use resizelet::core::resources::PodSpec;
 use resizelet::engine::Engine;
 use resizelet::testing::enact;
 use support::engine::{guest_engine, resized, seed, GuestEngine};
@@ -39,7 +39,9 @@ async fn systemd_engine() -> GuestEngine {
 
 /// (CPUWeight, CPUQuotaPerSecUSec, MemoryMax) of the pod slice over D-Bus and
 /// (cpu.weight, cpu.max, memory.max) of its cgroup.
-fn pod_state(sd: &Systemd, r: &RunningPod) -> ((u64, u64, u64), (String, String, String)) {
+type State = ((u64, u64, u64), (String, String, String));
+
+fn pod_state(sd: &Systemd, r: &RunningPod) -> State {
     let unit = pod_slices(&r.pod).pop().unwrap();
     let dir = r.pod_cgroup_dir("cpu");
     (
@@ -56,10 +58,7 @@ fn pod_state(sd: &Systemd, r: &RunningPod) -> ((u64, u64, u64), (String, String,
     )
 }
 
-fn expect(
-    props: (u64, u64, u64),
-    files: (u64, &str, i64),
-) -> ((u64, u64, u64), (String, String, String)) {
+fn expect(props: (u64, u64, u64), files: (u64, &str, i64)) -> State {
     (
         props,
         (
@@ -70,10 +69,33 @@ fn expect(
     )
 }
 
-async fn resize(engine: &Engine, spec: &PodSpec, to: &[TestContainer]) -> PodSpec {
-    let desired = resized(spec, to);
-    enact(engine, &desired).await;
-    desired
+/// The pod's slice with the engine that resizes it.
+struct Slice<'a> {
+    sd: &'a Systemd,
+    engine: &'a Engine,
+    running: &'a RunningPod,
+}
+
+impl Slice<'_> {
+    /// Resizes the pod from `spec` to its one container `app`; asserts the slice's state
+    /// ([`pod_state`]) is `want` and the container's `memory.max` is `app`'s memory limit, then
+    /// that the slice's state is still `want` after `systemctl daemon-reload`. Returns the new
+    /// spec.
+    async fn resize_and_reload(&self, spec: &PodSpec, app: TestContainer, want: State) -> PodSpec {
+        let memory = app.memory_limit.unwrap().to_string();
+        let desired = resized(spec, &[app]);
+        enact(self.engine, &desired).await;
+        let scope = self.running.container_cgroup_dir("app", "cpu");
+        assert_eq!(pod_state(self.sd, self.running), want);
+        assert_eq!(read_trimmed(&scope, "memory.max"), memory);
+        daemon_reload();
+        assert_eq!(
+            pod_state(self.sd, self.running),
+            want,
+            "after daemon-reload"
+        );
+        desired
+    }
 }
 
 #[tokio::test]
@@ -87,11 +109,7 @@ async fn pod_slice_resize_survives_daemon_reload() {
         "systemd driver on cgroup v2"
     );
     let sd = Systemd::connect();
-    let pod = TestPod::new(
-        "sd-guaranteed",
-        QosClass::Guaranteed,
-        vec![guaranteed("app", 250, 64)],
-    );
+    let pod = TestPod::guaranteed("sd-guaranteed", [guaranteed("app", 250, 64)]);
     let running = kubelet.run_pod(&pod).await;
     // the kubelet's slice: weight(256) = 10, 250 ms per second, 64 MiB
     assert_eq!(
@@ -106,15 +124,18 @@ async fn pod_slice_resize_survives_daemon_reload() {
 
     let engine = systemd_engine().await;
     let (spec, _) = seed(&engine, &pod).await;
+    let slice = Slice {
+        sd: &sd,
+        engine: &engine,
+        running: &running,
+    };
 
     // increase: 325m → shares 332 → weight 13; 32.5 ms rounds up to 33 ms (systemd keeps whole
     // 10 ms per second, and resizelet writes the rounded quota to the file too); 96 MiB
-    let spec = resize(&engine, &spec, &[guaranteed("app", 325, 96)]).await;
     let grown = expect((13, 330_000, 96 << 20), (13, "33000 100000", 96 * MIB));
-    assert_eq!(pod_state(&sd, &running), grown);
-    assert_eq!(read_trimmed(&app, "memory.max"), (96 * MIB).to_string());
-    daemon_reload();
-    assert_eq!(pod_state(&sd, &running), grown, "after daemon-reload");
+    let spec = slice
+        .resize_and_reload(&spec, guaranteed("app", 325, 96), grown)
+        .await;
 
     // what resizelet did before: a file-only write is put back by systemd on daemon-reload
     std::fs::write(
@@ -130,12 +151,10 @@ async fn pod_slice_resize_survives_daemon_reload() {
     );
 
     // decrease: 200m → shares 204 → weight 8; 20 ms; 48 MiB
-    let _ = resize(&engine, &spec, &[guaranteed("app", 200, 48)]).await;
     let shrunk = expect((8, 200_000, 48 << 20), (8, "20000 100000", 48 * MIB));
-    assert_eq!(pod_state(&sd, &running), shrunk);
-    assert_eq!(read_trimmed(&app, "memory.max"), (48 * MIB).to_string());
-    daemon_reload();
-    assert_eq!(pod_state(&sd, &running), shrunk, "after daemon-reload");
+    slice
+        .resize_and_reload(&spec, guaranteed("app", 200, 48), shrunk)
+        .await;
     eprintln!(
         "container scope after the decrease and daemon-reload: cpu.weight {} cpu.max {:?} memory.max {}",
         read_trimmed(&app, "cpu.weight"),

@@ -228,6 +228,19 @@ impl Cluster {
         }
     }
 
+    /// A raw strategic-merge patch on `/resize`, straight to the double's store (for quantities
+    /// the test's containers cannot spell); panics with `what` when the API refuses it.
+    pub fn resize_raw(&self, p: &TestPod, patch: &Value, what: &str) {
+        self.api
+            .resize_pod(
+                &p.namespace,
+                &p.name,
+                resizelet_double::PatchKind::Strategic,
+                patch,
+            )
+            .expect(what);
+    }
+
     pub async fn resize_once(
         &self,
         p: &TestPod,

@@ -2,7 +2,7 @@
 //! tests, plus recording decorators that log the order of pod-cgroup writes and CRI updates.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -20,7 +20,7 @@ use resizelet::cri::client::CriClient;
 use resizelet::cri::{CriError, Runtime, RuntimeVersion};
 use resizelet::engine::Engine;
 
-use super::kubelet::{TestContainer, TestPod};
+use super::kubelet::{app, start_pod, RunningPod, TestContainer, TestPod};
 
 fn list(cpu: Option<i64>, memory: Option<i64>) -> ResourceList {
     let mut l = ResourceList::new();
@@ -262,4 +262,56 @@ pub async fn seed(engine: &Engine, pod: &TestPod) -> (PodSpec, resizelet::engine
     let spec = pod_spec(pod);
     let first = resizelet::testing::sync(engine, &spec).await;
     (spec, first)
+}
+
+/// The inputs of `resizelet resize` runs ([`super::resize_cmd`]): a fresh directory holding the
+/// state directory (`state`, created by the binary unless a test plants one) and the pod file.
+pub struct ResizeInputs {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub pod_file: PathBuf,
+}
+
+impl Default for ResizeInputs {
+    fn default() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let pod_file = dir.path().join("pod.json");
+        ResizeInputs {
+            dir,
+            state,
+            pod_file,
+        }
+    }
+}
+
+impl ResizeInputs {
+    /// [`ResizeInputs::default`] with the pod file asking to resize `pod` to `containers`.
+    pub fn resizing(pod: &TestPod, containers: &[TestContainer]) -> Self {
+        let inputs = Self::default();
+        inputs.write_pod(&resized(&pod_spec(pod), containers));
+        inputs
+    }
+
+    /// Writes `spec` as the pod file.
+    pub fn write_pod(&self, spec: &PodSpec) {
+        let json = serde_json::to_vec(spec).expect("pod spec as JSON");
+        std::fs::write(&self.pod_file, json).expect("write the pod file");
+    }
+
+    /// `resizelet resize` with these inputs.
+    pub fn cmd(&self) -> std::process::Command {
+        super::resize_cmd(&self.pod_file, &self.state)
+    }
+}
+
+/// A Burstable pod `name` running on the test containerd with the one container "app" at
+/// 100m/200m cpu and 32/64 MiB, and the inputs that resize it to 300m/400m and 32/128 MiB.
+pub async fn start_with_resize(name: &str) -> (RunningPod, ResizeInputs) {
+    let pod = TestPod::burstable(name, [app((100, 200), (32, 64))]);
+    let running = start_pod(&pod).await;
+    (
+        running,
+        ResizeInputs::resizing(&pod, &[app((300, 400), (32, 128))]),
+    )
 }

@@ -74,9 +74,32 @@ pub fn sized(name: &str, cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContain
         .memory(Some(memory_mib.0 << 20), Some(memory_mib.1 << 20))
 }
 
+/// The container "app" of most tests: [`sized`].
+pub fn app(cpu: (i64, i64), memory_mib: (i64, i64)) -> TestContainer {
+    sized("app", cpu, memory_mib)
+}
+
+/// The end-to-end tests' Burstable pair, (before, after) a resize: c1 at 100m/300m cpu and
+/// 32/128 MiB grows to 300m/500m and 32/192 MiB while c2 at 300m/600m and 64/256 MiB shrinks to
+/// 100m/200m and 64/128 MiB.
+pub fn grow_and_shrink() -> ([TestContainer; 2], [TestContainer; 2]) {
+    let c1 = sized("c1", (100, 300), (32, 128));
+    let c2 = sized("c2", (300, 600), (64, 256));
+    let grown = sized("c1", (300, 500), (32, 192));
+    let shrunk = sized("c2", (100, 200), (64, 128));
+    ([c1, c2], [grown, shrunk])
+}
+
 /// A container `name` with request = limit: `cpu` millicores and `memory_mib` MiB.
 pub fn guaranteed(name: &str, cpu: i64, memory_mib: i64) -> TestContainer {
     sized(name, (cpu, cpu), (memory_mib, memory_mib))
+}
+
+/// A container `name` with requests only (no limits): `cpu` millicores and `memory_mib` MiB.
+pub fn requests(name: &str, cpu: i64, memory_mib: i64) -> TestContainer {
+    TestContainer::new(name)
+        .cpu(Some(cpu), None)
+        .memory(Some(memory_mib << 20), None)
 }
 
 /// The pod the double creates (regular containers only).
@@ -102,6 +125,21 @@ impl TestPod {
             containers,
             priority: None,
         }
+    }
+
+    /// [`TestPod::new`] for a Guaranteed pod.
+    pub fn guaranteed(name: &str, containers: impl IntoIterator<Item = TestContainer>) -> Self {
+        Self::new(name, QosClass::Guaranteed, containers.into_iter().collect())
+    }
+
+    /// [`TestPod::new`] for a Burstable pod.
+    pub fn burstable(name: &str, containers: impl IntoIterator<Item = TestContainer>) -> Self {
+        Self::new(name, QosClass::Burstable, containers.into_iter().collect())
+    }
+
+    /// [`TestPod::new`] for a BestEffort pod.
+    pub fn best_effort(name: &str, containers: impl IntoIterator<Item = TestContainer>) -> Self {
+        Self::new(name, QosClass::BestEffort, containers.into_iter().collect())
     }
 
     pub fn priority(mut self, priority: i32) -> Self {
@@ -365,6 +403,13 @@ impl CgroupMounts {
         }
     }
 
+    /// `rel` (a pod cgroup, see [`CgroupMounts::pod_rel`]) in the hierarchy of `controller`.
+    pub fn pod_dir(&self, controller: &str, rel: &str) -> PathBuf {
+        self.dir(controller)
+            .unwrap_or_else(|| panic!("controller {controller} not mounted"))
+            .join(rel.trim_start_matches('/'))
+    }
+
     /// Mount point of the hierarchy holding `controller` (e.g. "cpu", "memory").
     pub fn dir(&self, controller: &str) -> Option<&Path> {
         self.hierarchies
@@ -444,18 +489,14 @@ impl Kubelet {
         }
         let rt = self.client.runtime_service();
         let sandbox_config = self.sandbox_config(pod);
+        let request = proto::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        };
+        let what = format!("run pod sandbox for {}", pod.name);
         let resp = self
-            .client
-            .call_within(
-                "RunPodSandbox",
-                Duration::from_secs(30),
-                rt.clone().run_pod_sandbox(proto::RunPodSandboxRequest {
-                    config: Some(sandbox_config.clone()),
-                    runtime_handler: String::new(),
-                }),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("run pod sandbox for {}: {e}", pod.name));
+            .cri("RunPodSandbox", &what, rt.clone().run_pod_sandbox(request))
+            .await;
         running.sandbox_id = Some(resp.pod_sandbox_id.clone());
         for c in &pod.containers {
             let resources = container_resources(pod, c, &self.host);
@@ -484,34 +525,41 @@ impl Kubelet {
                 }),
                 ..Default::default()
             };
+            let request = proto::CreateContainerRequest {
+                pod_sandbox_id: resp.pod_sandbox_id.clone(),
+                config: Some(config),
+                sandbox_config: Some(sandbox_config.clone()),
+            };
+            let what = format!("create container {}", c.name);
             let created = self
-                .client
-                .call_within(
+                .cri(
                     "CreateContainer",
-                    Duration::from_secs(30),
-                    rt.clone().create_container(proto::CreateContainerRequest {
-                        pod_sandbox_id: resp.pod_sandbox_id.clone(),
-                        config: Some(config),
-                        sandbox_config: Some(sandbox_config.clone()),
-                    }),
+                    &what,
+                    rt.clone().create_container(request),
                 )
-                .await
-                .unwrap_or_else(|e| panic!("create container {}: {e}", c.name));
+                .await;
             running
                 .containers
                 .push((c.name.clone(), created.container_id.clone()));
-            self.client
-                .call_within(
-                    "StartContainer",
-                    Duration::from_secs(30),
-                    rt.clone().start_container(proto::StartContainerRequest {
-                        container_id: created.container_id.clone(),
-                    }),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("start container {}: {e}", c.name));
+            let request = proto::StartContainerRequest {
+                container_id: created.container_id.clone(),
+            };
+            let what = format!("start container {}", c.name);
+            self.cri("StartContainer", &what, rt.clone().start_container(request))
+                .await;
         }
         running
+    }
+
+    /// One CRI call of [`Kubelet::run_pod`] under a 30 s deadline; panics with `what` on failure.
+    async fn cri<T, F>(&self, call: &'static str, what: &str, request: F) -> T
+    where
+        F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.client
+            .call_within(call, Duration::from_secs(30), request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 }
 
@@ -582,17 +630,18 @@ fn create_pod_cgroups(mounts: &CgroupMounts, pod: &TestPod) -> Vec<PathBuf> {
         // Not created by us (runc creates it), but ours to remove.
         pod_dirs.push(unified.join(rel.trim_start_matches('/')));
     }
-    let v = pod_cgroup_values(pod);
-    let cpu = mounts
-        .dir("cpu")
-        .expect("cpu controller mounted")
-        .join(rel.trim_start_matches('/'));
+    write_pod_values(mounts, &rel, &pod_cgroup_values(pod));
+    pod_dirs
+}
+
+/// Writes pod cgroup values the way the kubelet does (`None` = leave as is): the v2 files, or on
+/// v1 limit before request and period before quota (spec §7.2, §11.3). Independent of
+/// `resizelet::cgroup`.
+fn write_pod_values(mounts: &CgroupMounts, rel: &str, v: &PodCgroupValues) {
+    let cpu = mounts.pod_dir("cpu", rel);
     if mounts.v2 {
-        write_v2(&cpu, &v);
-        return pod_dirs;
-    }
-    if let Some(shares) = v.cpu_shares {
-        write(&cpu.join("cpu.shares"), &shares.to_string());
+        write_v2(&cpu, v);
+        return;
     }
     if let Some(period) = v.cpu_period {
         write(&cpu.join("cpu.cfs_period_us"), &period.to_string());
@@ -600,14 +649,13 @@ fn create_pod_cgroups(mounts: &CgroupMounts, pod: &TestPod) -> Vec<PathBuf> {
     if let Some(quota) = v.cpu_quota {
         write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string());
     }
-    if let Some(limit) = v.memory_limit {
-        let mem = mounts
-            .dir("memory")
-            .expect("memory controller mounted")
-            .join(rel.trim_start_matches('/'));
-        write(&mem.join("memory.limit_in_bytes"), &limit.to_string());
+    if let Some(shares) = v.cpu_shares {
+        write(&cpu.join("cpu.shares"), &shares.to_string());
     }
-    pod_dirs
+    if let Some(limit) = v.memory_limit {
+        let memory = mounts.pod_dir("memory", rel);
+        write(&memory.join("memory.limit_in_bytes"), &limit.to_string());
+    }
 }
 
 /// spec §9: shares → v2 `cpu.weight`, the kubelet's linear formula.
@@ -662,13 +710,7 @@ fn read_values(cpu_dir: &Path, memory_dir: &Path) -> PodCgroupValues {
 /// v2 files in the v1 shape: weight → shares (the linear formula's inverse, lossy), `cpu.max`,
 /// `memory.max` ("max" = `Limit::Max`).
 fn read_values_v2(dir: &Path) -> PodCgroupValues {
-    let read = |f: &str| -> String {
-        let p = dir.join(f);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-            .trim()
-            .to_string()
-    };
+    let read = |f: &str| super::read_trimmed(dir, f);
     let weight: i64 = read("cpu.weight").parse().expect("cpu.weight");
     let max = read("cpu.max");
     let (quota, period) = max.split_once(' ').expect("cpu.max has two fields");
@@ -687,6 +729,45 @@ fn read_values_v2(dir: &Path) -> PodCgroupValues {
             Limit::Value(memory.parse().expect("memory.max"))
         }),
     }
+}
+
+/// What a resize changes in a cgroup: cpu shares, cfs quota and memory limit (the period stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuMemory {
+    pub shares: Option<u64>,
+    pub quota: Option<Limit>,
+    pub memory: Option<Limit>,
+}
+
+impl From<PodCgroupValues> for CpuMemory {
+    fn from(v: PodCgroupValues) -> Self {
+        CpuMemory {
+            shares: v.cpu_shares,
+            quota: v.cpu_quota,
+            memory: v.memory_limit,
+        }
+    }
+}
+
+/// Cgroup values with every field set: `shares`, `quota` µs per the kubelet's period
+/// ([`CFS_PERIOD_US`]), `memory` bytes.
+pub fn cgroup_values(shares: u64, quota: i64, memory: i64) -> PodCgroupValues {
+    PodCgroupValues {
+        cpu_shares: Some(shares),
+        cpu_quota: Some(Limit::Value(quota)),
+        cpu_period: Some(CFS_PERIOD_US as u64),
+        memory_limit: Some(Limit::Value(memory)),
+    }
+}
+
+/// [`cgroup_values`] without the period: what a resize changes.
+pub fn cpu_memory(shares: u64, quota: i64, memory: i64) -> CpuMemory {
+    cgroup_values(shares, quota, memory).into()
+}
+
+/// Connects to the test containerd (see [`Kubelet::from_env`]) and runs `pod` there.
+pub async fn start_pod(pod: &TestPod) -> RunningPod {
+    Kubelet::from_env().await.run_pod(pod).await
 }
 
 /// A pod created by [`Kubelet::run_pod`]. Dropping it stops and removes the sandbox (and with it
@@ -715,9 +796,7 @@ impl RunningPod {
     /// The pod cgroup directory in the hierarchy of `controller`.
     pub fn pod_cgroup_dir(&self, controller: &str) -> PathBuf {
         self.mounts
-            .dir(controller)
-            .unwrap_or_else(|| panic!("controller {controller} not mounted"))
-            .join(self.mounts.pod_rel(&self.pod).trim_start_matches('/'))
+            .pod_dir(controller, &self.mounts.pod_rel(&self.pod))
     }
 
     /// The pod directory in every hierarchy (v1 and, on hybrid hosts, the unified one); teardown
@@ -738,11 +817,7 @@ impl RunningPod {
     }
 
     pub fn read_pod_file(&self, controller: &str, file: &str) -> String {
-        let p = self.pod_cgroup_dir(controller).join(file);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-            .trim()
-            .to_string()
+        super::read_trimmed(&self.pod_cgroup_dir(controller), file)
     }
 
     /// Waits until `container`'s memory cgroup charges at least `bytes` (e.g. a hog has filled
@@ -768,11 +843,7 @@ impl RunningPod {
     }
 
     pub fn read_container_file(&self, name: &str, controller: &str, file: &str) -> String {
-        let p = self.container_cgroup_dir(name, controller).join(file);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-            .trim()
-            .to_string()
+        super::read_trimmed(&self.container_cgroup_dir(name, controller), file)
     }
 
     /// Pod cgroup cpu.shares / cfs quota / period / memory limit (−1 = unlimited).
@@ -788,30 +859,60 @@ impl RunningPod {
         )
     }
 
-    /// Writes pod cgroup values the way a resize does (v1 files; `None` = leave as is). Limit before
-    /// request, period before quota (spec §7.2, §11.3). A test-side writer, independent of
-    /// `resizelet::cgroup`.
+    /// What a resize changes in the pod cgroup (see [`CpuMemory`]).
+    pub fn pod_cpu_memory(&self) -> CpuMemory {
+        self.pod_cgroup_values().into()
+    }
+
+    /// What a resize changes in container `name`'s cgroup (see [`CpuMemory`]).
+    pub fn container_cpu_memory(&self, name: &str) -> CpuMemory {
+        self.container_cgroup_values(name).into()
+    }
+
+    /// Asserts every pod cgroup value (the period too).
+    #[track_caller]
+    pub fn assert_pod_values(&self, want: PodCgroupValues) {
+        let pod = &self.pod.name;
+        assert_eq!(self.pod_cgroup_values(), want, "pod cgroup of {pod}");
+    }
+
+    /// Asserts what a resize changes in the pod cgroup.
+    #[track_caller]
+    pub fn assert_pod(&self, want: CpuMemory) {
+        let pod = &self.pod.name;
+        assert_eq!(self.pod_cpu_memory(), want, "pod cgroup of {pod}");
+    }
+
+    /// Asserts the v1 files of container `name` that a resize writes, as the kernel shows them:
+    /// `cpu.shares`, `cpu.cfs_quota_us`, `memory.limit_in_bytes` (bytes).
+    #[track_caller]
+    pub fn assert_v1_files(&self, name: &str, shares: i64, quota: i64, memory: i64) {
+        let files = [
+            ("cpu", "cpu.shares", shares),
+            ("cpu", "cpu.cfs_quota_us", quota),
+            ("memory", "memory.limit_in_bytes", memory),
+        ];
+        for (controller, file, want) in files {
+            let got = self.read_container_file(name, controller, file);
+            assert_eq!(got, want.to_string(), "{file} of container {name}");
+        }
+    }
+
+    /// Asserts what a resize changes in container `name`'s cgroup.
+    #[track_caller]
+    pub fn assert_container(&self, name: &str, want: CpuMemory) {
+        let pod = &self.pod.name;
+        assert_eq!(
+            self.container_cpu_memory(name),
+            want,
+            "container {name} of {pod}"
+        );
+    }
+
+    /// Writes pod cgroup values the way a resize does (`None` = leave as is; see
+    /// [`write_pod_values`]).
     pub fn write_pod_cgroup(&self, v: &PodCgroupValues) {
-        let cpu = self.pod_cgroup_dir("cpu");
-        if self.mounts.v2 {
-            write_v2(&cpu, v);
-            return;
-        }
-        if let Some(period) = v.cpu_period {
-            write(&cpu.join("cpu.cfs_period_us"), &period.to_string());
-        }
-        if let Some(quota) = v.cpu_quota {
-            write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string());
-        }
-        if let Some(shares) = v.cpu_shares {
-            write(&cpu.join("cpu.shares"), &shares.to_string());
-        }
-        if let Some(limit) = v.memory_limit {
-            write(
-                &self.pod_cgroup_dir("memory").join("memory.limit_in_bytes"),
-                &limit.to_string(),
-            );
-        }
+        write_pod_values(&self.mounts, &self.mounts.pod_rel(&self.pod), v);
     }
 
     /// Stops and removes the sandbox (containers included) and removes the pod cgroups.
@@ -966,18 +1067,11 @@ fn conversions_follow_spec_section_9_examples() {
 
 #[test]
 fn burstable_pod_values_only_set_declared_limits() {
-    let pod = TestPod::new(
-        "p",
-        QosClass::Burstable,
-        vec![
-            TestContainer::new("a")
-                .cpu(Some(100), Some(200))
-                .memory(Some(1 << 20), None),
-            TestContainer::new("b")
-                .cpu(Some(150), Some(300))
-                .memory(None, Some(64 << 20)),
-        ],
-    );
+    let mut a = TestContainer::new("a").cpu(Some(100), Some(200));
+    a.memory_request = Some(1 << 20);
+    let mut b = TestContainer::new("b").cpu(Some(150), Some(300));
+    b.memory_limit = Some(64 << 20);
+    let pod = TestPod::burstable("p", [a, b]);
     let v = pod_cgroup_values(&pod);
     assert_eq!(v.cpu_shares, Some(256)); // 250m
     assert_eq!(v.cpu_quota, Some(Limit::Value(50_000))); // 500m, both declared
