@@ -201,6 +201,30 @@ fn after_resize(cluster: &Cluster, sd: &Systemd, r: &RunningPod) -> Left {
     )
 }
 
+/// A resize of the e2e: `app` with cpu (request, limit) millicores (limits in whole 10 ms per
+/// second) and memory (request, limit) MiB, and what it leaves behind ([`after_resize`]) when
+/// shares(request) is `weight`: the same weight, quota and memory in the unit, the slice's files
+/// and the scope's, the kubelet's 100 ms period, the status with the new values, no conditions.
+fn step(cpu: (i64, i64), memory_mib: (i64, i64), weight: u64) -> (TestContainer, Left) {
+    let cpu_max = format!("{} 100000", cpu.1 * 100);
+    let memory = memory_mib.1 << 20;
+    let files = (weight.to_string(), cpu_max, memory.to_string());
+    let props = (weight, cpu.1 as u64 * 1000, memory as u64);
+    let status = [
+        format!("{}m", cpu.1),
+        format!("{}Mi", memory_mib.1),
+        format!("{}m", cpu.0),
+    ];
+    let left = (
+        (props, files.clone()),
+        100_000,
+        files,
+        status,
+        [false, false],
+    );
+    (app(cpu, memory_mib), left)
+}
+
 /// End to end on a systemd node: the API-server double, containerd with `SystemdCgroup = true`
 /// and `resizelet run --cgroup-driver systemd`; a Burstable pod grows and shrinks (cpu and memory)
 /// through `/resize`. After each resize the pod slice's unit properties are the kubelet's (§11.3:
@@ -238,31 +262,11 @@ async fn e2e_run_resizes_a_burstable_pod_slice() {
     )
     .await;
 
-    let q = |v: &str| v.to_string();
-    // (app after the resize, what is then left behind: see after_resize)
     let steps = [
         // up: shares(300m) = 307 → weight 12, 600 ms per second, 192 MiB
-        (
-            app((300, 600), (96, 192)),
-            (
-                expect((12, 600_000, 192 << 20), (12, "60000 100000", 192 * MIB)),
-                100_000,
-                ("12".into(), "60000 100000".into(), (192 * MIB).to_string()),
-                [q("600m"), q("192Mi"), q("300m")],
-                [false, false],
-            ),
-        ),
+        step((300, 600), (96, 192), 12),
         // down: shares(100m) = 102 → weight 4, 200 ms per second, 96 MiB
-        (
-            app((100, 200), (48, 96)),
-            (
-                expect((4, 200_000, 96 << 20), (4, "20000 100000", 96 * MIB)),
-                100_000,
-                ("4".into(), "20000 100000".into(), (96 * MIB).to_string()),
-                [q("200m"), q("96Mi"), q("100m")],
-                [false, false],
-            ),
-        ),
+        step((100, 200), (48, 96), 4),
     ];
     for (i, (app, want)) in steps.into_iter().enumerate() {
         cluster
