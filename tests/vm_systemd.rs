@@ -1,9 +1,10 @@
 //! The systemd cgroup driver for real: systemd as PID 1 (`scripts/vm-test.sh --mode systemd`,
 //! `RESIZELET_VM_GUEST=systemd`), containerd with `SystemdCgroup = true`, pod slices created by the
 //! kubelet double as transient units over D-Bus, and resizelet's engine enacting pod-level changes
-//! through `SystemdCgroupFs` (unit properties over D-Bus, then the files). The unit properties and
-//! the v2 files are read back before and after `systemctl daemon-reload`. Elsewhere every test says
-//! it is skipped and passes.
+//! through `SystemdCgroupFs` (unit properties over D-Bus, then the files), and end to end
+//! `resizelet run --cgroup-driver systemd` resizing through the API-server double's `/resize`. The
+//! unit properties and the v2 files are read back before and after `systemctl daemon-reload`.
+//! Elsewhere every test says it is skipped and passes.
 
 mod support;
 
