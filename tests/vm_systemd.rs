@@ -1,9 +1,10 @@
 //! The systemd cgroup driver for real: systemd as PID 1 (`scripts/vm-test.sh --mode systemd`,
 //! `RESIZELET_VM_GUEST=systemd`), containerd with `SystemdCgroup = true`, pod slices created by the
 //! kubelet double as transient units over D-Bus, and resizelet's engine enacting pod-level changes
-//! through `SystemdCgroupFs` (unit properties over D-Bus, then the files). The unit properties and
-//! the v2 files are read back before and after `systemctl daemon-reload`. Elsewhere every test says
-//! it is skipped and passes.
+//! through `SystemdCgroupFs` (unit properties over D-Bus, then the files), and end to end
+//! `resizelet run --cgroup-driver systemd` resizing through the API-server double's `/resize`. The
+//! unit properties and the v2 files are read back before and after `systemctl daemon-reload`.
+//! Elsewhere every test says it is skipped and passes.
 
 mod support;
 
@@ -16,8 +17,10 @@ use resizelet::core::node::{CgroupDriver, CgroupVersion};
 use resizelet::core::resources::PodSpec;
 use resizelet::engine::Engine;
 use resizelet::testing::enact;
+use support::cluster::{condition, resize_done, Agent, Cluster};
 use support::engine::{guest_engine, resized, seed, GuestEngine};
-use support::kubelet::{guaranteed, Kubelet, RunningPod, TestContainer, TestPod};
+use support::eventually;
+use support::kubelet::{app, guaranteed, Kubelet, RunningPod, TestContainer, TestPod};
 use support::read_trimmed;
 use support::systemd::{daemon_reload, pod_slices, Systemd};
 
@@ -162,6 +165,140 @@ async fn pod_slice_resize_survives_daemon_reload() {
         read_trimmed(&app, "memory.max")
     );
     running.teardown().await.expect("teardown");
+}
+
+/// A deadline for the agent's work under TCG (a CRI call can take seconds).
+const GUEST_DEADLINE: Duration = Duration::from_secs(180);
+
+/// (cpu.weight, cpu.max, memory.max) of the container `app`'s scope.
+fn scope_files(r: &RunningPod) -> (String, String, String) {
+    let scope = r.container_cgroup_dir("app", "cpu");
+    let read = |f| read_trimmed(&scope, f);
+    (read("cpu.weight"), read("cpu.max"), read("memory.max"))
+}
+
+/// What a resize of the pod `p` leaves behind: the slice's [`State`], its `CPUQuotaPeriodUSec`,
+/// the container scope's files, and `app`'s status in the double (limits cpu/memory, request
+/// cpu) with the resize conditions present.
+type Left = (State, u64, (String, String, String), [String; 3], [bool; 2]);
+
+fn after_resize(cluster: &Cluster, sd: &Systemd, r: &RunningPod) -> Left {
+    let unit = pod_slices(&r.pod).pop().unwrap();
+    let api = cluster.pod(&r.pod);
+    let st = &api["status"]["containerStatuses"][0]["resources"];
+    let conditions =
+        ["PodResizePending", "PodResizeInProgress"].map(|c| condition(&api, c).is_some());
+    (
+        pod_state(sd, r),
+        sd.slice_u64(&unit, "CPUQuotaPeriodUSec"),
+        scope_files(r),
+        [
+            &st["limits"]["cpu"],
+            &st["limits"]["memory"],
+            &st["requests"]["cpu"],
+        ]
+        .map(|v| v.as_str().unwrap_or("-").to_string()),
+        conditions,
+    )
+}
+
+/// A resize of the e2e: `app` with cpu (request, limit) millicores (limits in whole 10 ms per
+/// second) and memory (request, limit) MiB, and what it leaves behind ([`after_resize`]) when
+/// shares(request) is `weight`: the same weight, quota and memory in the unit, the slice's files
+/// and the scope's, the kubelet's 100 ms period, the status with the new values, no conditions.
+fn step(cpu: (i64, i64), memory_mib: (i64, i64), weight: u64) -> (TestContainer, Left) {
+    let cpu_max = format!("{} 100000", cpu.1 * 100);
+    let memory = memory_mib.1 << 20;
+    let files = (weight.to_string(), cpu_max, memory.to_string());
+    let props = (weight, cpu.1 as u64 * 1000, memory as u64);
+    let status = [
+        format!("{}m", cpu.1),
+        format!("{}Mi", memory_mib.1),
+        format!("{}m", cpu.0),
+    ];
+    let left = (
+        (props, files.clone()),
+        100_000,
+        files,
+        status,
+        [false, false],
+    );
+    (app(cpu, memory_mib), left)
+}
+
+/// End to end on a systemd node: the API-server double, containerd with `SystemdCgroup = true`
+/// and `resizelet run --cgroup-driver systemd`; a Burstable pod grows and shrinks (cpu and memory)
+/// through `/resize`. After each resize the pod slice's unit properties are the kubelet's (§11.3:
+/// `CPUWeight`, `CPUQuotaPerSecUSec`, `CPUQuotaPeriodUSec`, `MemoryMax`), the files agree, the
+/// container's scope and the API status follow, and `systemctl daemon-reload` reverts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_run_resizes_a_burstable_pod_slice() {
+    if !in_guest() {
+        return;
+    }
+    let cluster = Cluster::start("2", "4Gi").await;
+    assert_eq!(cluster.cgroup_driver(), "systemd");
+    let state = cluster.dir.path().join("state");
+    let _agent = Agent::start_with(&cluster, &state, &["--cri-timeout-ms", "30000"]);
+    let run = cluster
+        .run_pod(TestPod::burstable("sd-e2e", [app((200, 400), (64, 128))]))
+        .await;
+    let pod = run.pod.clone();
+    let sd = Systemd::connect();
+    let unit = pod_slices(&pod).pop().unwrap();
+    cluster.wait_resize_fields(&pod).await;
+    // the kubelet's slice: shares(200m) = 204 → weight 8, 400 ms per second, 128 MiB
+    assert_eq!(
+        pod_state(&sd, &run),
+        expect((8, 400_000, 128 << 20), (8, "40000 100000", 128 * MIB))
+    );
+    // Another period on the unit (systemd rewrites cpu.max): only resizelet's own
+    // CPUQuotaPeriodUSec (sent because systemd 252 ≥ 242) puts the kubelet's 100 ms back.
+    sd.set_u64(&unit, "CPUQuotaPeriodUSec", 200_000);
+    let dir = run.pod_cgroup_dir("cpu");
+    eventually(
+        "systemd applies the 200 ms period",
+        GUEST_DEADLINE,
+        || async { (read_trimmed(&dir, "cpu.max") == "80000 200000").then_some(()) },
+    )
+    .await;
+
+    let steps = [
+        // up: shares(300m) = 307 → weight 12, 600 ms per second, 192 MiB
+        step((300, 600), (96, 192), 12),
+        // down: shares(100m) = 102 → weight 4, 200 ms per second, 96 MiB
+        step((100, 200), (48, 96), 4),
+    ];
+    for (i, (app, want)) in steps.into_iter().enumerate() {
+        cluster
+            .resize(&pod, &[app])
+            .await
+            .expect("resize accepted by the API server");
+        eventually(
+            "resize completed in the API status",
+            GUEST_DEADLINE,
+            || async { resize_done(&cluster.pod(&pod)).then_some(()) },
+        )
+        .await;
+        assert_eq!(after_resize(&cluster, &sd, &run), want, "resize {i}");
+        daemon_reload();
+        assert_eq!(
+            after_resize(&cluster, &sd, &run),
+            want,
+            "resize {i}, after daemon-reload"
+        );
+        let done = i + 1;
+        eventually(
+            "a ResizeCompleted event per resize",
+            GUEST_DEADLINE,
+            || async {
+                let reasons = cluster.event_reasons(&pod);
+                (reasons.iter().filter(|r| *r == "ResizeCompleted").count() == done).then_some(())
+            },
+        )
+        .await;
+    }
+    run.teardown().await.expect("teardown");
 }
 
 #[test]

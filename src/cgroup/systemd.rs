@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 #[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
@@ -28,6 +29,20 @@ pub const INFINITY: u64 = u64::MAX;
 const DESTINATION: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_INTERFACE: &str = "org.freedesktop.systemd1.Manager";
+
+/// The first systemd that knows `CPUQuotaPeriodUSec`: an older one refuses the whole
+/// `SetUnitProperties` call for it, so it is left out there and the period goes to the files only
+/// (runc `libcontainer/cgroups/systemd/common.go` `addCpuQuota`).
+pub const QUOTA_PERIOD_SINCE: u32 = 242;
+
+/// The numeric systemd version of the manager's `Version` property: the first integer after an
+/// optional `"`/`v` prefix ("252.38-1~deb12u1" → 252, "v245.4-1.fc32" → 245; runc
+/// `systemdVersionAtoi`). `None` when there is none.
+pub fn parse_version(version: &str) -> Option<u32> {
+    let s = version.trim_start_matches(['"', 'v']);
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..digits].parse().ok()
+}
 
 /// One unit property (every resource property resizelet sets is a D-Bus `t`, a u64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +73,11 @@ pub enum SystemdError {
 /// the file write that follows them (its quota rounded as systemd rounds it, so the file and the
 /// unit agree). v2: `CPUWeight` (linear from shares), `CPUQuotaPeriodUSec` + `CPUQuotaPerSecUSec`,
 /// `MemoryMax`; v1: `CPUShares`, the same quota pair, `MemoryLimit`. A limit of −1 is
-/// [`INFINITY`].
+/// [`INFINITY`]. `systemd` is the manager's version ([`parse_version`]); below
+/// [`QUOTA_PERIOD_SINCE`], or unknown (as runc's −1), `CPUQuotaPeriodUSec` is not sent.
 pub fn unit_properties(
     version: CgroupVersion,
+    systemd: Option<u32>,
     write: &PodCgroupWrite,
 ) -> (Vec<UnitProperty>, PodCgroupWrite) {
     let prop = |name, value| UnitProperty { name, value };
@@ -76,7 +93,7 @@ pub fn unit_properties(
             // addCPUQuota: the period (systemd ≥ 242), then the quota per second of CPU time,
             // rounded up to whole 10 ms (systemd keeps it as a percentage).
             let mut props = Vec::new();
-            if period != 0 {
+            if period != 0 && systemd.is_some_and(|v| v >= QUOTA_PERIOD_SINCE) {
                 props.push(prop("CPUQuotaPeriodUSec", period));
             }
             let quota = match quota {
@@ -229,6 +246,9 @@ struct MemoryState {
     units: HashMap<String, HashMap<String, u64>>,
     calls: Vec<(String, Vec<UnitProperty>)>,
     fail: Option<String>,
+    /// The manager's `Version` ("252" unless set; `Err` = the property cannot be read).
+    version: Option<Result<String, String>>,
+    version_reads: usize,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -244,6 +264,15 @@ impl MemorySystemd {
     }
     pub fn calls(&self) -> Vec<(String, Vec<UnitProperty>)> {
         self.state.lock().unwrap().calls.clone()
+    }
+    /// The manager's `Version` from now on (`Err(reason)`: reading it fails).
+    pub fn set_version(&self, version: Result<&str, &str>) {
+        self.state.lock().unwrap().version =
+            Some(version.map(str::to_string).map_err(str::to_string));
+    }
+    /// How often `Version` was read.
+    pub fn version_reads(&self) -> usize {
+        self.state.lock().unwrap().version_reads
     }
 }
 
@@ -287,7 +316,17 @@ impl SystemdBus for MemorySystemd {
     }
 
     fn version(&self) -> Result<String, SystemdError> {
-        Ok("252".to_string())
+        let mut s = self.state.lock().unwrap();
+        s.version_reads += 1;
+        match s.version.clone() {
+            None => Ok("252".to_string()),
+            Some(Ok(v)) => Ok(v),
+            Some(Err(reason)) => Err(SystemdError::Property {
+                unit: "manager".to_string(),
+                property: "Version".to_string(),
+                reason,
+            }),
+        }
     }
 }
 
@@ -297,6 +336,8 @@ pub struct SystemdCgroupFs<F, B> {
     files: F,
     bus: B,
     cgroup_root: Vec<String>,
+    /// The manager's numeric version, read once at the first write (as runc's `systemdVersion`).
+    systemd_version: OnceLock<Option<u32>>,
 }
 
 impl<F: CgroupFs, B: SystemdBus> SystemdCgroupFs<F, B> {
@@ -306,7 +347,37 @@ impl<F: CgroupFs, B: SystemdBus> SystemdCgroupFs<F, B> {
             files,
             bus,
             cgroup_root,
+            systemd_version: OnceLock::new(),
         }
+    }
+
+    /// systemd's numeric version, asked over D-Bus once; `None` (logged) when it cannot be read
+    /// or parsed, which leaves out the properties of newer systemds, as runc does.
+    pub fn systemd_version(&self) -> Option<u32> {
+        *self.systemd_version.get_or_init(|| {
+            let version = self.bus.version().map_err(|e| e.to_string()).and_then(|v| {
+                parse_version(&v).ok_or_else(|| format!("no version number in {v:?}"))
+            });
+            match version {
+                Ok(v) if v < QUOTA_PERIOD_SINCE => {
+                    tracing::info!(
+                        systemd = v,
+                        "systemd {v} is older than {QUOTA_PERIOD_SINCE}: CPUQuotaPeriodUSec is \
+                         not set on pod slices (the period still goes to cpu.max)"
+                    );
+                    Some(v)
+                }
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot read systemd's version: CPUQuotaPeriodUSec is not set on pod \
+                         slices (the period still goes to cpu.max)"
+                    );
+                    None
+                }
+            }
+        })
     }
 
     /// The pod slice's unit name, e.g. `kubepods-burstable-pod<uid_>.slice` (spec §11.4).
@@ -344,7 +415,8 @@ impl<F: CgroupFs, B: SystemdBus> CgroupFs for SystemdCgroupFs<F, B> {
         // files' error names the path.
         self.files.read_pod(pod)?;
         let unit = self.unit_name(pod);
-        let (properties, file_write) = unit_properties(self.files.version(), write);
+        let (properties, file_write) =
+            unit_properties(self.files.version(), self.systemd_version(), write);
         self.bus
             .set_unit_properties(&unit, &properties)
             .map_err(|source| CgroupError::Systemd {
@@ -433,9 +505,25 @@ mod tests {
             ),
         ];
         for (version, write, props, written) in cases {
-            let (p, w) = unit_properties(version, &write);
+            let (p, w) = unit_properties(version, Some(252), &write);
             assert_eq!(names(&p), props, "{version:?} {write:?}");
             assert_eq!(w, written, "{version:?} {write:?}");
+        }
+    }
+
+    #[test]
+    fn versions_parse_like_runc() {
+        let cases = [
+            ("252.38-1~deb12u1", Some(252)),
+            ("v245.4-1.fc32", Some(245)),
+            ("\"245\"", Some(245)),
+            ("245-1.fc32", Some(245)),
+            ("241", Some(241)),
+            ("", None),
+            ("systemd", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_version(text), want, "{text:?}");
         }
     }
 
@@ -489,6 +577,47 @@ mod tests {
             cg.read_pod(&pod()).unwrap().cpu_quota,
             Some(Limit::Value(2000))
         );
+    }
+
+    /// runc's `addCpuQuota` on an older systemd: no `CPUQuotaPeriodUSec` (it would refuse the whole
+    /// call), the quota per second still sent, the period still written to the files; the version
+    /// is asked once.
+    #[test]
+    fn the_quota_period_property_needs_systemd_242() {
+        let limit = PodCgroupWrite::CpuLimit {
+            quota: Limit::Value(50_000),
+            period: 100_000,
+        };
+        // (manager Version, properties sent)
+        let with_period = vec![
+            ("CPUQuotaPeriodUSec", 100_000),
+            ("CPUQuotaPerSecUSec", 500_000),
+        ];
+        let without = vec![("CPUQuotaPerSecUSec", 500_000)];
+        let cases = [
+            (Ok("242"), with_period.clone()),
+            (Ok("252.38-1~deb12u1"), with_period),
+            (Ok("241"), without.clone()),
+            (Ok("v219-78.el7"), without.clone()),
+            (Ok("unknown"), without.clone()),
+            (Err("Access denied"), without),
+        ];
+        for (version, want) in cases {
+            let cg = with_pod_slice();
+            cg.bus().set_version(version);
+            cg.write_pod(&pod(), &limit).unwrap();
+            cg.write_pod(&pod(), &limit).unwrap();
+            let calls = cg.bus().calls();
+            assert_eq!(calls.len(), 2, "{version:?}");
+            assert_eq!(names(&calls[0].1), want, "{version:?}");
+            assert_eq!(cg.bus().version_reads(), 1, "{version:?}: read once");
+            let files = cg.read_pod(&pod()).unwrap();
+            assert_eq!(
+                (files.cpu_quota, files.cpu_period),
+                (Some(Limit::Value(50_000)), Some(100_000)),
+                "{version:?}: the files get the period either way"
+            );
+        }
     }
 
     #[test]

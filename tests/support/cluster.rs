@@ -110,6 +110,16 @@ impl Cluster {
         }
     }
 
+    /// The kubelet double's cgroup driver (`systemd` in the systemd guest), which the agent is
+    /// started with, as a node's agent follows its kubelet.
+    pub fn cgroup_driver(&self) -> &'static str {
+        if self.kubelet.mounts.systemd {
+            "systemd"
+        } else {
+            "cgroupfs"
+        }
+    }
+
     /// Creates the API pod, runs it through CRI with the API's UID, then writes the status a
     /// gate-off kubelet writes (running containers, no resize fields).
     pub async fn run_pod(&self, pod: TestPod) -> RunningPod {
@@ -390,7 +400,8 @@ impl Agent {
             .arg(&cluster.kubeconfig)
             .arg("--container-runtime-endpoint")
             .arg(super::cri_endpoint())
-            .args(["--cgroup-mount", cgroup_root, "--cgroup-driver", "cgroupfs"])
+            .args(["--cgroup-mount", cgroup_root])
+            .args(["--cgroup-driver", cluster.cgroup_driver()])
             .arg("--root-dir")
             .arg(root_dir)
             .args(["--admin-address", &admin])

@@ -103,6 +103,15 @@ impl Systemd {
         u64::try_from(&v).unwrap_or_else(|e| panic!("{unit} {name} = {v:?}: {e}"))
     }
 
+    /// `SetUnitProperties(unit, runtime, [(name, value)])` for a u64 property, as a node's admin
+    /// (or another agent) would change a slice.
+    pub fn set_u64(&self, unit: &str, name: &str, value: u64) {
+        let props = vec![(name, Value::U64(value))];
+        self.manager()
+            .call::<_, _, ()>("SetUnitProperties", &(unit, true, props))
+            .unwrap_or_else(|e| panic!("SetUnitProperties {unit} {name}={value}: {e}"));
+    }
+
     fn active_state(&self, unit: &str) -> Option<String> {
         self.unit_path(unit)?;
         let v = self.property(unit, "org.freedesktop.systemd1.Unit", "ActiveState");
