@@ -5,12 +5,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::FutureExt;
-use kube::runtime::watcher;
 use tracing::{debug, info, warn};
 
 use crate::core::queue::Trigger;
-use crate::k8s::convert::{node_view, pod_view, PodView};
-use crate::k8s::Input;
+use crate::k8s::convert::{ConvertError, NodeView, PodView, UnusablePod};
+use crate::k8s::{Input, PodEvent, WatchedPod};
 
 use super::standdown::kubelet_minor;
 use super::{Controller, TaskDone};
@@ -18,20 +17,27 @@ use super::{Controller, TaskDone};
 impl Controller {
     pub(super) fn handle(&mut self, input: Input) {
         match input {
-            Input::Pod(watcher::Event::Init) => {
+            Input::Pod(event) => self.pod_event(event),
+            Input::Node(view) => self.node(view),
+        }
+    }
+
+    fn pod_event(&mut self, event: PodEvent) {
+        match event {
+            PodEvent::RelistStarted => {
                 self.relist = Some(BTreeMap::new());
                 self.shared.unusable.relist_started();
             }
-            Input::Pod(watcher::Event::InitApply(pod)) => match pod_view(&pod) {
-                Ok(view) => {
-                    self.check_resizing_kubelet(&view);
-                    self.relist
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(view.spec.uid.clone(), view);
-                }
-                Err(e) => self.unusable_pod(&pod, &e, true),
-            },
-            Input::Pod(watcher::Event::InitDone) => {
+            PodEvent::Listed(WatchedPod::Usable(view)) => {
+                self.check_resizing_kubelet(&view);
+                self.relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(view.spec.uid.clone(), view);
+            }
+            PodEvent::Listed(WatchedPod::Refused { error, unusable }) => {
+                self.unusable_pod(&error, unusable, true)
+            }
+            PodEvent::RelistDone => {
                 let listed = self.relist.take().unwrap_or_default();
                 // pods gone while the watch was down (or the agent was)
                 let gone: Vec<String> = self
@@ -58,60 +64,58 @@ impl Controller {
                 self.pods_synced = true;
                 self.update_ready();
             }
-            Input::Pod(watcher::Event::Apply(pod)) => match pod_view(&pod) {
-                Ok(view) => {
-                    self.check_resizing_kubelet(&view);
-                    let uid = view.spec.uid.clone();
-                    self.shared.unusable.forget(&uid);
-                    let became_terminal =
-                        view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
-                    self.applied(view);
-                    if became_terminal && !self.queue.is_empty() {
-                        self.retry_pass.get_or_insert(Trigger::PodTerminated);
-                    }
-                    self.mark_dirty(uid);
+            PodEvent::Applied(WatchedPod::Usable(view)) => {
+                self.check_resizing_kubelet(&view);
+                let uid = view.spec.uid.clone();
+                self.shared.unusable.forget(&uid);
+                let became_terminal =
+                    view.terminal && self.pods.get(&uid).is_some_and(|p| !p.terminal);
+                self.applied(view);
+                if became_terminal && !self.queue.is_empty() {
+                    self.retry_pass.get_or_insert(Trigger::PodTerminated);
                 }
-                Err(e) => self.unusable_pod(&pod, &e, false),
-            },
-            Input::Pod(watcher::Event::Delete(pod)) => {
-                if let Some(uid) = pod.metadata.uid {
-                    self.shared.unusable.forget(&uid);
-                    self.deleted(&uid);
+                self.mark_dirty(uid);
+            }
+            PodEvent::Applied(WatchedPod::Refused { error, unusable }) => {
+                self.unusable_pod(&error, unusable, false)
+            }
+            PodEvent::Deleted { uid } => {
+                self.shared.unusable.forget(&uid);
+                self.deleted(&uid);
+            }
+        }
+    }
+
+    /// The node as listed or changed: decision 6 by its kubelet version, its allocatable.
+    fn node(&mut self, view: NodeView) {
+        for bad in &view.unparsable {
+            warn!(entry = %bad, "ignoring unparsable node allocatable");
+        }
+        if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
+            let version = view.kubelet_version.as_deref().unwrap_or_default();
+            let gate = self.shared.opts.kubelet_resize_gate;
+            if let Some(reason) = gate.kubelet_resizes(minor, version) {
+                if !self.shared.opts.ignore_resizing_kubelet {
+                    self.stand_down(reason);
                 }
             }
-            Input::Node(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) => {
-                let view = node_view(&node);
-                for bad in &view.unparsable {
-                    warn!(entry = %bad, "ignoring unparsable node allocatable");
-                }
-                if let Some(minor) = view.kubelet_version.as_deref().and_then(kubelet_minor) {
-                    let version = view.kubelet_version.as_deref().unwrap_or_default();
-                    let gate = self.shared.opts.kubelet_resize_gate;
-                    if let Some(reason) = gate.kubelet_resizes(minor, version) {
-                        if !self.shared.opts.ignore_resizing_kubelet {
-                            self.stand_down(reason);
-                        }
-                    }
-                }
-                let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
-                if changed {
-                    info!(
-                        "node allocatable: {}",
-                        crate::core::resources::ListDisplay(&view.allocatable)
-                    );
-                }
-                if !self.node_seen {
-                    self.node_seen = true;
-                    let all: Vec<String> = self.pods.keys().cloned().collect();
-                    for uid in all {
-                        self.mark_dirty(uid);
-                    }
-                    self.update_ready();
-                } else if changed {
-                    self.retry_pass.get_or_insert(Trigger::PodResized);
-                }
+        }
+        let changed = self.shared.engine.set_allocatable(view.allocatable.clone());
+        if changed {
+            info!(
+                "node allocatable: {}",
+                crate::core::resources::ListDisplay(&view.allocatable)
+            );
+        }
+        if !self.node_seen {
+            self.node_seen = true;
+            let all: Vec<String> = self.pods.keys().cloned().collect();
+            for uid in all {
+                self.mark_dirty(uid);
             }
-            Input::Node(_) => {}
+            self.update_ready();
+        } else if changed {
+            self.retry_pass.get_or_insert(Trigger::PodResized);
         }
     }
 
@@ -145,14 +149,9 @@ impl Controller {
     }
 
     /// A pod whose spec cannot be used: not gone (checkpoints kept), and told (`k8s::unusable`).
-    fn unusable_pod(
-        &mut self,
-        pod: &k8s_openapi::api::core::v1::Pod,
-        e: &crate::k8s::convert::ConvertError,
-        relisting: bool,
-    ) {
+    fn unusable_pod(&mut self, e: &ConvertError, unusable: Option<UnusablePod>, relisting: bool) {
         warn!(error = %e, "pod spec unusable");
-        let Some(u) = crate::k8s::convert::unusable_pod(pod, e)
+        let Some(u) = unusable
             .filter(|u| u.view.node_name.as_deref() == Some(self.shared.opts.node_name.as_str()))
             .and_then(|u| self.shared.unusable.seen(u, relisting))
         else {

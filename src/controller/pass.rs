@@ -15,7 +15,9 @@ use crate::core::queue::{QueueEntry, Trigger};
 use crate::core::resources::{pod_requests, Container, PodSpec, ResourceRequirements, CPU, MEMORY};
 use crate::core::status::{allocated_resources_status, container_resources_status};
 use crate::engine::{Engine, EngineError};
-use crate::k8s::convert::{ApiContainerStatus, ContainerStatusResources, PodView};
+use crate::k8s::convert::{
+    now_rfc3339, unix_millis, ApiContainerStatus, ContainerStatusResources, PodView,
+};
 use crate::metrics::Phase;
 
 use super::inputs::strip_runtime;
@@ -45,13 +47,6 @@ pub(super) fn jitter(uid: &str) -> Duration {
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     Duration::from_millis(h % 5000)
-}
-
-pub(super) fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 pub(super) fn shrinks(desired: &PodSpec, allocated: &PodSpec) -> bool {
@@ -255,8 +250,7 @@ pub(super) async fn full_pass(shared: &Shared, input: FullInput, since: Instant)
             let since_ms = view
                 .condition_transition_times
                 .get(crate::core::pod_status::POD_RESIZE_PENDING)
-                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-                .map(|t| t.as_millisecond());
+                .and_then(|t| unix_millis(t));
             Some(QueueEntry::new(&view.spec, &allocated, since_ms))
         }
         _ => None,

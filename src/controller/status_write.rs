@@ -9,13 +9,13 @@ use futures::StreamExt;
 use tracing::warn;
 
 use crate::core::pod_status::{ResizeConditions, ResizeEvent};
-use crate::k8s::convert::{pod_view, ContainerStatusResources, PodView, StatusIntent};
+use crate::k8s::convert::{now_rfc3339, ContainerStatusResources, PodView, StatusIntent};
 use crate::k8s::WriteError;
 use crate::metrics::Phase;
 
 use std::sync::Arc;
 
-use super::pass::{now_rfc3339, Retry};
+use super::pass::Retry;
 use super::{Shared, CONFLICT_RETRIES, EVENT_WRITERS};
 
 /// An event a pass produced, about the pod as that pass last saw it.
@@ -118,23 +118,17 @@ pub(super) async fn write_status(
         };
         stats.status_writes.fetch_add(1, Ordering::Relaxed);
         stats.metrics.status_patch();
-        let (ns, name) = (view.spec.namespace.clone(), view.spec.name.clone());
-        match shared.writer.patch_pod_status(&ns, &name, &patch).await {
-            Ok(pod) => {
+        match shared.writer.patch_pod_status(&patch).await {
+            Ok(written) => {
                 result.ok = true;
-                result.fresh = pod_view(&pod).ok();
+                result.fresh = written;
                 break;
             }
             Err(WriteError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                 stats.status_conflicts.fetch_add(1, Ordering::Relaxed);
                 stats.metrics.status_conflict();
-                match shared
-                    .writer
-                    .get_pod(&ns, &name)
-                    .await
-                    .map(|p| pod_view(&p))
-                {
-                    Ok(Ok(fresh)) if fresh.spec.uid == uid => {
+                match shared.writer.get_pod(&patch.namespace, &patch.name).await {
+                    Ok(Some(fresh)) if fresh.spec.uid == uid => {
                         view = fresh.clone();
                         result.fresh = Some(fresh);
                     }

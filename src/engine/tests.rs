@@ -1,120 +1,62 @@
 use super::*;
-use crate::cgroup::memory::MemoryCgroupFs;
-use crate::checkpoint::MemoryCheckpointStore;
-use crate::core::node::CgroupVersion;
-use crate::cri::fake::{CallKind, FakeRuntime};
-use crate::testing::{self, *};
+use crate::cri::fake::CallKind;
+use crate::testing::*;
 
-struct Node {
-    runtime: Arc<FakeRuntime>,
-    cgroups: Arc<MemoryCgroupFs>,
-    store: Arc<MemoryCheckpointStore>,
-    config: NodeConfig,
-}
-
-impl Node {
-    fn new() -> Self {
-        Node {
-            runtime: Arc::new(FakeRuntime::new()),
-            cgroups: Arc::new(MemoryCgroupFs::new(CgroupVersion::V1)),
-            store: Arc::new(MemoryCheckpointStore::new()),
-            config: NodeConfig {
-                machine_memory_bytes: 8 << 30,
-                allocatable: list("cpu=4,memory=8Gi"),
-                ..NodeConfig::default()
-            },
-        }
-    }
-
-    fn start(&self, pod: &PodSpec) {
-        testing::start_pod(&self.runtime, &self.cgroups, pod, &self.config);
-    }
-
-    fn engine(&self) -> Engine {
-        Engine::open(
-            self.runtime.clone(),
-            self.cgroups.clone(),
-            self.store.clone(),
-            self.config.clone(),
-        )
-        .unwrap()
-    }
-}
-
-fn resized(p: &PodSpec, requests: &str, limits: &str) -> PodSpec {
-    let mut d = p.clone();
-    d.containers[0].resources = reqs(requests, limits);
-    d.generation += 1;
-    d
+/// The engine's node: 8 GiB of machine memory, 4 cpu and 8 GiB allocatable.
+fn world() -> World {
+    World::with_config(node("cpu=4,memory=8Gi"))
 }
 
 #[tokio::test]
 async fn seeds_then_admits_enacts_and_survives_a_restart() {
-    let node = Node::new();
+    let w = world();
     let p = pod(
         "u1",
         vec![container("c", "cpu=500m,memory=1Gi", "cpu=1,memory=1Gi")],
     );
-    node.start(&p);
-    let engine = node.engine();
-    let first = engine
-        .sync_pod(&p, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    w.start(&p);
+    let engine = w.engine();
+    let first = sync(&engine, &p).await;
     assert!(first.seeded);
     assert_eq!(first.decision, Decision::Unchanged);
     assert!(first.plan.is_empty(), "{:?}", first.plan);
     assert!(!first.in_progress);
 
     let bigger = resized(&p, "cpu=1,memory=2Gi", "cpu=2,memory=2Gi");
-    let out = engine
-        .sync_pod(&bigger, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let out = sync(&engine, &bigger).await;
     assert_eq!(out.decision, Decision::Accepted);
     out.enactment.unwrap();
     assert!(!out.in_progress);
     assert_eq!(
-        node.runtime
-            .resources("u1-c")
-            .unwrap()
-            .memory_limit_in_bytes,
+        w.runtime.resources("u1-c").unwrap().memory_limit_in_bytes,
         2 << 30
     );
     assert_eq!(
-        node.cgroups.pod("u1").unwrap().memory_limit,
+        w.cgroups.pod("u1").unwrap().memory_limit,
         Some(crate::core::plan::Limit::Value(2 << 30))
     );
 
     // a restarted agent reloads both checkpoints: nothing is re-admitted or re-enacted
-    let calls = node
-        .runtime
-        .calls_of(CallKind::UpdateContainerResources)
-        .len();
-    let restarted = node.engine();
-    let again = restarted
-        .sync_pod(&bigger, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let calls = w.runtime.calls_of(CallKind::UpdateContainerResources).len();
+    let restarted = w.engine();
+    let again = sync(&restarted, &bigger).await;
     assert!(!again.seeded);
     assert_eq!(again.decision, Decision::Unchanged);
     assert!(again.plan.is_empty());
     assert_eq!(
-        node.runtime
-            .calls_of(CallKind::UpdateContainerResources)
-            .len(),
+        w.runtime.calls_of(CallKind::UpdateContainerResources).len(),
         calls
     );
 }
 
 #[tokio::test]
 async fn deferred_until_another_pod_leaves_and_infeasible_beyond_allocatable() {
-    let node = Node::new();
+    let w = world();
     let a = pod("a", vec![container("c", "cpu=1", "")]);
     let b = pod("b", vec![container("c", "cpu=2", "")]);
-    node.start(&a);
-    node.start(&b);
-    let engine = node.engine();
+    w.start(&a);
+    w.start(&b);
+    let engine = w.engine();
     engine
         .sync_pod(&a, std::slice::from_ref(&b), NodePressure::default(), None)
         .await
@@ -143,18 +85,12 @@ async fn deferred_until_another_pod_leaves_and_infeasible_beyond_allocatable() {
     assert_eq!(engine.allocated("a"), Some(a.resource_state()));
 
     engine.forget_pod("b").unwrap();
-    let out = engine
-        .sync_pod(&grow, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let out = sync(&engine, &grow).await;
     assert_eq!(out.decision, Decision::Accepted);
-    assert_eq!(node.runtime.resources("a-c").unwrap().cpu_shares, 2560);
+    assert_eq!(w.runtime.resources("a-c").unwrap().cpu_shares, 2560);
 
     let huge = resized(&a, "cpu=5", "");
-    let out = engine
-        .sync_pod(&huge, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
+    let out = sync(&engine, &huge).await;
     assert!(
         matches!(out.decision, Decision::Infeasible { .. }),
         "{:?}",
@@ -164,15 +100,12 @@ async fn deferred_until_another_pod_leaves_and_infeasible_beyond_allocatable() {
 
 #[tokio::test]
 async fn failed_allocation_checkpoint_is_not_accepted() {
-    let node = Node::new();
+    let w = world();
     let p = pod("u", vec![container("c", "cpu=500m", "")]);
-    node.start(&p);
-    let engine = node.engine();
-    engine
-        .sync_pod(&p, &[], NodePressure::default(), None)
-        .await
-        .unwrap();
-    node.store
+    w.start(&p);
+    let engine = w.engine();
+    sync(&engine, &p).await;
+    w.store
         .fail_saves
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let err = engine
@@ -186,7 +119,7 @@ async fn failed_allocation_checkpoint_is_not_accepted() {
         .unwrap_err();
     assert!(matches!(err, EngineError::Checkpoint(_)), "{err}");
     assert_eq!(engine.allocated("u"), Some(p.resource_state()));
-    assert!(node
+    assert!(w
         .runtime
         .calls_of(CallKind::UpdateContainerResources)
         .is_empty());
@@ -194,8 +127,8 @@ async fn failed_allocation_checkpoint_is_not_accepted() {
 
 #[tokio::test]
 async fn unknown_pod_is_a_clear_error() {
-    let node = Node::new();
-    let engine = node.engine();
+    let w = world();
+    let engine = w.engine();
     let p = pod("ghost", vec![container("c", "cpu=1", "")]);
     let err = engine
         .sync_pod(&p, &[], NodePressure::default(), None)

@@ -9,12 +9,12 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::utils::{Backoff, StreamBackoff};
 use kube::runtime::watcher;
 use kube::Client;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::warn;
 
-use super::{Input, KubeWriter, WriteError};
+use super::convert::{self, PodView};
+use super::{EventRecord, Input, KubeWriter, SeriesUpdate, StatusPatch, WriteError};
 
 /// A client like `kube::Client::try_from(config)` but with `TCP_NODELAY` on its connections,
 /// as client-go has: a status patch is a small request, and with TLS records written separately
@@ -57,23 +57,25 @@ pub async fn server_version(client: &Client) -> Result<crate::config::ServerVers
     ))
 }
 
-/// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged. Watch
-/// errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes the
-/// watcher relist (an `Init` … `InitDone` sequence).
+/// Pods bound to `node_name` (field selector `spec.nodeName`) and the Node itself, merged, each
+/// event converted here, at the stream's edge (`convert::pod_input` / `convert::node_input`).
+/// Watch errors are logged and retried with kube-runtime's default backoff; a `410 Gone` makes
+/// the watcher relist (an `Init` … `InitDone` sequence).
 pub fn watch_inputs(client: Client, node_name: &str) -> impl Stream<Item = Input> + Send {
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client);
     let pod_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let pods = watched(watcher(pods, pod_config), Input::Pod, "pod");
-    let nodes = watched(watcher(nodes, node_config), Input::Node, "node");
+    let pods = watched(watcher(pods, pod_config), convert::pod_input, "pod");
+    let nodes = watched(watcher(nodes, node_config), convert::node_input, "node");
     futures::stream::select(pods, nodes)
 }
 
-/// One watcher's events as [`Input`]s (`wrap`), its errors logged (they are retried with backoff).
+/// One watcher's events as [`Input`]s (`convert`), its errors logged (they are retried with
+/// backoff).
 fn watched<K, S>(
     stream: S,
-    wrap: fn(watcher::Event<K>) -> Input,
+    convert: fn(watcher::Event<K>) -> Option<Input>,
     what: &'static str,
 ) -> impl Stream<Item = Input> + Send
 where
@@ -82,7 +84,7 @@ where
 {
     relist_gone_at_once(stream).filter_map(move |e| async move {
         match e {
-            Ok(e) => Some(wrap(e)),
+            Ok(e) => convert(e),
             Err(err) => {
                 warn!(error = %err, "{what} watch failed; retrying with backoff");
                 None
@@ -224,51 +226,46 @@ fn write_error(what: String, e: kube::Error) -> WriteError {
 
 #[async_trait]
 impl KubeWriter for ApiWriter {
-    async fn patch_pod_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        patch: &Value,
-    ) -> Result<Pod, WriteError> {
+    async fn patch_pod_status(&self, patch: &StatusPatch) -> Result<Option<PodView>, WriteError> {
         self.limiter.acquire().await;
+        let (namespace, name) = (&patch.namespace, &patch.name);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let params = PatchParams::default();
         let params = PatchParams {
             field_manager: Some(self.field_manager.clone()),
-            ..params
+            ..PatchParams::default()
         };
-        api.patch_status(name, &params, &Patch::Strategic(patch))
+        api.patch_status(name, &params, &Patch::Strategic(&patch.body))
             .await
+            .map(|pod| convert::pod_view(&pod).ok())
             .map_err(|e| write_error(format!("pods/{namespace}/{name}/status"), e))
     }
 
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, WriteError> {
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodView>, WriteError> {
         self.limiter.acquire().await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.get(name)
             .await
+            .map(|pod| convert::pod_view(&pod).ok())
             .map_err(|e| write_error(format!("pods/{namespace}/{name}"), e))
     }
 
-    async fn create_event(&self, namespace: &str, event: &Event) -> Result<String, WriteError> {
+    async fn create_event(&self, event: &EventRecord) -> Result<String, WriteError> {
         self.event_limiter.acquire().await;
+        let namespace = &event.namespace;
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let created = api
-            .create(&PostParams::default(), event)
+            .create(&PostParams::default(), &convert::event_object(event))
             .await
             .map_err(|e| write_error(format!("events in {namespace}"), e))?;
         Ok(created.metadata.name.unwrap_or_default())
     }
 
-    async fn patch_event(
-        &self,
-        namespace: &str,
-        name: &str,
-        patch: &Value,
-    ) -> Result<(), WriteError> {
+    async fn update_series(&self, series: &SeriesUpdate) -> Result<(), WriteError> {
         self.event_limiter.acquire().await;
+        let (namespace, name) = (&series.namespace, &series.name);
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        let patch = convert::series_patch(series);
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
             .map_err(|e| write_error(format!("events/{namespace}/{name}"), e))

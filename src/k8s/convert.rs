@@ -1,12 +1,18 @@
-//! The only place k8s-openapi / API JSON is mapped to and from the core's types: a `Pod` becomes
-//! a [`PodView`] (desired spec plus the status facts the controller needs), a `Node` its
-//! allocatable list, and the controller's intent becomes a strategic-merge status patch.
+//! The only place k8s-openapi / kube-runtime types and API JSON are mapped to and from
+//! resizelet's types: a `Pod` becomes a [`PodView`] (desired spec plus the status facts the
+//! controller needs), a `Node` its allocatable list, the watchers' events the controller's
+//! [`Input`]s, the controller's intent a strategic-merge status patch, an [`EventRecord`] an
+//! `events.k8s.io/v1` Event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::watcher;
 use serde_json::{json, Map, Value};
+
+use super::{Input, PodEvent, StatusPatch, WatchedPod};
 
 use crate::core::pod_status::{
     ResizeCondition, ResizeConditions, POD_RESIZE_IN_PROGRESS, POD_RESIZE_PENDING,
@@ -17,7 +23,7 @@ use crate::core::resources::{
     ResourceRequirements,
 };
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConvertError {
     #[error("pod has no {0}")]
     Missing(&'static str),
@@ -172,10 +178,7 @@ const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 
 /// `IsCriticalPod`: a static pod (`kubernetes.io/config.source` other than `api`), a mirror pod, or
 /// priority ≥ `SystemCriticalPriority` (`kubernetes/kubernetes pkg/kubelet/types/pod_update.go`).
-fn is_critical_pod(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    priority: i32,
-) -> bool {
+fn is_critical_pod(meta: &ObjectMeta, priority: i32) -> bool {
     let annotations = meta.annotations.as_ref();
     let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
     let static_pod = annotation("kubernetes.io/config.source").is_some_and(|s| s != "api");
@@ -286,9 +289,7 @@ pub const KUBELET_FIELD_MANAGER: &str = "kubelet";
 /// `PodResize*` condition types whose ownership `managedFields` gives to the kubelet: a kubelet
 /// that enacts resizes itself (decision 6). A gate-off kubelet never writes these conditions
 /// (`containerStatuses` is an atomic list, so its ownership says nothing).
-pub fn kubelet_resize_conditions(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Vec<String> {
+pub fn kubelet_resize_conditions(meta: &ObjectMeta) -> Vec<String> {
     let mut found = Vec::new();
     for entry in meta.managed_fields.iter().flatten() {
         if entry.manager.as_deref() != Some(KUBELET_FIELD_MANAGER) {
@@ -447,7 +448,7 @@ fn condition_value(
 
 /// The strategic-merge patch for `pods/status` that makes the API status say `intent`, with a
 /// `resourceVersion` precondition; `None` when the status already says it.
-pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> {
+pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<StatusPatch> {
     let mut status = Map::new();
     if let Some(list) = patched_statuses(&view.container_statuses, intent.containers) {
         status.insert("containerStatuses".into(), Value::Array(list));
@@ -499,10 +500,14 @@ pub fn status_patch(view: &PodView, intent: &StatusIntent<'_>) -> Option<Value> 
     if status.is_empty() {
         return None;
     }
-    Some(json!({
-        "metadata": {"resourceVersion": view.resource_version},
-        "status": Value::Object(status),
-    }))
+    Some(StatusPatch {
+        namespace: view.spec.namespace.clone(),
+        name: view.spec.name.clone(),
+        body: json!({
+            "metadata": {"resourceVersion": view.resource_version},
+            "status": Value::Object(status),
+        }),
+    })
 }
 
 /// A pod whose spec resizelet cannot use (a quantity it cannot parse, or refuses): enough to
@@ -590,6 +595,64 @@ pub fn unusable_status_patch(u: &UnusablePod, now: &str) -> Value {
         }],
     }})
 }
+
+/// A watched pod as the controller takes it: its view, or why its spec is refused (with what
+/// can be reported about it).
+pub fn watched_pod(pod: &Pod) -> WatchedPod {
+    match pod_view(pod) {
+        Ok(view) => WatchedPod::Usable(view),
+        Err(error) => WatchedPod::Refused {
+            unusable: unusable_pod(pod, &error),
+            error,
+        },
+    }
+}
+
+/// The pod watcher's event as the controller's [`Input`]; `None` for the delete of a pod
+/// without a uid (nothing of it can be known).
+pub fn pod_input(event: watcher::Event<Pod>) -> Option<Input> {
+    let event = match event {
+        watcher::Event::Init => PodEvent::RelistStarted,
+        watcher::Event::InitApply(pod) => PodEvent::Listed(watched_pod(&pod)),
+        watcher::Event::InitDone => PodEvent::RelistDone,
+        watcher::Event::Apply(pod) => PodEvent::Applied(watched_pod(&pod)),
+        watcher::Event::Delete(pod) => PodEvent::Deleted {
+            uid: pod.metadata.uid?,
+        },
+    };
+    Some(Input::Pod(event))
+}
+
+/// The node watcher's event as the controller's [`Input`]: the node as listed or changed; the
+/// rest (a relist's start and end, a delete) says nothing the controller uses.
+pub fn node_input(event: watcher::Event<Node>) -> Option<Input> {
+    match event {
+        watcher::Event::Apply(node) | watcher::Event::InitApply(node) => {
+            Some(Input::Node(node_view(&node)))
+        }
+        watcher::Event::Init | watcher::Event::InitDone | watcher::Event::Delete(_) => None,
+    }
+}
+
+/// Now as the API's RFC 3339 time of a condition (`lastProbeTime`, `lastTransitionTime`: whole
+/// seconds).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// An API time (RFC 3339) in milliseconds since the Unix epoch; `None` when it does not parse.
+pub fn unix_millis(rfc3339: &str) -> Option<i64> {
+    rfc3339
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+mod events;
+pub use events::{event_object, series_patch};
 
 #[cfg(test)]
 mod tests;

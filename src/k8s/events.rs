@@ -4,16 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use serde_json::json;
 use tracing::warn;
 
 use super::convert::PodView;
-use super::KubeWriter;
+use super::{EventRecord, KubeWriter, Regarding, SeriesUpdate};
 use crate::core::pod_status::ResizeEvent;
 
 pub const REPORTING_CONTROLLER: &str = "resizelet.dev/resizelet";
@@ -34,10 +30,6 @@ pub struct EventRecorder {
 }
 
 type SeriesKey = (String, &'static str, String);
-
-fn micro_now() -> MicroTime {
-    MicroTime(k8s_openapi::jiff::Timestamp::now())
-}
 
 impl EventRecorder {
     pub fn new(node_name: &str) -> Self {
@@ -70,8 +62,13 @@ impl EventRecorder {
             }
         };
         if let Some((name, count)) = series_patch {
-            let patch = json!({"series": {"count": count, "lastObservedTime": micro_now()}});
-            if let Err(e) = writer.patch_event(&ns, &name, &patch).await {
+            let update = SeriesUpdate {
+                namespace: ns,
+                name,
+                count,
+                last_observed: SystemTime::now(),
+            };
+            if let Err(e) = writer.update_series(&update).await {
                 warn!(error = %e, "updating event series");
             }
             return true;
@@ -81,17 +78,14 @@ impl EventRecorder {
             event.reason,
             &event.message,
             event.warning,
-            ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                namespace: Some(ns.clone()),
-                name: Some(pod.spec.name.clone()),
-                uid: Some(pod.spec.uid.clone()),
-                resource_version: Some(pod.resource_version.clone()),
-                ..ObjectReference::default()
+            Regarding::Pod {
+                namespace: ns.clone(),
+                name: pod.spec.name.clone(),
+                uid: pod.spec.uid.clone(),
+                resource_version: pod.resource_version.clone(),
             },
         );
-        match writer.create_event(&ns, &ev).await {
+        match writer.create_event(&ev).await {
             Ok(name) => {
                 self.series
                     .lock()
@@ -116,14 +110,9 @@ impl EventRecorder {
     /// A Warning about the Node itself (e.g. why resizelet stands down), in the `default`
     /// namespace as the kubelet's node events are. Failures are logged.
     pub async fn emit_node(&self, writer: &dyn KubeWriter, node: &str, reason: &str, note: &str) {
-        let regarding = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(node.into()),
-            ..ObjectReference::default()
-        };
+        let regarding = Regarding::Node { name: node.into() };
         let ev = self.event("default", reason, note, true, regarding);
-        if let Err(e) = writer.create_event("default", &ev).await {
+        if let Err(e) = writer.create_event(&ev).await {
             warn!(error = %e, reason, "creating node event");
         }
     }
@@ -131,7 +120,8 @@ impl EventRecorder {
 
 impl EventRecorder {
     /// An `events.k8s.io/v1` Event about `regarding`, named as client-go's recorder names it
-    /// (`tools/events/event_recorder.go` `makeEvent`: `<regarding name>.<unix nanos in hex>`). No
+    /// (`tools/events/event_recorder.go` `makeEvent`: `<regarding name>.<unix nanos in hex>`; it
+    /// reads its clock again for the name, here the name is of the event's own time). No
     /// `generateName`: the API server validates it as a name prefix where only a trailing `-` is
     /// masked, so `<name>.` is refused.
     fn event(
@@ -140,26 +130,20 @@ impl EventRecorder {
         reason: &str,
         note: &str,
         warning: bool,
-        regarding: ObjectReference,
-    ) -> Event {
-        Event {
-            metadata: ObjectMeta {
-                name: Some(event_name(
-                    regarding.name.as_deref().unwrap_or("resizelet"),
-                    std::time::SystemTime::now(),
-                )),
-                namespace: Some(namespace.into()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(micro_now()),
-            action: Some("Resize".into()),
-            reason: Some(reason.into()),
-            note: Some(truncate(note, 1024)),
-            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
-            reporting_controller: Some(REPORTING_CONTROLLER.into()),
-            reporting_instance: Some(self.reporting_instance.clone()),
-            regarding: Some(regarding),
-            ..Event::default()
+        regarding: Regarding,
+    ) -> EventRecord {
+        let time = SystemTime::now();
+        EventRecord {
+            name: event_name(regarding.name(), time),
+            namespace: namespace.into(),
+            time,
+            action: "Resize",
+            reason: reason.into(),
+            note: truncate(note, 1024),
+            warning,
+            reporting_controller: REPORTING_CONTROLLER,
+            reporting_instance: self.reporting_instance.clone(),
+            regarding,
         }
     }
 }
@@ -209,12 +193,13 @@ mod tests {
             "ResizeStarted",
             "n",
             false,
-            ObjectReference {
-                name: Some("web".into()),
-                ..ObjectReference::default()
-            },
+            Regarding::Node { name: "web".into() },
         );
-        assert!(ev.metadata.generate_name.is_none());
+        assert_eq!(
+            ev.name,
+            event_name("web", ev.time),
+            "named after its own time"
+        );
         let long = format!("{}-xyz", "a".repeat(235));
         let name = event_name(&long, t);
         assert_eq!(
@@ -225,6 +210,6 @@ mod tests {
         assert!(name.ends_with("a.187d0c29351e0d15"), "{name}");
         let r = EventRecorder::new(&"n".repeat(253));
         assert_eq!(r.reporting_instance.len(), 128);
-        assert!(ev.metadata.name.unwrap().starts_with("web."));
+        assert!(ev.name.starts_with("web."));
     }
 }

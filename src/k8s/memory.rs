@@ -1,23 +1,27 @@
-//! In-memory [`KubeWriter`] for unit tests of the controller: keeps pods by `namespace/name`,
+//! In-memory [`KubeWriter`] for unit tests of the controller: keeps pods by `namespace/name` as
+//! the API server stores them (tests put and read API `Pod`s, as they would through the API),
 //! enforces the `resourceVersion` precondition (409), applies status patches with the API-server
-//! double's strategic merge patch (merge keys, `$patch: delete`), and records every write.
+//! double's strategic merge patch (merge keys, `$patch: delete`), answers with the pod as
+//! `convert::pod_view` sees it, and records every write.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::events::v1::Event;
 use serde_json::Value;
 
-use super::{KubeWriter, WriteError};
+use super::convert::{pod_view, PodView};
+use super::{EventRecord, KubeWriter, SeriesUpdate, StatusPatch, WriteError};
 
 #[derive(Default)]
 struct State {
     pods: BTreeMap<String, Value>,
     rv: u64,
     status_patches: Vec<(String, Value)>,
-    events: Vec<Event>,
+    events: Vec<EventRecord>,
+    /// Series count by event name.
+    series: BTreeMap<String, i32>,
     faults: VecDeque<WriteError>,
 }
 
@@ -65,8 +69,13 @@ impl MemoryWriter {
         self.state.lock().unwrap().status_patches.clone()
     }
 
-    pub fn events(&self) -> Vec<Event> {
+    pub fn events(&self) -> Vec<EventRecord> {
         self.state.lock().unwrap().events.clone()
+    }
+
+    /// The series count of the event named `name` (`None` before a repeat).
+    pub fn series_count(&self, name: &str) -> Option<i32> {
+        self.state.lock().unwrap().series.get(name).copied()
     }
 
     /// Makes every event create wait until [`MemoryWriter::release_events`].
@@ -95,33 +104,34 @@ fn key_of(v: &Value) -> String {
     format!("{ns}/{name}")
 }
 
+/// The pod `v` as the controller sees it (`None`: a spec `convert::pod_view` refuses).
+fn view_of(v: &Value) -> Option<PodView> {
+    pod_view(&serde_json::from_value(v.clone()).unwrap()).ok()
+}
+
 #[async_trait]
 impl KubeWriter for MemoryWriter {
-    async fn patch_pod_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        patch: &Value,
-    ) -> Result<Pod, WriteError> {
+    async fn patch_pod_status(&self, patch: &StatusPatch) -> Result<Option<PodView>, WriteError> {
         let mut st = self.state.lock().unwrap();
         if let Some(e) = st.faults.pop_front() {
             return Err(e);
         }
-        let key = format!("{namespace}/{name}");
+        let key = format!("{}/{}", patch.namespace, patch.name);
         st.rv += 1;
         let rv = st.rv;
-        st.status_patches.push((key.clone(), patch.clone()));
+        let body = &patch.body;
+        st.status_patches.push((key.clone(), body.clone()));
         let pod = st
             .pods
             .get_mut(&key)
             .ok_or(WriteError::NotFound { what: key.clone() })?;
-        if let Some(want) = patch["metadata"]["resourceVersion"].as_str() {
+        if let Some(want) = body["metadata"]["resourceVersion"].as_str() {
             if pod["metadata"]["resourceVersion"].as_str() != Some(want) {
                 return Err(WriteError::Conflict { what: key });
             }
         }
         // the pods/status subresource takes only `status` from a patch
-        let status_only = serde_json::json!({"status": patch["status"]});
+        let status_only = serde_json::json!({"status": body["status"]});
         *pod = resizelet_double::patch::strategic_merge_patch(pod, &status_only).map_err(|e| {
             WriteError::Api {
                 what: key.clone(),
@@ -130,16 +140,20 @@ impl KubeWriter for MemoryWriter {
             }
         })?;
         pod["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        Ok(serde_json::from_value(pod.clone()).unwrap())
+        Ok(view_of(pod))
     }
 
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod, WriteError> {
-        self.pod(namespace, name).ok_or(WriteError::NotFound {
-            what: format!("{namespace}/{name}"),
-        })
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodView>, WriteError> {
+        let key = format!("{namespace}/{name}");
+        let st = self.state.lock().unwrap();
+        let pod = st
+            .pods
+            .get(&key)
+            .ok_or(WriteError::NotFound { what: key })?;
+        Ok(view_of(pod))
     }
 
-    async fn create_event(&self, _namespace: &str, event: &Event) -> Result<String, WriteError> {
+    async fn create_event(&self, event: &EventRecord) -> Result<String, WriteError> {
         let mut gate = self.hold_events.subscribe();
         if *gate.borrow() {
             use std::sync::atomic::Ordering::SeqCst;
@@ -152,31 +166,17 @@ impl KubeWriter for MemoryWriter {
             return Err(e);
         }
         let name = format!("event-{}", st.events.len());
-        let mut e = event.clone();
-        e.metadata.name = Some(name.clone());
-        st.events.push(e);
+        st.events.push(EventRecord {
+            name: name.clone(),
+            ..event.clone()
+        });
         Ok(name)
     }
 
-    async fn patch_event(
-        &self,
-        _namespace: &str,
-        name: &str,
-        patch: &Value,
-    ) -> Result<(), WriteError> {
+    async fn update_series(&self, series: &SeriesUpdate) -> Result<(), WriteError> {
         let mut st = self.state.lock().unwrap();
-        let count = patch["series"]["count"].as_i64().unwrap_or(0) as i32;
-        if let Some(e) = st
-            .events
-            .iter_mut()
-            .find(|e| e.metadata.name.as_deref() == Some(name))
-        {
-            e.series = Some(k8s_openapi::api::events::v1::EventSeries {
-                count,
-                last_observed_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-                    k8s_openapi::jiff::Timestamp::now(),
-                ),
-            });
+        if st.events.iter().any(|e| e.name == series.name) {
+            st.series.insert(series.name.clone(), series.count);
         }
         Ok(())
     }

@@ -12,10 +12,10 @@ use std::sync::Mutex;
 
 use tracing::{info, warn};
 
-use super::convert::{unusable_status_patch, UnusablePod};
+use super::convert::{now_rfc3339, unusable_status_patch, UnusablePod};
 use super::events::EventRecorder;
 use super::selector::LabelSelector;
-use super::KubeWriter;
+use super::{KubeWriter, StatusPatch};
 use crate::core::pod_status::ResizeEvent;
 
 #[derive(Default)]
@@ -91,10 +91,13 @@ impl UnusablePods {
     /// Writes the condition and the event for `u`; on failure the pod is reported again when
     /// it is next seen.
     pub async fn report(&self, writer: &dyn KubeWriter, events: &EventRecorder, u: UnusablePod) {
-        let (ns, name) = (u.view.spec.namespace.clone(), u.view.spec.name.clone());
         warn!(pod = %u.view.key(), reason = %u.reason, "pod spec unusable: resizes of this pod are refused until it is fixed; its checkpoints are kept");
-        let patch = unusable_status_patch(&u, &now_rfc3339());
-        if let Err(e) = writer.patch_pod_status(&ns, &name, &patch).await {
+        let patch = StatusPatch {
+            namespace: u.view.spec.namespace.clone(),
+            name: u.view.spec.name.clone(),
+            body: unusable_status_patch(&u, &now_rfc3339()),
+        };
+        if let Err(e) = writer.patch_pod_status(&patch).await {
             warn!(pod = %u.view.key(), error = %e, "writing the unusable-spec condition");
             self.forget(&u.view.spec.uid);
             return;
@@ -107,13 +110,6 @@ impl UnusablePods {
         events.emit(writer, &u.view, &event).await;
         info!(pod = %u.view.key(), "reported the unusable spec");
     }
-}
-
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -207,7 +203,7 @@ mod tests {
         );
         let ev = writer.events();
         assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0].reason.as_deref(), Some("ResizeInfeasible"));
-        assert_eq!(ev[0].type_.as_deref(), Some("Warning"));
+        assert_eq!(ev[0].reason, "ResizeInfeasible");
+        assert!(ev[0].warning, "a Warning event");
     }
 }

@@ -77,7 +77,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Resize(p, m) => watch.push_back(w.resize(PODS[p], "500m", MEMORY[m])),
             Op::Deliver => {
                 if let Some(pod) = watch.pop_front() {
-                    c.handle(Input::Pod(watcher::Event::Apply(pod)));
+                    c.handle(pod_input(watcher::Event::Apply(pod)));
                 }
             }
             Op::Echo(p) => watch.push_back(w.pod_object(PODS[p])),
@@ -118,11 +118,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert!(round < 20, "the agent never became idle");
         let writes = w.writer.status_patches().len();
         for pod in watch.drain(..) {
-            c.handle(Input::Pod(watcher::Event::Apply(pod)));
+            c.handle(pod_input(watcher::Event::Apply(pod)));
         }
         c.settle().await;
         for name in PODS {
-            c.handle(Input::Pod(watcher::Event::Apply(w.pod_object(name))));
+            c.handle(pod_input(watcher::Event::Apply(w.pod_object(name))));
         }
         c.settle().await;
         if w.writer.status_patches().len() == writes {

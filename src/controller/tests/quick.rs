@@ -9,45 +9,42 @@ use super::*;
 /// written. Once idle, allocated, actuated and the status must show the last resize.
 async fn quick_resizes(later: &[&str], after: &[&str]) {
     let w = World::new();
-    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
-    w.runtime.hold_updates();
-    let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    let (mut c, writes) = w
+        .held_resize(Duration::from_millis(1), "500m", "300Mi")
+        .await;
     c.dispatch();
     for mem in later {
         let next = w.resize("web", "500m", mem);
-        c.handle(Input::Pod(watcher::Event::Apply(next)));
+        c.handle(pod_input(watcher::Event::Apply(next)));
     }
-    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
     let want = after.last().or(later.last()).unwrap().to_string();
     let after: Vec<String> = after.iter().map(|m| m.to_string()).collect();
-    let w2 = w.clone();
-    let release = tokio::spawn(async move {
-        let seen = until(|| {
-            writer.status_patches().iter().skip(writes).any(|(_, p)| {
-                p["status"]["conditions"]
-                    .to_string()
-                    .contains("PodResizeInProgress")
+    let (seen, stored) = w
+        .settle_beside(&mut c, move |w| async move {
+            let seen = until(|| {
+                w.writer.status_patches().iter().skip(writes).any(|(_, p)| {
+                    p["status"]["conditions"]
+                        .to_string()
+                        .contains("PodResizeInProgress")
+                })
             })
+            .await;
+            let stored: Vec<Pod> = after.iter().map(|m| w.resize("web", "500m", m)).collect();
+            w.runtime.release_updates();
+            (seen, stored)
         })
         .await;
-        let stored: Vec<Pod> = after.iter().map(|m| w2.resize("web", "500m", m)).collect();
-        runtime.release_updates();
-        (seen, stored)
-    });
-    c.settle().await;
-    let (seen, stored) = release.await.unwrap();
     assert!(
         seen,
         "no PodResizeInProgress write while the enactment was held"
     );
     for pod in stored {
-        c.step(Input::Pod(watcher::Event::Apply(pod))).await;
+        c.step(pod_input(watcher::Event::Apply(pod))).await;
     }
     // the watch delivers the echoes of our writes
     for _ in 0..3 {
         let echo = w.pod_object("web");
-        c.step(Input::Pod(watcher::Event::Apply(echo))).await;
+        c.step(pod_input(watcher::Event::Apply(echo))).await;
     }
     let v = w.pod("web");
     let generation = v["metadata"]["generation"].as_i64().unwrap();
@@ -106,12 +103,12 @@ async fn a_conflict_does_not_claim_the_newer_generation() {
     let w = World::new();
     let (mut c, writes) = w.web(None).await;
     let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    c.handle(pod_input(watcher::Event::Apply(first)));
     c.dispatch();
     // stored (not yet seen through the watch) before the pass writes
     let second = w.resize("web", "500m", "400Mi");
     c.settle().await;
-    c.step(Input::Pod(watcher::Event::Apply(second))).await;
+    c.step(pod_input(watcher::Event::Apply(second))).await;
     let claims: Vec<(Option<i64>, Option<String>)> = w.writer.status_patches()[writes..]
         .iter()
         .map(|(_, p)| {
@@ -148,7 +145,7 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
     let (mut c, writes) = w.web(None).await;
     w.writer.hold_events();
     let first = w.resize("web", "500m", "300Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(first)));
+    c.handle(pod_input(watcher::Event::Apply(first)));
     // the API server: once the first resize is written, a second one (its watch event on `rx`)
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let api = w.clone();
@@ -164,7 +161,7 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
     loop {
         c.dispatch();
         tokio::select! {
-            Some(pod) = rx.recv() => c.handle(Input::Pod(watcher::Event::Apply(pod))),
+            Some(pod) = rx.recv() => c.handle(pod_input(watcher::Event::Apply(pod))),
             Some(done) = c.tasks.next(), if !c.tasks.is_empty() => c.apply(done),
             else => break,
         }
@@ -202,21 +199,17 @@ async fn events_do_not_hold_up_the_pods_next_pass() {
 #[tokio::test]
 async fn the_final_write_does_not_wait_for_the_in_progress_events() {
     let w = World::new();
-    let (mut c, writes) = w.web(Some(Duration::from_millis(1))).await;
-    w.runtime.hold_updates();
+    let (mut c, writes) = w.held_resize(Duration::from_millis(1), "1", "256Mi").await;
     w.writer.hold_events();
-    let resized = w.resize("web", "1", "256Mi");
-    c.handle(Input::Pod(watcher::Event::Apply(resized)));
-    let (writer, runtime) = (w.writer.clone(), w.runtime.clone());
-    let script = tokio::spawn(async move {
-        let in_progress = until(|| writer.status_patches().len() == writes + 1).await;
-        runtime.release_updates();
-        let done = until(|| writer.status_patches().len() == writes + 2).await;
-        writer.release_events();
-        (in_progress, done)
-    });
-    c.settle().await;
-    let (in_progress, done) = script.await.unwrap();
+    let (in_progress, done) = w
+        .settle_beside(&mut c, move |w| async move {
+            let in_progress = until(|| w.writer.status_patches().len() == writes + 1).await;
+            w.runtime.release_updates();
+            let done = until(|| w.writer.status_patches().len() == writes + 2).await;
+            w.writer.release_events();
+            (in_progress, done)
+        })
+        .await;
     assert!(in_progress, "no in-progress write");
     assert!(done, "the final write waited for the ResizeStarted event");
     assert_eq!(reasons(&w.writer), ["ResizeStarted", "ResizeCompleted"]);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::k8s::{EventRecord, Regarding, SeriesUpdate};
 use crate::testing::{list, reqs};
 
 fn api_pod() -> Pod {
@@ -160,7 +161,16 @@ fn status_patch_writes_the_full_atomic_list_and_keyed_conditions() {
         legacy_resize: true,
         now: "2026-11-25T10:00:00Z",
     };
-    let patch = status_patch(&v, &intent).unwrap();
+    let StatusPatch {
+        namespace,
+        name,
+        body: patch,
+    } = status_patch(&v, &intent).unwrap();
+    assert_eq!(
+        (namespace.as_str(), name.as_str()),
+        ("ns", "web"),
+        "addressed"
+    );
     assert_eq!(patch["metadata"]["resourceVersion"], "42");
     let s = &patch["status"];
     let app = &s["containerStatuses"][0];
@@ -230,7 +240,8 @@ fn semantically_equal_quantities_are_not_rewritten() {
             now: "t",
         },
     )
-    .unwrap();
+    .unwrap()
+    .body;
     let app = &patch["status"]["containerStatuses"][0];
     assert_eq!(
         app["allocatedResources"],
@@ -259,4 +270,133 @@ fn a_1_32_pod_without_generation_gets_no_observed_generation() {
         now: "t",
     };
     assert_eq!(status_patch(&v, &intent), None);
+}
+
+#[test]
+fn watch_events_become_inputs_at_the_edge() {
+    assert!(matches!(
+        pod_input(watcher::Event::Apply(api_pod())),
+        Some(Input::Pod(PodEvent::Applied(WatchedPod::Usable(v)))) if v.key() == "ns/web"
+    ));
+    assert!(matches!(
+        pod_input(watcher::Event::InitApply(api_pod())),
+        Some(Input::Pod(PodEvent::Listed(WatchedPod::Usable(_))))
+    ));
+    assert!(matches!(
+        pod_input(watcher::Event::Init),
+        Some(Input::Pod(PodEvent::RelistStarted))
+    ));
+    assert!(matches!(
+        pod_input(watcher::Event::InitDone),
+        Some(Input::Pod(PodEvent::RelistDone))
+    ));
+    let Some(Input::Pod(PodEvent::Deleted { uid })) = pod_input(watcher::Event::Delete(api_pod()))
+    else {
+        panic!("a delete")
+    };
+    assert_eq!(uid, "u1");
+    let mut anonymous = api_pod();
+    anonymous.metadata.uid = None;
+    assert!(pod_input(watcher::Event::Delete(anonymous)).is_none());
+    // a refused spec keeps its error and what can be reported of the pod
+    let bad = with_app_quantity(|r| &mut r.requests, "-1");
+    let Some(Input::Pod(PodEvent::Applied(WatchedPod::Refused { error, unusable }))) =
+        pod_input(watcher::Event::Apply(bad))
+    else {
+        panic!("refused")
+    };
+    assert_eq!(unusable.unwrap().reason, error.to_string());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"},
+        "status": {"allocatable": {"cpu": "2"}}}))
+    .unwrap();
+    let Some(Input::Node(view)) = node_input(watcher::Event::Apply(node.clone())) else {
+        panic!("the node")
+    };
+    assert_eq!(view.allocatable, list("cpu=2"));
+    assert!(node_input(watcher::Event::InitApply(node.clone())).is_some());
+    assert!(node_input(watcher::Event::Delete(node)).is_none());
+    assert!(node_input(watcher::Event::InitDone).is_none());
+}
+
+#[test]
+fn events_map_to_events_k8s_io_v1() {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_580_000_123_456);
+    let record = EventRecord {
+        name: "web.187d0c29351e0d15".into(),
+        namespace: "ns".into(),
+        time: t,
+        action: "Resize",
+        reason: "ResizeInfeasible".into(),
+        note: "too big".into(),
+        warning: true,
+        reporting_controller: "resizelet.dev/resizelet",
+        reporting_instance: "resizelet-n1".into(),
+        regarding: Regarding::Pod {
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "u1".into(),
+            resource_version: "42".into(),
+        },
+    };
+    let v = serde_json::to_value(event_object(&record)).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "web.187d0c29351e0d15", "namespace": "ns"},
+            "eventTime": "2025-12-01T09:06:40.123456Z",
+            "action": "Resize", "reason": "ResizeInfeasible", "note": "too big",
+            "type": "Warning",
+            "reportingController": "resizelet.dev/resizelet", "reportingInstance": "resizelet-n1",
+            "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": "ns", "name": "web",
+                          "uid": "u1", "resourceVersion": "42"}
+        }),
+        "no generateName, no series"
+    );
+    let normal = event_object(&EventRecord {
+        warning: false,
+        regarding: Regarding::Node { name: "n1".into() },
+        ..record
+    });
+    assert_eq!(normal.type_.as_deref(), Some("Normal"));
+    assert_eq!(
+        serde_json::to_value(normal.regarding).unwrap(),
+        json!({"apiVersion": "v1", "kind": "Node", "name": "n1"}),
+        "a node has no namespace, uid or resourceVersion"
+    );
+    let series = series_patch(&SeriesUpdate {
+        namespace: "ns".into(),
+        name: "web.1".into(),
+        count: 3,
+        last_observed: t,
+    });
+    assert_eq!(
+        series,
+        json!({"series": {"count": 3, "lastObservedTime": "2025-12-01T09:06:40.123456Z"}})
+    );
+}
+
+#[test]
+fn api_times() {
+    assert_eq!(unix_millis("2026-01-01T00:00:00Z"), Some(1_767_225_600_000));
+    assert_eq!(unix_millis("yesterday"), None);
+    let now = now_rfc3339();
+    assert!(unix_millis(&now).is_some(), "{now}");
+    assert!(!now.contains('.'), "whole seconds: {now}");
+}
+
+/// Decision 6's evidence is the kubelet owning a `PodResize*` condition, nothing else.
+#[test]
+fn a_gate_off_kubelet_owning_container_statuses_is_no_evidence() {
+    let meta: ObjectMeta = serde_json::from_value(json!({"managedFields": [{
+            "manager": "kubelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:containerStatuses": {}, "f:conditions": {
+                "k:{\"type\":\"Ready\"}": {}}}}}, {
+            "manager": "resizelet", "operation": "Update", "subresource": "status",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {
+                "k:{\"type\":\"PodResizePending\"}": {}}}}}]}))
+    .unwrap();
+    assert!(kubelet_resize_conditions(&meta).is_empty());
 }
