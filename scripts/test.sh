@@ -3,6 +3,7 @@
 # runs the whole test suite against it. Needs root (containerd, runc, cgroups).
 #
 #   scripts/test.sh [cargo test arguments...]     e.g. scripts/test.sh -- --nocapture
+#   scripts/test.sh --test containerd_cri          one test binary (target selections narrow the run)
 #
 # Always stops containerd, removes its directory and the test pods' leftover cgroups, also when
 # tests fail. Exit status = cargo test's (or the failing setup step's).
@@ -29,6 +30,20 @@ cargo_flags=()
 if [[ "${CI:-}" == "true" ]]; then
   cargo_flags+=(--locked)
 fi
+
+# The whole workspace by default. Target selections before `--` (`--test NAME`, `--lib`, `-p X`…)
+# replace it: cargo adds them to `--all-targets` rather than narrowing it.
+targets=(--workspace --all-targets)
+for arg in "$@"; do
+  [[ "$arg" == "--" ]] && break
+  case "$arg" in
+    --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --benches | --bench | --bench=* | \
+      --examples | --example | --example=* | --doc | -p | --package | --package=*)
+      targets=()
+      break
+      ;;
+  esac
+done
 
 # Directories under kubepods that exist before the run are not ours (e.g. a real kubelet's).
 cgroup_snapshot="$(mktemp /tmp/resizelet-cgroups.XXXXXX)"
@@ -71,8 +86,8 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
-log "building (cargo build --workspace --all-targets)"
-cargo build --workspace --all-targets "${cargo_flags[@]}"
+log "building (cargo test --no-run${targets[*]:+ ${targets[*]}} $*)"
+cargo test --no-run "${targets[@]}" "${cargo_flags[@]}" "$@"
 
 dir="$(mktemp -d /tmp/resizelet-ctrd.XXXXXX)"
 scripts/containerd.sh start "$dir"
@@ -81,6 +96,6 @@ log "containerd ready at $RESIZELET_TEST_CRI_ENDPOINT, image $RESIZELET_TEST_IMA
 
 rc=0
 # --no-fail-fast: report every failing test binary, not just the first.
-cargo test --workspace --all-targets --no-fail-fast "${cargo_flags[@]}" "$@" || rc=$?
+cargo test "${targets[@]}" --no-fail-fast "${cargo_flags[@]}" "$@" || rc=$?
 log "cargo test exit status $rc after $((SECONDS - started))s"
 exit "$rc"

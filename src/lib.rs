@@ -14,6 +14,8 @@ pub mod core;
 pub mod cri;
 pub mod engine;
 pub mod executor;
+#[cfg(test)]
+mod graph;
 pub mod host;
 pub mod k8s;
 pub mod kubelet_config;

@@ -47,6 +47,8 @@ pub struct Outcome {
     pub webhook_failures: u64,
     /// `/metrics` of the webhook binary at the end (empty without the webhook).
     pub webhook_metrics: String,
+    /// How long each phase of the scenario took (where a run's time goes).
+    pub phases: Vec<(String, Duration)>,
 }
 
 /// What the outcome means per pod and minute, and the latency quantiles.
@@ -169,7 +171,25 @@ pub async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Resizes `p` to `next` like a client: whether the first `/resize` was refused for missing
+/// resize fields; a refused one is retried until the fields are back (a busy node under the war
+/// can take longer than the harness's 20 s for one pod).
+async fn resize(cluster: &Cluster, p: &TestPod, next: &[TestContainer]) -> bool {
+    let refusal = |e: &str| e.contains("without support for resize");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut refused = false;
+    loop {
+        match cluster.resize_once(p, next).await {
+            Ok(_) => return refused,
+            Err(e) if refusal(&e) && Instant::now() < deadline => refused = true,
+            Err(e) => panic!("resize of {}: {e}", p.name),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await
+    }
+}
+
 pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
+    let mut phases = Phases::default();
     let cluster = Cluster::start("64", "256Gi").await;
     let dir = tempfile::tempdir().unwrap();
     let webhook = if with_webhook {
@@ -179,6 +199,7 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
     } else {
         None
     };
+    phases.end("cluster and webhook");
     let kubelet = cluster.api.start_gate_off_kubelet(NODE, s.period);
     let _agent = Agent::start(&cluster, &dir.path().join("state"));
     // every stored pod change, and when the last one happened
@@ -200,10 +221,11 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
         .collect();
     let running: Vec<RunningPod> = futures::stream::iter(pods.clone())
         .map(|p| start_pod(&cluster, &kubelet, p))
-        .buffer_unordered(4)
+        .buffer_unordered(8)
         .collect()
         .await;
     let pods: Vec<TestPod> = running.iter().map(|r| r.pod.clone()).collect();
+    phases.end("pods started");
     // each pod once seen with its fields (without the webhook they are erased again and again)
     let mut ready = std::collections::BTreeSet::new();
     until("every pod's resize fields", Duration::from_secs(60), || {
@@ -215,38 +237,16 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
         ready.len() == pods.len()
     })
     .await;
+    phases.end("resize fields");
 
     let mut out = Outcome::default();
     for round in 1..=s.rounds as i64 {
         // all at once; a refusal is counted, then retried once the fields are back
         let next = [container(round)];
-        let results =
-            futures::future::join_all(pods.iter().map(|p| cluster.resize_once(p, &next))).await;
+        let refused = futures::future::join_all(pods.iter().map(|p| resize(&cluster, p, &next)));
         out.resizes += pods.len() as u64;
-        for (p, r) in pods.iter().zip(results) {
-            match r {
-                Ok(_) => {}
-                Err(e) if e.contains("without support for resize") => {
-                    out.refusals += 1;
-                    // retried (like a client) until the fields are back; a busy node under the
-                    // war can take longer than the harness's 20 s for one pod
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    loop {
-                        match cluster.resize_once(p, &next).await {
-                            Ok(_) => break,
-                            Err(e)
-                                if e.contains("without support for resize")
-                                    && Instant::now() < deadline =>
-                            {
-                                tokio::time::sleep(Duration::from_millis(20)).await
-                            }
-                            Err(e) => panic!("resize of {}: {e}", p.name),
-                        }
-                    }
-                }
-                Err(e) => panic!("resize of {}: {e}", p.name),
-            }
-        }
+        out.refusals += refused.await.into_iter().filter(|r| *r).count() as u64;
+        phases.end(&format!("round {round} resized"));
         // each pod once seen done (without the webhook the kubelet keeps erasing the fields, so
         // all of them are rarely complete at the same instant)
         let mut done = std::collections::BTreeSet::new();
@@ -263,6 +263,7 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
             },
         )
         .await;
+        phases.end(&format!("round {round} done"));
     }
 
     // at rest: nothing left to do (with the webhook, no stored pod write for three periods)
@@ -272,6 +273,7 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
             || (!with_webhook && settle.elapsed() >= s.period * 3)
     })
     .await;
+    phases.end("quiet");
     let (a0, k0, w0) = (
         cluster.api.stats(),
         kubelet.stats(),
@@ -283,6 +285,7 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
         kubelet.stats(),
         pod_writes.load(Ordering::Relaxed),
     );
+    phases.end("rest");
     out.agent_patches_at_rest = a1.pod_status_patches - a0.pod_status_patches;
     out.stored_pod_writes_at_rest = w1 - w0;
     out.kubelet_patches_at_rest = k1.patches_sent - k0.patches_sent;
@@ -297,10 +300,34 @@ pub async fn scenario(with_webhook: bool, s: &Scale) -> Outcome {
     assert!(pods.iter().all(|p| resize_fields_present(&cluster.pod(p))) || !with_webhook);
     counter.abort();
     drop(webhook);
-    for r in running {
-        r.teardown().await.expect("teardown");
-    }
+    futures::stream::iter(running)
+        .for_each_concurrent(8, |r| async { r.teardown().await.expect("teardown") })
+        .await;
+    phases.end("teardown");
+    out.phases = phases.done;
     out
+}
+
+/// The phases of a scenario as they end.
+struct Phases {
+    since: Instant,
+    done: Vec<(String, Duration)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            since: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    fn end(&mut self, name: &str) {
+        self.done.push((name.to_string(), self.since.elapsed()));
+        self.since = Instant::now();
+    }
 }
 
 /// One line: the scenario's numbers.
@@ -325,6 +352,12 @@ pub fn report(name: &str, o: &mut Outcome, s: &Scale) -> Summary {
         m.server_p99,
         o.webhook_failures,
     );
+    let phases: Vec<String> = o
+        .phases
+        .iter()
+        .map(|(n, d)| format!("{n} {d:.1?}"))
+        .collect();
+    eprintln!("webhook e2e [{name}] phases: {}", phases.join(", "));
     m
 }
 
