@@ -68,11 +68,11 @@ pub fn cgroup_problems(dirs: &[std::path::PathBuf]) -> Vec<String> {
     dirs.iter()
         .filter_map(|d| match std::fs::metadata(d) {
             Err(e) => Some(format!(
-                "cgroup hierarchy {} is missing ({e}): check --cgroup-root",
+                "cgroup hierarchy {} is missing ({e}): check --cgroup-mount",
                 d.display()
             )),
             Ok(m) if !m.is_dir() => Some(format!(
-                "cgroup hierarchy {} is not a directory: check --cgroup-root",
+                "cgroup hierarchy {} is not a directory: check --cgroup-mount",
                 d.display()
             )),
             Ok(_) => access(d.as_path(), AccessFlags::W_OK).err().map(|e| {
