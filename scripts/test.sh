@@ -34,14 +34,15 @@ fi
 # The whole workspace by default. Target selections before `--` (`--test NAME`, `--lib`, `-p X`…)
 # replace it: cargo adds them to `--all-targets` rather than narrowing it.
 targets=(--workspace --all-targets)
+doc_only=0
 for arg in "$@"; do
   [[ "$arg" == "--" ]] && break
   case "$arg" in
     --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --benches | --bench | --bench=* | \
-      --examples | --example | --example=* | --doc | -p | --package | --package=*)
+      --examples | --example | --example=* | --doc | -p | -p?* | --package | --package=*)
       targets=()
-      break
-      ;;
+      ;;&
+    --doc) doc_only=1 ;;
   esac
 done
 
@@ -87,7 +88,8 @@ trap cleanup EXIT
 
 started=$SECONDS
 log "building (cargo test --no-run${targets[*]:+ ${targets[*]}} $*)"
-cargo test --no-run "${targets[@]}" "${cargo_flags[@]}" "$@"
+# (doc tests cannot be built without running them: `cargo test --doc` builds its own)
+((doc_only)) || cargo test --no-run "${targets[@]}" "${cargo_flags[@]}" "$@"
 
 dir="$(mktemp -d /tmp/resizelet-ctrd.XXXXXX)"
 scripts/containerd.sh start "$dir"
