@@ -1,6 +1,6 @@
 //! The module graph is one-way, at two levels: the crate's top modules (`crate::x` edges) and
 //! the core's modules (`super::x` / `crate::core::x` edges). An edge is a reference in a module's
-//! non-test code (everything before its first `#[cfg(test)]`, comments skipped); a module that
+//! non-test code (its `#[cfg(test)]` items and comment lines skipped); a module that
 //! reaches itself fails the test with the graph. `main.rs` and `lib.rs` are the roots, not nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,12 +27,37 @@ fn code(path: &Path) -> String {
         return String::new();
     }
     let text = std::fs::read_to_string(path).unwrap();
-    let before_tests = text.split("#[cfg(test)]").next().unwrap_or_default();
-    before_tests
-        .lines()
+    without_tests(&text)
         .filter(|l| !l.trim_start().starts_with("//"))
         .map(|l| l.to_string() + "\n")
         .collect()
+}
+
+/// The lines of `text` without its `#[cfg(test)]` items: the item after the attribute ends at its
+/// `;` line (`mod tests;`) or at the closing brace indented like the attribute.
+fn without_tests(text: &str) -> impl Iterator<Item = &str> {
+    let mut skip_until: Option<String> = None;
+    let mut after_attr: Option<String> = None;
+    text.lines().filter(move |line| {
+        if let Some(close) = &skip_until {
+            if line.trim_end() == close {
+                skip_until = None;
+            }
+            return false;
+        }
+        if let Some(indent) = after_attr.take() {
+            if !line.trim_end().ends_with(';') {
+                skip_until = Some(indent + "}");
+            }
+            return false;
+        }
+        if line.trim() == "#[cfg(test)]" {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            after_attr = Some(indent.to_string());
+            return false;
+        }
+        true
+    })
 }
 
 /// The modules of `dir` (its `.rs` files and subdirectories, without `skip`) and the ones each
@@ -103,5 +128,16 @@ fn the_crate_is_a_one_way_graph() {
         "directories are scanned"
     );
     assert!(!edges["core"].contains("executor"), "comments are no edges");
+    assert!(
+        edges["config"].contains("core"),
+        "code after a `#[cfg(test)] mod tests;` is scanned"
+    );
     assert_one_way("crate", &edges);
+}
+
+#[test]
+fn test_items_are_skipped_and_code_after_them_kept() {
+    let text = "use crate::a;\n#[cfg(test)]\nmod tests;\nuse crate::b;\n#[cfg(test)]\nmod t {\n    use crate::c;\n    fn f() {\n    }\n}\nuse crate::d;\n";
+    let kept: Vec<&str> = without_tests(text).collect();
+    assert_eq!(kept, ["use crate::a;", "use crate::b;", "use crate::d;"]);
 }

@@ -103,6 +103,18 @@ macro_rules! names {
     };
 }
 
+/// resizelet's own explicit settings for the facts the kubelet's file also holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explicit {
+    pub cgroup_driver: Option<CgroupDriver>,
+    pub kubelet_cgroup_root: Option<String>,
+    pub swap_behavior: Option<NodeSwapBehavior>,
+}
+
+/// Where kubeadm (and most installers) put the kubelet's configuration file: looked for when
+/// `--kubelet-config` is not set.
+pub const DEFAULT_KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+
 names!(
     /// The kubelet's cgroup driver, as named in flags and files.
     DriverName => CgroupDriver { Cgroupfs = "cgroupfs", Systemd = "systemd" }
@@ -117,7 +129,7 @@ names!(
 pub enum KubeletConfigPath {
     /// `kubelet-config` names a file: it must be readable.
     Given(PathBuf),
-    /// Not set: [`crate::kubelet_config::DEFAULT_PATH`] if it exists.
+    /// Not set: [`DEFAULT_KUBELET_CONFIG`] if it exists.
     Discover,
     /// `kubelet-config = ""`: none.
     Off,
@@ -186,7 +198,7 @@ pub struct Settings {
     pub legacy_resize_status: LegacyMode,
     pub in_progress_threshold: Duration,
     /// Pods whose status resizelet writes (default: every pod on the node).
-    pub pod_selector: crate::k8s::selector::LabelSelector,
+    pub pod_selector: crate::core::selector::LabelSelector,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -245,7 +257,7 @@ pub struct HostSettings {
     pub cgroup_mount: PathBuf,
     pub kubelet_config: KubeletConfigPath,
     /// Explicit settings of node facts the kubelet's file also holds (`None`: from the file).
-    pub explicit: crate::kubelet_config::Explicit,
+    pub explicit: Explicit,
     pub cri_timeout: Duration,
     /// Deprecated keys that were used, as warnings.
     pub deprecations: Vec<String>,
@@ -270,7 +282,7 @@ pub fn resolve_host(layer: &Layer) -> Result<HostSettings, ConfigError> {
         container_runtime_endpoint: all.container_runtime_endpoint.unwrap_or_default(),
         cgroup_mount,
         kubelet_config,
-        explicit: crate::kubelet_config::Explicit {
+        explicit: Explicit {
             cgroup_driver: all.cgroup_driver.map(Into::into),
             kubelet_cgroup_root: all.kubelet_cgroup_root,
             swap_behavior: all.swap_behavior.map(Into::into),
@@ -359,7 +371,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         )
     })?;
     let selector = layer.pod_selector.unwrap_or_default();
-    let pod_selector = crate::k8s::selector::LabelSelector::parse(&selector)
+    let pod_selector = crate::core::selector::LabelSelector::parse(&selector)
         .map_err(|e| invalid("pod-selector", &selector, e.to_string()))?;
     let log_level = layer.log_level.unwrap_or_default();
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
@@ -373,7 +385,7 @@ pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
         ));
     }
     if let Some(root) = &layer.kubelet_cgroup_root {
-        if let Err(reason) = crate::kubelet_config::cgroup_root_parts(root) {
+        if let Err(reason) = crate::core::node::cgroup_root_parts(root) {
             return Err(invalid("kubelet-cgroup-root", root, reason));
         }
     }
@@ -416,10 +428,9 @@ pub fn describe(s: &Settings) -> String {
         format!("cgroup-mount = {}", q(&s.host.cgroup_mount.display())),
         match &s.host.kubelet_config {
             KubeletConfigPath::Given(p) => format!("kubelet-config = {}", q(&p.display())),
-            KubeletConfigPath::Discover => format!(
-                "# kubelet-config: {} if it exists",
-                crate::kubelet_config::DEFAULT_PATH
-            ),
+            KubeletConfigPath::Discover => {
+                format!("# kubelet-config: {} if it exists", DEFAULT_KUBELET_CONFIG)
+            }
             KubeletConfigPath::Off => "kubelet-config = \"\"".into(),
         },
         or_kubelet(

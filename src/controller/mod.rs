@@ -76,7 +76,7 @@ pub struct ControllerOptions {
     /// Test hook: abort the process right after plan step N of an enactment was applied.
     pub crash_after_step: Option<usize>,
     /// Only pods it selects get status writes (`--pod-selector`; default every pod).
-    pub pod_selector: crate::k8s::selector::LabelSelector,
+    pub pod_selector: crate::core::selector::LabelSelector,
 }
 
 impl ControllerOptions {

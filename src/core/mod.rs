@@ -13,6 +13,7 @@ pub mod queue;
 pub mod resources;
 pub mod runtime;
 pub mod seed;
+pub mod selector;
 pub mod state;
 pub mod status;
 pub mod validate;

@@ -84,3 +84,17 @@ impl Default for NodeConfig {
         }
     }
 }
+
+/// `cgroupRoot` as the kubelet's `ParseCgroupfsToCgroupName` splits it: `/` → no parts,
+/// `/custom/pods` → `["custom", "pods"]`. `.` and `..` parts are refused.
+pub fn cgroup_root_parts(root: &str) -> Result<Vec<String>, &'static str> {
+    let parts: Vec<String> = root
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if parts.iter().any(|p| p == "." || p == "..") {
+        return Err("must not contain \".\" or \"..\" components");
+    }
+    Ok(parts)
+}

@@ -9,7 +9,6 @@ pub mod convert;
 pub mod events;
 #[cfg(test)]
 pub mod memory;
-pub mod selector;
 pub mod unusable;
 
 use std::time::SystemTime;

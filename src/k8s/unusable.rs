@@ -14,9 +14,9 @@ use tracing::{info, warn};
 
 use super::convert::{now_rfc3339, unusable_status_patch, UnusablePod};
 use super::events::EventRecorder;
-use super::selector::LabelSelector;
 use super::{KubeWriter, StatusPatch};
 use crate::core::pod_status::ResizeEvent;
+use crate::core::selector::LabelSelector;
 
 #[derive(Default)]
 struct State {

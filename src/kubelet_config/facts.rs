@@ -50,13 +50,7 @@ pub struct Fact<T> {
     pub source: Source,
 }
 
-/// resizelet's own explicit settings for the facts the kubelet's file also holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Explicit {
-    pub cgroup_driver: Option<CgroupDriver>,
-    pub kubelet_cgroup_root: Option<String>,
-    pub swap_behavior: Option<NodeSwapBehavior>,
-}
+pub use crate::config::Explicit;
 
 /// Every node fact resizelet uses, with its source.
 #[derive(Debug, Clone, PartialEq, Eq)]

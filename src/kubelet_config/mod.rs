@@ -34,8 +34,8 @@ use crate::core::node::{CgroupDriver, NodeSwapBehavior};
 use crate::core::quantity::Quantity;
 use crate::core::resources::ResourceList;
 
-/// Where kubeadm (and most installers) put the kubelet's configuration file.
-pub const DEFAULT_PATH: &str = "/var/lib/kubelet/config.yaml";
+pub use crate::config::DEFAULT_KUBELET_CONFIG as DEFAULT_PATH;
+pub use crate::core::node::cgroup_root_parts;
 /// A kubelet configuration is a few KiB; anything bigger is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
@@ -415,18 +415,4 @@ impl ResizeGate {
             _ => None,
         }
     }
-}
-
-/// `cgroupRoot` as the kubelet's `ParseCgroupfsToCgroupName` splits it: `/` → no parts,
-/// `/custom/pods` → `["custom", "pods"]`. `.` and `..` parts are refused.
-pub fn cgroup_root_parts(root: &str) -> Result<Vec<String>, &'static str> {
-    let parts: Vec<String> = root
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    if parts.iter().any(|p| p == "." || p == "..") {
-        return Err("must not contain \".\" or \"..\" components");
-    }
-    Ok(parts)
 }

@@ -218,7 +218,7 @@ async fn pods_outside_the_pod_selector_are_never_written() {
     let selected = w.start(&selected);
     let other = w.start(&api_pod("other", "u2", 1, "500m", "256Mi"));
     let mut opts = ControllerOptions::new("n1");
-    opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+    opts.pod_selector = crate::core::selector::LabelSelector::parse("resize=on").unwrap();
     let mut c = w.controller_with(opts);
     sync_all(&mut c, vec![selected, other]).await;
     assert!(!w.pod("web")["status"]["containerStatuses"][0]["resources"].is_null());
@@ -241,7 +241,7 @@ async fn unusable_pods_outside_the_pod_selector_are_never_written() {
         }
         let pod = w.writer.put_pod(&pod);
         let mut opts = ControllerOptions::new("n1");
-        opts.pod_selector = crate::k8s::selector::LabelSelector::parse("resize=on").unwrap();
+        opts.pod_selector = crate::core::selector::LabelSelector::parse("resize=on").unwrap();
         let mut c = w.controller_with(opts);
         sync_all(&mut c, vec![pod.clone()]).await;
         c.step(pod_input(watcher::Event::Apply(pod))).await;
