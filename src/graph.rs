@@ -33,8 +33,9 @@ fn code(path: &Path) -> String {
         .collect()
 }
 
-/// The lines of `text` without its `#[cfg(test)]` items: the item after the attribute ends at its
-/// `;` line (`mod tests;`) or at the closing brace indented like the attribute.
+/// The lines of `text` without its `#[cfg(test)]` items: the item after the attribute is its next
+/// line when that line's braces balance (`mod tests;`, `fn f() {}`), else it ends at the closing
+/// brace indented like the attribute.
 fn without_tests(text: &str) -> impl Iterator<Item = &str> {
     let mut skip_until: Option<String> = None;
     let mut after_attr: Option<String> = None;
@@ -46,7 +47,9 @@ fn without_tests(text: &str) -> impl Iterator<Item = &str> {
             return false;
         }
         if let Some(indent) = after_attr.take() {
-            if !line.trim_end().ends_with(';') {
+            // an item on one line (`mod tests;`, `fn f() {}`) ends with it
+            let one_line = line.matches('{').count() == line.matches('}').count();
+            if !one_line {
                 skip_until = Some(indent + "}");
             }
             return false;
@@ -137,7 +140,16 @@ fn the_crate_is_a_one_way_graph() {
 
 #[test]
 fn test_items_are_skipped_and_code_after_them_kept() {
-    let text = "use crate::a;\n#[cfg(test)]\nmod tests;\nuse crate::b;\n#[cfg(test)]\nmod t {\n    use crate::c;\n    fn f() {\n    }\n}\nuse crate::d;\n";
+    let text = "use crate::a;\n#[cfg(test)]\nmod tests;\nuse crate::b;\n#[cfg(test)]\nmod t {\n    use crate::c;\n    fn f() {\n    }\n}\nuse crate::d;\n#[cfg(test)]\nfn g() {}\nuse crate::e;\n}\n";
     let kept: Vec<&str> = without_tests(text).collect();
-    assert_eq!(kept, ["use crate::a;", "use crate::b;", "use crate::d;"]);
+    assert_eq!(
+        kept,
+        [
+            "use crate::a;",
+            "use crate::b;",
+            "use crate::d;",
+            "use crate::e;",
+            "}"
+        ]
+    );
 }
